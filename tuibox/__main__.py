@@ -1,0 +1,3 @@
+from tuibox.cli import main
+
+raise SystemExit(main())

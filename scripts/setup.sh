@@ -1,0 +1,25 @@
+#!/bin/sh
+# Idempotent set-up for a Debian 12 machine, as root: system packages, then the venv.
+set -eu
+cd "$(dirname "$0")/.."
+
+PACKAGES="python3 python3-venv busybox-static runc crun iproute2 nftables iptables tmux hyperfine"
+missing=""
+for p in $PACKAGES; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+if [ -n "$missing" ]; then
+  echo "setup: installing$missing"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null
+fi
+
+# Debian's own python3: its start-up is measured in bench/ and it is what a user has.
+if [ ! -x .venv/bin/python ]; then
+  /usr/bin/python3 -m venv .venv
+fi
+if ! .venv/bin/python -c 'import tuibox, textual, pyroute2, pytest' 2>/dev/null \
+   || [ pyproject.toml -nt .venv/.installed ]; then
+  .venv/bin/pip install -q --disable-pip-version-check -e '.[test]'
+  touch .venv/.installed
+fi

@@ -1,0 +1,129 @@
+"""The `tuibox` command: global options, then one verb dispatched to its module.
+
+Only the chosen verb's module is imported, and none of them imports textual; pyroute2 is
+imported only by the network code, only when a box asks for a network.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+# verb -> (module, one-line help). Aliases point at the same module.
+VERBS: dict[str, tuple[str, str]] = {
+    "create": ("lifecycle", "create a box from a bundle; its program waits for start"),
+    "start": ("lifecycle", "start the program of a created box"),
+    "run": ("lifecycle", "create and start a box (foreground unless -d)"),
+    "kill": ("lifecycle", "send a signal to a box's init (or its processes)"),
+    "stop": ("lifecycle", "SIGTERM a box, then SIGKILL after a timeout"),
+    "destroy": ("lifecycle", "remove a box and everything it left (alias: delete, rm)"),
+    "state": ("lifecycle", "print a box's OCI state JSON"),
+    "list": ("lifecycle", "list boxes (alias: ls)"),
+    "logs": ("lifecycle", "print the output of a detached box"),
+    "spec": ("lifecycle", "write a starter config.json"),
+}
+ALIASES = {"delete": "destroy", "rm": "destroy", "ls": "list"}
+
+GLOBAL_HELP = """usage: tuibox [--root DIR] [--data-root DIR] VERB [OPTIONS] [ARGS]
+
+With no verb, tuibox opens the TUI.
+
+global options:
+  --root DIR        state root (default /run/tuibox, env TUIBOX_ROOT)
+  --data-root DIR   image store (default /var/lib/tuibox, env TUIBOX_DATA)
+  --log FILE        accepted for runc compatibility
+  --version         print the version
+
+verbs:
+"""
+
+
+class Globals:
+    def __init__(self) -> None:
+        self.root: str | None = os.environ.get("TUIBOX_ROOT") or None
+        self.data_root: str | None = os.environ.get("TUIBOX_DATA") or None
+        self.log: str | None = None
+
+
+def fail(message: str, code: int = 125) -> int:
+    sys.stderr.write(f"tuibox: error: {message}\n")
+    return code
+
+
+def warn(message: str) -> None:
+    sys.stderr.write(f"tuibox: warning: {message}\n")
+
+
+def _usage() -> str:
+    lines = [GLOBAL_HELP]
+    for verb, (_, text) in VERBS.items():
+        lines.append(f"  {verb:<10} {text}\n")
+    return "".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    words = list(sys.argv[1:] if argv is None else argv)
+    g = Globals()
+    while words and words[0].startswith("-"):
+        w = words.pop(0)
+        name, eq, value = w.partition("=")
+        if name in ("--root", "--data-root", "--log", "--log-format"):
+            if not eq:
+                if not words:
+                    return fail(f"option {name} needs a value")
+                value = words.pop(0)
+            if name == "--root":
+                g.root = value
+            elif name == "--data-root":
+                g.data_root = value
+            elif name == "--log":
+                g.log = value
+        elif name in ("--debug", "--systemd-cgroup"):
+            continue
+        elif name in ("-h", "--help"):
+            sys.stdout.write(_usage())
+            return 0
+        elif name in ("-v", "--version"):
+            from tuibox import __version__
+
+            sys.stdout.write(f"tuibox version {__version__}\nspec: 1.0.2\n")
+            return 0
+        else:
+            return fail(f"unknown global option {name} (see 'tuibox --help')", 2)
+    if not words:
+        return _tui(g)
+    verb = ALIASES.get(words[0], words[0])
+    entry = VERBS.get(verb)
+    if entry is None:
+        return fail(f"unknown command {words[0]!r} (see 'tuibox --help')", 2)
+    import importlib
+
+    module = importlib.import_module(f"tuibox.cli.{entry[0]}")
+    from tuibox.cli.args import HelpRequested, UsageError
+    from tuibox.runtime.errors import TuiboxError
+
+    try:
+        code: int = module.dispatch(verb, words[1:], g)
+        return code
+    except HelpRequested as h:
+        sys.stdout.write(h.text + "\n")
+        return 0
+    except UsageError as e:
+        return fail(str(e), 2)
+    except TuiboxError as e:
+        return fail(str(e), e.exit_code)
+    except KeyboardInterrupt:
+        return fail("interrupted", 130)
+    except OSError as e:
+        # Anything the runtime did not foresee still gets one line, never a traceback.
+        where = f": {e.filename}" if e.filename else ""
+        return fail(f"{(e.strerror or str(e)).lower()}{where}")
+
+
+def _tui(g: Globals) -> int:
+    try:
+        from tuibox.tui_main import run_tui
+    except ImportError:
+        sys.stdout.write(_usage())
+        return 0
+    return run_tui(g.root, g.data_root)

@@ -1,0 +1,155 @@
+"""A small declarative argument parser.
+
+argparse costs ~13 ms to import here (it pulls in re and enum), half of runc's whole `run`;
+the CLI's start-up is part of the product, so verbs declare their options as data and this
+module parses them: long and short options, `--opt=value`, clustered short flags (`-it`),
+repeated options, and a trailing command that is never parsed (`run NAME sh -c ...`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class UsageError(Exception):
+    """Bad command-line words; the message is one line for the user."""
+
+
+@dataclass(frozen=True)
+class Opt:
+    names: tuple[str, ...]  # ("-d", "--detach")
+    dest: str
+    value: str | None = None  # metavar when the option takes a value
+    multiple: bool = False
+    default: Any = None
+    help: str = ""
+
+
+@dataclass(frozen=True)
+class Arg:
+    dest: str
+    help: str = ""
+    required: bool = True
+    rest: bool = False  # swallows every remaining word, options included
+
+
+@dataclass(frozen=True)
+class Command:
+    name: str
+    help: str
+    opts: tuple[Opt, ...] = ()
+    args: tuple[Arg, ...] = ()
+    aliases: tuple[str, ...] = ()
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def usage(self) -> str:
+        parts = [f"tuibox {self.name}"]
+        if self.opts:
+            parts.append("[OPTIONS]")
+        for a in self.args:
+            label = a.dest.upper() + ("..." if a.rest else "")
+            parts.append(label if a.required else f"[{label}]")
+        lines = [" ".join(parts), "", self.help]
+        if self.opts:
+            lines.append("")
+            lines.append("options:")
+            for o in self.opts:
+                head = ", ".join(o.names) + (f" {o.value}" if o.value else "")
+                lines.append(f"  {head:<28} {o.help}")
+        return "\n".join(lines)
+
+
+def parse(cmd: Command, words: list[str]) -> dict[str, Any]:
+    by_name: dict[str, Opt] = {}
+    for o in cmd.opts:
+        for n in o.names:
+            by_name[n] = o
+    out: dict[str, Any] = {}
+    for o in cmd.opts:
+        out[o.dest] = list(o.default or []) if o.multiple else o.default
+    for a in cmd.args:
+        out[a.dest] = [] if a.rest else None
+    positionals: list[str] = []
+    i = 0
+    options_done = False
+    rest_index = next((k for k, a in enumerate(cmd.args) if a.rest), None)
+
+    def take(o: Opt, value: Any) -> None:
+        if o.multiple:
+            out[o.dest].append(value)
+        else:
+            out[o.dest] = value
+
+    while i < len(words):
+        w = words[i]
+        i += 1
+        if options_done or w == "-" or not w.startswith("-"):
+            positionals.append(w)
+            # Once the words before the trailing command are in, the rest is the command.
+            if rest_index is not None and len(positionals) > rest_index:
+                positionals.extend(words[i:])
+                break
+            continue
+        if w == "--":
+            options_done = True
+            continue
+        if w in ("-h", "--help"):
+            raise HelpRequested(cmd.usage())
+        if w.startswith("--"):
+            name, eq, inline = w.partition("=")
+            o = by_name.get(name)
+            if o is None:
+                raise UsageError(f"{cmd.name}: unknown option {name}")
+            if o.value is None:
+                if eq:
+                    raise UsageError(f"{cmd.name}: option {name} takes no value")
+                take(o, True)
+            elif eq:
+                take(o, inline)
+            else:
+                if i >= len(words):
+                    raise UsageError(f"{cmd.name}: option {name} needs a value ({o.value})")
+                take(o, words[i])
+                i += 1
+            continue
+        # short options, possibly clustered: -it, -p80:80, -e K=V
+        j = 1
+        while j < len(w):
+            name = "-" + w[j]
+            o = by_name.get(name)
+            if o is None:
+                raise UsageError(f"{cmd.name}: unknown option {name}")
+            if o.value is None:
+                take(o, True)
+                j += 1
+                continue
+            if j + 1 < len(w):
+                take(o, w[j + 1 :])
+            elif i < len(words):
+                take(o, words[i])
+                i += 1
+            else:
+                raise UsageError(f"{cmd.name}: option {name} needs a value ({o.value})")
+            break
+    k = 0
+    for a in cmd.args:
+        if a.rest:
+            out[a.dest] = positionals[k:]
+            k = len(positionals)
+        elif k < len(positionals):
+            out[a.dest] = positionals[k]
+            k += 1
+        elif a.required:
+            raise UsageError(
+                f"{cmd.name}: missing {a.dest.upper()} (see 'tuibox {cmd.name} --help')"
+            )
+    if k < len(positionals):
+        raise UsageError(f"{cmd.name}: unexpected argument {positionals[k]!r}")
+    return out
+
+
+class HelpRequested(Exception):
+    def __init__(self, text: str) -> None:
+        super().__init__(text)
+        self.text = text

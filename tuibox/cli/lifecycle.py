@@ -1,0 +1,375 @@
+"""Lifecycle verbs: create, start, run, kill, stop, destroy, state, list, logs, spec."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from tuibox.cli import Globals, warn
+from tuibox.cli.args import Arg, Command, Opt, UsageError, parse
+from tuibox.runtime.errors import SpecError, TuiboxError
+
+NAME = Arg("name", "the box's name")
+
+SPEC_OPTS = (
+    Opt(("--spec", "-s"), "spec", "FILE", help="config.json to use (default ./config.json)"),
+    Opt(("--bundle", "-b"), "bundle", "DIR", help="bundle directory (its config.json)"),
+    Opt(("--netconf", "-n"), "netconf", "FILE", help="netconf.json (default ./netconf.json)"),
+    Opt(("--rootfs",), "rootfs", "DIR", help="run this root filesystem with a generated spec"),
+    Opt(("--hostname",), "hostname", "NAME", help="the box's hostname"),
+    Opt(("-e", "--env"), "env", "K=V", multiple=True, help="set an environment variable"),
+    Opt(("-w", "--workdir", "--cwd"), "cwd", "DIR", help="working directory inside the box"),
+    Opt(("-u", "--user"), "user", "UID[:GID]", help="user (and group) to run as"),
+    Opt(("-t", "--tty"), "tty", help="give the box a terminal"),
+    Opt(("--read-only",), "read_only", help="mount the root filesystem read-only"),
+    Opt(("--pid-file",), "pid_file", "FILE", help="write the init's pid here (runc)"),
+)
+
+COMMANDS: dict[str, Command] = {
+    "create": Command(
+        "create",
+        "Create a box; its program waits for 'tuibox start'.",
+        SPEC_OPTS,
+        (NAME, Arg("command", required=False, rest=True)),
+    ),
+    "run": Command(
+        "run",
+        "Create and start a box. In the foreground its exit status is tuibox's and the box\n"
+        "is removed afterwards unless --keep; -d detaches and logs its output.",
+        (
+            *SPEC_OPTS,
+            Opt(("-d", "--detach"), "detach", help="run in the background"),
+            Opt(("--keep",), "keep", help="keep the box after it exits (foreground)"),
+            Opt(("--rm",), "rm", help="remove after exit (the default in the foreground)"),
+            Opt(("-i", "--interactive"), "interactive", help="accepted for docker habits"),
+        ),
+        (NAME, Arg("command", required=False, rest=True)),
+    ),
+    "start": Command("start", "Start the program of a created box.", (), (NAME,)),
+    "kill": Command(
+        "kill",
+        "Send a signal (default TERM) to a box's init.",
+        (
+            Opt(("-a", "--all"), "all", help="signal every process of the box"),
+            Opt(("--pid",), "pid", "PID", help="signal one process of the box (host pid)"),
+        ),
+        (NAME, Arg("signal", required=False)),
+    ),
+    "stop": Command(
+        "stop",
+        "Send SIGTERM, then SIGKILL after the timeout.",
+        (Opt(("-t", "--timeout", "--time"), "timeout", "SECONDS", default="10"),),
+        (NAME,),
+    ),
+    "destroy": Command(
+        "destroy",
+        "Remove a box; a running one only with --force.",
+        (Opt(("-f", "--force"), "force", help="kill it first if it runs"),),
+        (Arg("names", rest=True),),
+        aliases=("delete", "rm"),
+    ),
+    "state": Command("state", "Print a box's OCI state JSON.", (), (NAME,)),
+    "list": Command(
+        "list",
+        "List boxes.",
+        (
+            Opt(("-f", "--format"), "format", "table|json", default="table"),
+            Opt(("-q", "--quiet"), "quiet", help="names only"),
+        ),
+        (),
+    ),
+    "logs": Command(
+        "logs",
+        "Print the output of a detached box.",
+        (Opt(("-f", "--follow"), "follow", help="keep printing new output"),),
+        (NAME,),
+    ),
+    "spec": Command(
+        "spec",
+        "Write a starter config.json into the bundle directory.",
+        (
+            Opt(("-b", "--bundle"), "bundle", "DIR", default="."),
+            Opt(("--rootfs",), "rootfs", "PATH", default="rootfs"),
+        ),
+        (Arg("command", required=False, rest=True),),
+    ),
+}
+
+
+def dispatch(verb: str, words: list[str], g: Globals) -> int:
+    cmd = COMMANDS[verb]
+    opts = parse(cmd, words)
+    handler = globals()[f"do_{verb}"]
+    code: int = handler(opts, g)
+    return code
+
+
+def runtime(g: Globals) -> Any:
+    from tuibox.runtime.box import Runtime
+
+    return Runtime(g.root)
+
+
+# ---- building the request -------------------------------------------------------------------
+
+
+def load_request(opts: dict[str, Any], g: Globals, detach: bool) -> Any:
+    from tuibox.runtime import spec as spec_mod
+    from tuibox.runtime.box import CreateRequest
+    from tuibox.runtime.state import check_name
+
+    name = check_name(opts["name"])
+    command: list[str] = opts.get("command") or []
+    image = None
+    overlay = None
+    if opts.get("rootfs"):
+        rootfs = os.path.abspath(opts["rootfs"])
+        data = spec_mod.starter_spec(command or ["/bin/sh"], rootfs=rootfs)
+        spec = spec_mod.parse_spec(data, Path.cwd(), "generated spec")
+    else:
+        image_opt = opts.get("image")
+        if image_opt:
+            from tuibox.cli import images_bridge
+
+            spec, image, overlay = images_bridge.spec_for_image(image_opt, command, g)
+        else:
+            if opts.get("spec"):
+                path = Path(opts["spec"])
+            elif opts.get("bundle"):
+                path = Path(opts["bundle"]) / "config.json"
+            else:
+                path = Path("config.json")
+            bundle = Path(opts["bundle"]) if opts.get("bundle") else None
+            spec = spec_mod.load_spec(path, bundle.resolve() if bundle else None)
+    spec = apply_overrides(spec, opts)
+    if command:
+        spec = replace(spec, process=replace(spec.process, args=tuple(command)))
+    for line in getattr(spec, "warnings", ()):
+        warn(line)
+    if spec.unsupported:
+        warn("config.json: not implemented, ignored: " + ", ".join(spec.unsupported))
+    return CreateRequest(name=name, spec=spec, detach=detach, image=image, overlay=overlay)
+
+
+def apply_overrides(spec: Any, opts: dict[str, Any]) -> Any:
+    process = spec.process
+    if opts.get("env"):
+        env = dict(
+            item.split("=", 1) if "=" in item else (item, os.environ.get(item, ""))
+            for item in process.env
+        )
+        for item in opts["env"]:
+            key, eq, value = item.partition("=")
+            if not key:
+                raise SpecError(f"--env {item!r}: must be KEY=VALUE")
+            env[key] = value if eq else os.environ.get(key, "")
+        process = replace(process, env=tuple(f"{k}={v}" for k, v in env.items()))
+    if opts.get("cwd"):
+        if not opts["cwd"].startswith("/"):
+            raise SpecError("--workdir: must be an absolute path")
+        process = replace(process, cwd=opts["cwd"])
+    if opts.get("user"):
+        process = replace(process, user=parse_user(opts["user"], process.user))
+    if opts.get("tty"):
+        process = replace(process, terminal=True)
+    spec = replace(spec, process=process)
+    if opts.get("hostname"):
+        spec = replace(spec, hostname=opts["hostname"])
+    if opts.get("read_only"):
+        spec = replace(spec, root=replace(spec.root, readonly=True))
+    return spec
+
+
+def parse_user(text: str, current: Any) -> Any:
+    uid_s, _, gid_s = text.partition(":")
+    try:
+        uid = int(uid_s)
+        gid = int(gid_s) if gid_s else uid
+    except ValueError:
+        raise SpecError(f"--user {text!r}: must be UID or UID:GID (numbers)") from None
+    if uid < 0 or gid < 0:
+        raise SpecError(f"--user {text!r}: ids must not be negative")
+    return replace(current, uid=uid, gid=gid)
+
+
+def _pid_file(opts: dict[str, Any], pid: int) -> None:
+    if opts.get("pid_file"):
+        from tuibox.runtime.state import atomic_write
+
+        atomic_write(Path(opts["pid_file"]).absolute(), str(pid).encode())
+
+
+# ---- verbs ----------------------------------------------------------------------------------
+
+
+def do_create(opts: dict[str, Any], g: Globals) -> int:
+    req = load_request(opts, g, detach=True)
+    record = runtime(g).create(req)
+    _pid_file(opts, record.pid)
+    return 0
+
+
+def do_run(opts: dict[str, Any], g: Globals) -> int:
+    rt = runtime(g)
+    if opts["detach"]:
+        req = load_request(opts, g, detach=True)
+        record = rt.create(req)
+        _pid_file(opts, record.pid)
+        try:
+            rt.start(req.name)
+        except TuiboxError:
+            rt.destroy(req.name, force=True)
+            raise
+        sys.stdout.write(req.name + "\n")
+        return 0
+    req = load_request(opts, g, detach=False)
+    return int(rt.run(req, keep=bool(opts["keep"])))
+
+
+def do_start(opts: dict[str, Any], g: Globals) -> int:
+    runtime(g).start(opts["name"])
+    return 0
+
+
+def parse_signal(text: str | None) -> int:
+    if text is None:
+        return int(signal.SIGTERM)
+    if text.isdigit():
+        num = int(text)
+        if not 0 < num < signal.NSIG:
+            raise SpecError(f"invalid signal {text!r}")
+        return num
+    name = text.upper()
+    if not name.startswith("SIG"):
+        name = "SIG" + name
+    try:
+        return int(signal.Signals[name])
+    except KeyError:
+        raise SpecError(f"invalid signal {text!r}") from None
+
+
+def do_kill(opts: dict[str, Any], g: Globals) -> int:
+    sig = parse_signal(opts["signal"])
+    rt = runtime(g)
+    if opts.get("all") or opts.get("pid"):
+        if not hasattr(rt, "kill_processes"):
+            raise TuiboxError("kill --all/--pid needs the box's cgroup (not available yet)")
+        rt.kill_processes(opts["name"], sig, int(opts["pid"]) if opts.get("pid") else None)
+        return 0
+    rt.kill(opts["name"], sig)
+    return 0
+
+
+def do_stop(opts: dict[str, Any], g: Globals) -> int:
+    try:
+        timeout = float(opts["timeout"])
+    except ValueError:
+        raise SpecError(f"--timeout {opts['timeout']!r}: must be a number of seconds") from None
+    runtime(g).stop(opts["name"], timeout)
+    return 0
+
+
+def do_destroy(opts: dict[str, Any], g: Globals) -> int:
+    names = opts["names"]
+    if not names:
+        raise UsageError("destroy: missing NAME")
+    rt = runtime(g)
+    failed = 0
+    for name in names:
+        try:
+            rt.destroy(name, force=bool(opts["force"]))
+        except TuiboxError as e:
+            if len(names) == 1:
+                raise
+            sys.stderr.write(f"tuibox: error: {e}\n")
+            failed = e.exit_code
+    return failed
+
+
+def do_state(opts: dict[str, Any], g: Globals) -> int:
+    sys.stdout.write(json.dumps(runtime(g).state(opts["name"]), indent=2) + "\n")
+    return 0
+
+
+def record_json(r: Any, root: Path) -> dict[str, Any]:
+    extra = r.extra
+    return {
+        "id": r.id,
+        "status": r.status,
+        "pid": r.pid,
+        "bundle": r.bundle,
+        "rootfs": r.rootfs,
+        "image": r.image,
+        "command": r.command,
+        "hostname": r.hostname,
+        "created": r.created,
+        "started": r.started,
+        "exit_status": r.exit_status,
+        "terminal": r.terminal,
+        "address": extra.get("address"),
+        "ports": extra.get("ports", []),
+        "log": str(root / r.id / "box.log"),
+        "namespaces": r.namespaces,
+        "cgroup": extra.get("cgroup"),
+        "limits": extra.get("limits", {"memory": None, "cpus": None, "pids": None}),
+    }
+
+
+def do_list(opts: dict[str, Any], g: Globals) -> int:
+    rt = runtime(g)
+    records = rt.list()
+    if opts["format"] == "json":
+        sys.stdout.write(json.dumps([record_json(r, rt.root.path) for r in records]) + "\n")
+        return 0
+    if opts["format"] != "table":
+        raise SpecError(f"--format {opts['format']!r}: must be table or json")
+    if opts["quiet"]:
+        sys.stdout.write("".join(r.id + "\n" for r in records))
+        return 0
+    rows = [("NAME", "STATUS", "PID", "CREATED", "COMMAND")]
+    for r in records:
+        rows.append((r.id, r.status, str(r.pid or "-"), r.created, " ".join(r.command)[:40]))
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    for row in rows:
+        sys.stdout.write(
+            "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=False)) + "  " + row[4] + "\n"
+        )
+    return 0
+
+
+def do_logs(opts: dict[str, Any], g: Globals) -> int:
+    rt = runtime(g)
+    record = rt.get(opts["name"])
+    path = rt.root.box_dir(record.id) / "box.log"
+    try:
+        f = open(path, "rb")  # noqa: SIM115 - followed below
+    except FileNotFoundError:
+        raise TuiboxError(f"box {record.id!r} has no log (it was not run detached)") from None
+    with f:
+        out = sys.stdout.buffer
+        while True:
+            chunk = f.read(65536)
+            if chunk:
+                out.write(chunk)
+                continue
+            out.flush()
+            if not opts["follow"] or rt.get(record.id).status == "stopped":
+                return 0
+            time.sleep(0.2)
+
+
+def do_spec(opts: dict[str, Any], g: Globals) -> int:
+    from tuibox.runtime.spec import starter_spec
+
+    target = Path(opts["bundle"]) / "config.json"
+    if target.exists():
+        raise TuiboxError(f"{target}: already exists")
+    data = starter_spec(opts["command"] or ["sh"], rootfs=opts["rootfs"])
+    target.write_text(json.dumps(data, indent=2) + "\n")
+    return 0

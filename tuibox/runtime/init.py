@@ -1,0 +1,281 @@
+"""The in-box init: what the forked child does, as one ordered list of named steps.
+
+Everything the steps use is imported at module level: after pivot_root the host's Python
+library is out of reach, so a lazy import inside a step would fail.
+
+It runs in a process forked from a single-threaded CLI, already pid 1 of the box's new PID
+namespace when it has one. A failing step is reported to the parent as error{step, errno,
+msg} and the child exits; the parent re-raises it with the child's own words.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import resource
+import signal
+import stat
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import NoReturn
+
+from tuibox.runtime import defaults
+from tuibox.runtime.linux import devices, mounts
+from tuibox.runtime.linux import syscalls as sc
+from tuibox.runtime.linux.paths import ensure_mountpoint, resolve_in_root
+from tuibox.runtime.spec_model import Spec
+from tuibox.runtime.sync import Channel
+
+
+@dataclass
+class InitPlan:
+    """Everything the child needs, computed and validated by the parent before the fork."""
+
+    spec: Spec
+    name: str
+    rootfs: str  # host path of the root the box pivots into
+    state_dir_fd: int  # O_PATH fd of the box's state dir: reaches exec.fifo after pivot_root
+    stdio: tuple[int, int, int] | None = None  # fds to become 0, 1, 2 (detached boxes)
+    overlay: str | None = None  # overlayfs mount data to mount on rootfs first
+    etc_files: dict[str, str] = field(default_factory=dict)  # path in box -> host file
+    unshare_flags: int = 0  # namespaces to create (pid excluded: the parent did it)
+    join: list[tuple[str, str]] = field(default_factory=list)  # (type, path), pid excluded
+    # Hooks later stages add (capabilities, seccomp, console): run right before exec.
+    before_exec: list[Callable[[InitPlan], None]] = field(default_factory=list)
+    before_user: list[Callable[[InitPlan], None]] = field(default_factory=list)
+    exe: str = ""  # filled by the lookup step
+
+
+def _reset_process(plan: InitPlan, chan: Channel) -> None:
+    # Python ignores SIGPIPE and SIGXFSZ and handles SIGINT; an ignored signal survives
+    # execve, so the box program would inherit Python's choices.
+    for sig in (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_SETMASK, [])
+    if plan.stdio is not None:
+        for target, fd in enumerate(plan.stdio):
+            if fd != target:
+                os.dup2(fd, target)
+    # The box's init dies with the parent only while it is being set up.
+    sc.prctl(sc.PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def _namespaces(plan: InitPlan, chan: Channel) -> None:
+    for kind, path in plan.join:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            sc.setns(fd, sc.NAMESPACE_FLAGS[kind])
+        except OSError as e:
+            raise OSError(e.errno, f"join {kind} namespace {path}: {e.strerror}") from None
+        finally:
+            os.close(fd)
+    if plan.unshare_flags:
+        sc.unshare(plan.unshare_flags)
+
+
+def _sync_namespaces(plan: InitPlan, chan: Channel) -> None:
+    chan.send("namespaces")
+    chan.expect("continue")
+
+
+def _hostname(plan: InitPlan, chan: Channel) -> None:
+    if plan.spec.namespace("uts") is not None:
+        sc.sethostname(plan.spec.hostname or plan.name)
+
+
+def _rootfs(plan: InitPlan, chan: Channel) -> None:
+    prop = plan.spec.linux.rootfs_propagation
+    flags = mounts.PROPAGATION[prop] if prop else sc.MS_PRIVATE | sc.MS_REC
+    sc.mount(None, "/", None, flags | sc.MS_REC, None)
+    if plan.overlay is not None:
+        sc.mount("overlay", plan.rootfs, "overlay", 0, plan.overlay)
+    # pivot_root needs the new root to be a mount point.
+    sc.mount(plan.rootfs, plan.rootfs, None, sc.MS_BIND | sc.MS_REC, None)
+
+
+def _mounts(plan: InitPlan, chan: Channel) -> None:
+    bundle = str(plan.spec.bundle)
+    for m in plan.spec.mounts:
+        mounts.mount_one(plan.rootfs, m, bundle)
+
+
+def _fresh_dev(plan: InitPlan) -> bool:
+    return any(
+        m.destination.rstrip("/") == "/dev" and not mounts.is_bind(m) for m in plan.spec.mounts
+    )
+
+
+def _devices(plan: InitPlan, chan: Channel) -> None:
+    wanted = list(plan.spec.linux.devices)
+    if _fresh_dev(plan):
+        given = {d.path for d in wanted}
+        wanted = [d for d in defaults.DEVICES if d.path not in given] + wanted
+    for dev in wanted:
+        devices.create_device(plan.rootfs, dev)
+    if _fresh_dev(plan):
+        devices.create_symlinks(plan.rootfs, defaults.DEV_SYMLINKS)
+
+
+def _etc_files(plan: InitPlan, chan: Channel) -> None:
+    taken = {m.destination for m in plan.spec.mounts}
+    for dest, source in plan.etc_files.items():
+        if dest in taken:
+            continue
+        try:
+            target = ensure_mountpoint(plan.rootfs, dest, False)
+        except OSError:
+            # A read-only image without /etc cannot take the file; the box runs without it.
+            continue
+        sc.mount(source, target, None, sc.MS_BIND, None)
+
+
+def _cwd_exists(plan: InitPlan, chan: Channel) -> None:
+    # runc creates a missing cwd; so do we, before the root may become read-only.
+    target = resolve_in_root(plan.rootfs, plan.spec.process.cwd)
+    if not os.path.isdir(target):
+        with contextlib.suppress(OSError):
+            os.makedirs(target, 0o755, exist_ok=True)
+
+
+def _pivot_root(plan: InitPlan, chan: Channel) -> None:
+    os.chdir(plan.rootfs)
+    sc.pivot_root(".", ".")
+    # The old root now sits under the new one; detach it without touching the host's mounts.
+    sc.mount(None, ".", None, sc.MS_SLAVE | sc.MS_REC, None)
+    sc.umount2(".", sc.MNT_DETACH)
+    os.chdir("/")
+
+
+def _masked_paths(plan: InitPlan, chan: Channel) -> None:
+    for path in plan.spec.linux.masked_paths:
+        mounts.mask_path(path)
+
+
+def _readonly_paths(plan: InitPlan, chan: Channel) -> None:
+    for path in plan.spec.linux.readonly_paths:
+        mounts.readonly_path(path)
+
+
+def _readonly_root(plan: InitPlan, chan: Channel) -> None:
+    if plan.spec.root.readonly:
+        mounts.remount_readonly("/")
+
+
+def _rlimits(plan: InitPlan, chan: Channel) -> None:
+    for rl in plan.spec.process.rlimits:
+        try:
+            resource.setrlimit(rl.resource, (rl.soft, rl.hard))
+        except (OSError, ValueError) as e:
+            _, hard_now = resource.getrlimit(rl.resource)
+            if rl.hard > hard_now:
+                raise OSError(
+                    1,
+                    f"{rl.type}: cannot raise the hard limit from {hard_now} to {rl.hard} "
+                    "(this host does not give CAP_SYS_RESOURCE)",
+                ) from e
+            raise OSError(getattr(e, "errno", 22), f"{rl.type}: {e}") from e
+
+
+def _user(plan: InitPlan, chan: Channel) -> None:
+    for hook in plan.before_user:
+        hook(plan)
+    user = plan.spec.process.user
+    os.umask(user.umask if user.umask is not None else 0o022)
+    os.setgroups(list(user.additional_gids))
+    os.setgid(user.gid)
+    os.setuid(user.uid)
+
+
+def _cwd(plan: InitPlan, chan: Channel) -> None:
+    os.chdir(plan.spec.process.cwd)
+
+
+def _env_path(plan: InitPlan) -> str:
+    for item in plan.spec.process.env:
+        if item.startswith("PATH="):
+            return item[5:]
+    return defaults.DEFAULT_ENV[0][5:]
+
+
+def _lookup(plan: InitPlan, chan: Channel) -> None:
+    name = plan.spec.process.args[0]
+    candidates = (
+        [name]
+        if "/" in name
+        else [os.path.join(d or ".", name) for d in _env_path(plan).split(":")]
+    )
+    denied: str | None = None
+    for path in candidates:
+        try:
+            st = os.stat(path)
+        except OSError:
+            continue
+        if stat.S_ISREG(st.st_mode) and os.access(path, os.X_OK):
+            plan.exe = path
+            return
+        denied = path
+    if denied is not None:
+        raise OSError(errno.EACCES, f"{denied}: permission denied")
+    raise OSError(errno.ENOENT, f"{name}: no such file or directory")
+
+
+def _no_new_privileges(plan: InitPlan, chan: Channel) -> None:
+    if plan.spec.process.no_new_privileges:
+        sc.prctl(sc.PR_SET_NO_NEW_PRIVS, 1)
+
+
+def _before_exec(plan: InitPlan, chan: Channel) -> None:
+    for hook in plan.before_exec:
+        hook(plan)
+
+
+def _ready_then_wait_for_start(plan: InitPlan, chan: Channel) -> None:
+    chan.send("ready")
+    # Blocks until `start` opens the fifo for reading (runc's exec fifo).
+    fd = os.open("exec.fifo", os.O_WRONLY | os.O_CLOEXEC, dir_fd=plan.state_dir_fd)
+    os.write(fd, b"0")
+    os.close(fd)
+    os.close(plan.state_dir_fd)
+    sc.prctl(sc.PR_SET_PDEATHSIG, 0)
+
+
+Step = Callable[[InitPlan, Channel], None]
+
+STEPS: tuple[tuple[str, Step], ...] = (
+    ("reset", _reset_process),
+    ("namespaces", _namespaces),
+    ("sync", _sync_namespaces),
+    ("hostname", _hostname),
+    ("rootfs", _rootfs),
+    ("mounts", _mounts),
+    ("devices", _devices),
+    ("etc-files", _etc_files),
+    ("cwd", _cwd_exists),
+    ("pivot_root", _pivot_root),
+    ("masked-paths", _masked_paths),
+    ("readonly-paths", _readonly_paths),
+    ("readonly-root", _readonly_root),
+    ("rlimits", _rlimits),
+    ("user", _user),
+    ("cwd", _cwd),
+    ("lookup", _lookup),
+    ("no-new-privileges", _no_new_privileges),
+    ("confine", _before_exec),
+    ("start", _ready_then_wait_for_start),
+)
+
+
+def run(plan: InitPlan, chan: Channel) -> NoReturn:
+    """Run every step, then exec the box program. Never returns."""
+    step = "init"
+    try:
+        for step, fn in STEPS:  # noqa: B007 - `step` names the failure below
+            fn(plan, chan)
+        step = "exec"
+        env = dict(item.split("=", 1) for item in plan.spec.process.env)
+        os.execve(plan.exe, list(plan.spec.process.args), env)
+    except BaseException as e:
+        with contextlib.suppress(OSError):
+            chan.send_error(step, e)
+    os._exit(127 if step == "lookup" else 1)

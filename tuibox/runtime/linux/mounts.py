@@ -1,0 +1,153 @@
+"""Mounting inside the box's mount namespace: spec mounts, propagation, masking, read-only.
+
+Every destination is resolved with `paths.resolve_in_root`, so a symlink planted in an image
+cannot send a mount to the host.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+
+from tuibox.runtime.linux import syscalls as sc
+from tuibox.runtime.linux.paths import ensure_mountpoint
+from tuibox.runtime.spec_model import Mount
+
+# option -> (flags to set, flags to clear)
+_FLAGS: dict[str, tuple[int, int]] = {
+    "ro": (sc.MS_RDONLY, 0),
+    "rw": (0, sc.MS_RDONLY),
+    "nosuid": (sc.MS_NOSUID, 0),
+    "suid": (0, sc.MS_NOSUID),
+    "nodev": (sc.MS_NODEV, 0),
+    "dev": (0, sc.MS_NODEV),
+    "noexec": (sc.MS_NOEXEC, 0),
+    "exec": (0, sc.MS_NOEXEC),
+    "sync": (sc.MS_SYNCHRONOUS, 0),
+    "async": (0, sc.MS_SYNCHRONOUS),
+    "dirsync": (sc.MS_DIRSYNC, 0),
+    "remount": (sc.MS_REMOUNT, 0),
+    "mand": (sc.MS_MANDLOCK, 0),
+    "nomand": (0, sc.MS_MANDLOCK),
+    "noatime": (sc.MS_NOATIME, 0),
+    "atime": (0, sc.MS_NOATIME),
+    "nodiratime": (sc.MS_NODIRATIME, 0),
+    "diratime": (0, sc.MS_NODIRATIME),
+    "relatime": (sc.MS_RELATIME, 0),
+    "norelatime": (0, sc.MS_RELATIME),
+    "strictatime": (sc.MS_STRICTATIME, 0),
+    "nostrictatime": (0, sc.MS_STRICTATIME),
+    "nosymfollow": (sc.MS_NOSYMFOLLOW, 0),
+    "bind": (sc.MS_BIND, 0),
+    "rbind": (sc.MS_BIND | sc.MS_REC, 0),
+}
+
+PROPAGATION: dict[str, int] = {
+    "private": sc.MS_PRIVATE,
+    "rprivate": sc.MS_PRIVATE | sc.MS_REC,
+    "shared": sc.MS_SHARED,
+    "rshared": sc.MS_SHARED | sc.MS_REC,
+    "slave": sc.MS_SLAVE,
+    "rslave": sc.MS_SLAVE | sc.MS_REC,
+    "unbindable": sc.MS_UNBINDABLE,
+    "runbindable": sc.MS_UNBINDABLE | sc.MS_REC,
+}
+
+# Options that are neither flags nor propagation but belong to the runtime, not the kernel.
+_IGNORED = frozenset({"defaults", "tmpcopyup", "copy-symlink", "z", "Z", "idmap", "ridmap"})
+
+
+def parse_options(options: tuple[str, ...]) -> tuple[int, list[int], str]:
+    """Split mount options into (flags, propagation flags, data string for the filesystem)."""
+    flags = 0
+    propagation: list[int] = []
+    data: list[str] = []
+    for opt in options:
+        if opt in _FLAGS:
+            on, off = _FLAGS[opt]
+            flags = (flags | on) & ~off
+        elif opt in PROPAGATION:
+            propagation.append(PROPAGATION[opt])
+        elif opt not in _IGNORED:
+            data.append(opt)
+    return flags, propagation, ",".join(data)
+
+
+def is_bind(m: Mount) -> bool:
+    return m.type == "bind" or any(o in ("bind", "rbind") for o in m.options)
+
+
+def mount_one(rootfs: str, m: Mount, bundle: str) -> None:
+    """Perform one spec mount under rootfs."""
+    flags, propagation, data = parse_options(m.options)
+    if is_bind(m):
+        source = m.source if m.source.startswith("/") else os.path.join(bundle, m.source)
+        try:
+            st = os.stat(source)
+        except OSError as e:
+            raise OSError(
+                e.errno,
+                f"mount {m.destination}: bind source {source}: {os.strerror(e.errno or 0).lower()}",
+            ) from None
+        target = ensure_mountpoint(rootfs, m.destination, stat.S_ISDIR(st.st_mode))
+        sc.mount(source, target, None, sc.MS_BIND | (flags & sc.MS_REC), None)
+        # A bind mount ignores most flags on the first call; they take effect on a remount.
+        remount = flags & ~(sc.MS_BIND | sc.MS_REC | sc.MS_REMOUNT)
+        if remount:
+            sc.mount(None, target, None, sc.MS_BIND | sc.MS_REMOUNT | remount, None)
+    else:
+        target = ensure_mountpoint(rootfs, m.destination, True)
+        fstype = m.type or "none"
+        try:
+            sc.mount(m.source or fstype, target, fstype, flags, data or None)
+        except OSError as e:
+            if fstype == "sysfs" and e.errno == 1:
+                # Without a private network namespace the kernel refuses a new sysfs:
+                # show the host's, read-only, as runc does.
+                sc.mount("/sys", target, None, sc.MS_BIND | sc.MS_REC, None)
+                sc.mount(None, target, None, sc.MS_BIND | sc.MS_REMOUNT | sc.MS_RDONLY, None)
+            elif fstype == "mqueue" and e.errno == 1:
+                sc.mount("/dev/mqueue", target, None, sc.MS_BIND, None)
+            else:
+                raise
+    for p in propagation:
+        sc.mount(None, target, None, p, None)
+
+
+def mask_path(path: str) -> None:
+    """Hide a path in the box: an empty read-only tmpfs over a directory, /dev/null over a file."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return
+    if stat.S_ISDIR(st.st_mode):
+        sc.mount("tmpfs", path, "tmpfs", sc.MS_RDONLY, None)
+    else:
+        sc.mount("/dev/null", path, None, sc.MS_BIND, None)
+
+
+def readonly_path(path: str) -> None:
+    if not os.path.exists(path):
+        return
+    sc.mount(path, path, None, sc.MS_BIND | sc.MS_REC, None)
+    remount_readonly(path)
+
+
+_STATVFS_FLAGS = (
+    (os.ST_NOSUID, sc.MS_NOSUID),
+    (os.ST_NODEV, sc.MS_NODEV),
+    (os.ST_NOEXEC, sc.MS_NOEXEC),
+    (os.ST_NOATIME, sc.MS_NOATIME),
+    (os.ST_NODIRATIME, sc.MS_NODIRATIME),
+    (os.ST_RELATIME, sc.MS_RELATIME),
+)
+
+
+def remount_readonly(path: str) -> None:
+    """Remount a bind mount read-only, keeping the flags it already has (the kernel insists)."""
+    current = os.statvfs(path).f_flag
+    keep = 0
+    for st_flag, ms_flag in _STATVFS_FLAGS:
+        if current & st_flag:
+            keep |= ms_flag
+    sc.mount(None, path, None, sc.MS_BIND | sc.MS_REMOUNT | sc.MS_RDONLY | keep, None)

@@ -1,0 +1,33 @@
+"""Kernel facts about processes, read from /proc."""
+
+from __future__ import annotations
+
+
+def read_stat(pid: int) -> tuple[str, int] | None:
+    """Return (state letter, start time in clock ticks) of pid, or None if it does not exist."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            raw = f.read()
+    except OSError:
+        return None
+    # comm may hold spaces and parentheses: split after the last ')'.
+    fields = raw[raw.rfind(b")") + 2 :].split()
+    return fields[0].decode(), int(fields[19])
+
+
+def start_time(pid: int) -> int | None:
+    st = read_stat(pid)
+    return None if st is None else st[1]
+
+
+def is_alive(pid: int, starttime: int | None) -> bool:
+    """True when pid exists, is the same process (start time), and is not a zombie."""
+    if pid <= 0:
+        return False
+    st = read_stat(pid)
+    if st is None:
+        return False
+    state, started = st
+    if starttime is not None and started != starttime:
+        return False
+    return state not in ("Z", "X")

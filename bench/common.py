@@ -26,9 +26,19 @@ def in_private_mount_ns() -> None:
     if os.environ.get("TUIBOX_BENCH_NS") == "1":
         return
     env = dict(os.environ, TUIBOX_BENCH_NS="1")
-    script = "umount /sys/fs/cgroup/unified 2>/dev/null; exec \"$@\""
-    argv = ["unshare", "-m", "--propagation", "private", "sh", "-c", script, "sh",
-            sys.executable, *sys.argv]
+    script = 'umount /sys/fs/cgroup/unified 2>/dev/null; exec "$@"'
+    argv = [
+        "unshare",
+        "-m",
+        "--propagation",
+        "private",
+        "sh",
+        "-c",
+        script,
+        "sh",
+        sys.executable,
+        *sys.argv,
+    ]
     os.execvpe("unshare", argv, env)
 
 
@@ -47,8 +57,9 @@ def make_bundle(base: Path, args: Sequence[str], terminal: bool = False) -> Path
 
 def time_once(argv: Sequence[str], cwd: Path | None = None) -> float:
     t0 = time.perf_counter()
-    proc = subprocess.run(argv, cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                          stderr=subprocess.PIPE)
+    proc = subprocess.run(
+        argv, cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
     elapsed = time.perf_counter() - t0
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(argv)} failed: {proc.stderr.decode().strip()}")

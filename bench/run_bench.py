@@ -12,7 +12,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import (  # noqa: E402
+from bench.common import (
     TUIBOX,
     have,
     in_private_mount_ns,
@@ -49,13 +49,19 @@ def main() -> int:
         for fn in cases.values():
             fn(10_000)
         results = interleaved(cases, rounds)
-        report(f"run /bin/true, {rounds} rounds", results, "runc run" if "runc run" in cases else "tuibox run")
+        report(
+            f"run /bin/true, {rounds} rounds",
+            results,
+            "runc run" if "runc run" in cases else "tuibox run",
+        )
     finally:
         for rt in ("runc", "crun"):
             root = base / f"root-{rt}"
             if root.exists() and have(rt):
                 for d in root.iterdir():
-                    subprocess.run([rt, "--root", str(root), "delete", "-f", d.name], capture_output=True)
+                    subprocess.run(
+                        [rt, "--root", str(root), "delete", "-f", d.name], capture_output=True
+                    )
         rmtree(base)
     return 0
 

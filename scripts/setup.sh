@@ -23,3 +23,16 @@ if ! .venv/bin/python -c 'import tuibox, textual, pyroute2, pytest' 2>/dev/null 
   .venv/bin/pip install -q --disable-pip-version-check -e '.[test]'
   touch .venv/.installed
 fi
+
+# The `tuibox` command: pip's generated script imports `re` and runs `site` (~15 ms together);
+# ours starts Python with -I -S and puts the checkout first on the path. tuibox/sitepath.py
+# brings the venv's packages back for the verbs that need them.
+repo=$(pwd)
+cat > .venv/bin/tuibox <<LAUNCHER
+#!$repo/.venv/bin/python -IS
+import sys
+sys.path.insert(0, "$repo")
+from tuibox.cli import main
+raise SystemExit(main())
+LAUNCHER
+chmod +x .venv/bin/tuibox

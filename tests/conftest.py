@@ -105,7 +105,9 @@ class TB:
     def names(self) -> list[str]:
         if not self.root.is_dir():
             return []
-        return sorted(p.name for p in self.root.iterdir() if p.is_dir() and not p.name.startswith("."))
+        return sorted(
+            p.name for p in self.root.iterdir() if p.is_dir() and not p.name.startswith(".")
+        )
 
     def state(self, name: str) -> dict[str, Any]:
         out: dict[str, Any] = json.loads(self("state", name).stdout)

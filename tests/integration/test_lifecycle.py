@@ -32,7 +32,9 @@ def wait_for(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
         time.sleep(0.02)
 
 
-def test_program_is_pid_1_and_sees_only_its_processes(tb: TB, make_bundle: Callable[..., Path]) -> None:
+def test_program_is_pid_1_and_sees_only_its_processes(
+    tb: TB, make_bundle: Callable[..., Path]
+) -> None:
     out = run_out(tb, make_bundle(), "sh", "-c", "echo $$; ps -o pid,comm")
     lines = out.strip().splitlines()
     assert lines[0] == "1"
@@ -44,7 +46,9 @@ def test_program_is_pid_1_and_sees_only_its_processes(tb: TB, make_bundle: Calla
 def test_hostname_from_spec_else_box_name(tb: TB, make_bundle: Callable[..., Path]) -> None:
     assert run_out(tb, make_bundle(hostname="spec-host"), "hostname").strip() == "spec-host"
     name = unique("hn")
-    assert run_out(tb, make_bundle(), "sh", "-c", "hostname; cat /etc/hostname", name=name).split() == [name, name]
+    assert run_out(
+        tb, make_bundle(), "sh", "-c", "hostname; cat /etc/hostname", name=name
+    ).split() == [name, name]
 
 
 def test_default_mounts_and_devices(tb: TB, make_bundle: Callable[..., Path]) -> None:
@@ -54,21 +58,49 @@ def test_default_mounts_and_devices(tb: TB, make_bundle: Callable[..., Path]) ->
         assert path in targets, f"{path} not mounted: {out}"
     assert " ro," in targets["/sys"] or targets["/sys"].split()[5].startswith("ro")
     assert "ptmxmode=666" in targets["/dev/pts"]
-    devs = run_out(tb, make_bundle(), "sh", "-c",
-                   "for d in null zero full random urandom tty; do stat -c '%n %F %t:%T %a' /dev/$d; done; "
-                   "readlink /dev/ptmx /dev/fd /dev/stdin /dev/stdout /dev/stderr")
+    devs = run_out(
+        tb,
+        make_bundle(),
+        "sh",
+        "-c",
+        "for d in null zero full random urandom tty; do stat -c '%n %F %t:%T %a' /dev/$d; done; "
+        "readlink /dev/ptmx /dev/fd /dev/stdin /dev/stdout /dev/stderr",
+    )
     lines = devs.splitlines()
-    expect = {"null": "1:3", "zero": "1:5", "full": "1:7", "random": "1:8", "urandom": "1:9", "tty": "5:0"}
+    expect = {
+        "null": "1:3",
+        "zero": "1:5",
+        "full": "1:7",
+        "random": "1:8",
+        "urandom": "1:9",
+        "tty": "5:0",
+    }
     for ln, (dev, rdev) in zip(lines, expect.items(), strict=False):
         assert ln == f"/dev/{dev} character special file {rdev} 666", ln
-    assert lines[6:] == ["pts/ptmx", "/proc/self/fd", "/proc/self/fd/0", "/proc/self/fd/1", "/proc/self/fd/2"]
+    assert lines[6:] == [
+        "pts/ptmx",
+        "/proc/self/fd",
+        "/proc/self/fd/0",
+        "/proc/self/fd/1",
+        "/proc/self/fd/2",
+    ]
 
 
 def test_user_env_and_cwd_exactly_from_spec(tb: TB, make_bundle: Callable[..., Path]) -> None:
-    bundle = make_bundle(process={"user": {"uid": 1000, "gid": 1001, "additionalGids": [5, 7]},
-                                  "env": ["PATH=/bin", "ONLY=this"], "cwd": "/tmp"})
-    out = run_out(tb, bundle, "sh", "-c", "grep -E '^(Uid|Gid|Groups)' /proc/self/status; "
-                  "tr '\\0' '\\n' < /proc/1/environ; pwd")
+    bundle = make_bundle(
+        process={
+            "user": {"uid": 1000, "gid": 1001, "additionalGids": [5, 7]},
+            "env": ["PATH=/bin", "ONLY=this"],
+            "cwd": "/tmp",
+        }
+    )
+    out = run_out(
+        tb,
+        bundle,
+        "sh",
+        "-c",
+        "grep -E '^(Uid|Gid|Groups)' /proc/self/status; tr '\\0' '\\n' < /proc/1/environ; pwd",
+    )
     lines = out.splitlines()
     assert lines[0].split()[1:] == ["1000"] * 4
     assert lines[1].split()[1:] == ["1001"] * 4
@@ -81,34 +113,61 @@ def test_rlimits_applied(tb: TB, make_bundle: Callable[..., Path]) -> None:
     assert run_out(tb, bundle, "sh", "-c", "ulimit -n; ulimit -Hn").split() == ["123", "456"]
 
 
-def test_raising_hard_rlimit_beyond_host_is_a_clear_error(tb: TB, make_bundle: Callable[..., Path]) -> None:
+def test_raising_hard_rlimit_beyond_host_is_a_clear_error(
+    tb: TB, make_bundle: Callable[..., Path]
+) -> None:
     import resource
 
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if hard == resource.RLIM_INFINITY:
         pytest.skip("this host allows unlimited NOFILE; nothing to refuse")
-    bundle = make_bundle(process={"rlimits": [{"type": "RLIMIT_NOFILE", "soft": 10, "hard": hard + 1}]})
+    bundle = make_bundle(
+        process={"rlimits": [{"type": "RLIMIT_NOFILE", "soft": 10, "hard": hard + 1}]}
+    )
     line = tb.fails("run", "--bundle", str(bundle), unique())
     assert "RLIMIT_NOFILE" in line
     assert tb.names() == []
 
 
-def test_bundle_relative_root_and_box_example_config(tb: TB, tmp_path: Path, busybox_rootfs: Path) -> None:
+def test_bundle_relative_root_and_box_example_config(
+    tb: TB, tmp_path: Path, busybox_rootfs: Path
+) -> None:
     bundle = tmp_path / "boxbundle"
     bundle.mkdir()
     shutil.copytree(busybox_rootfs, bundle / "rootfs", symlinks=True)
     # box's own example: only ociVersion, root.path, hostname and process{args, env, cwd}.
-    (bundle / "config.json").write_text(json.dumps({
-        "ociVersion": "1.0.0", "root": {"path": "rootfs"}, "hostname": "box",
-        "process": {"args": ["/bin/sh", "-c", "hostname; echo ok"], "env": ["PATH=/bin"], "cwd": "/"},
-    }))
+    (bundle / "config.json").write_text(
+        json.dumps(
+            {
+                "ociVersion": "1.0.0",
+                "root": {"path": "rootfs"},
+                "hostname": "box",
+                "process": {
+                    "args": ["/bin/sh", "-c", "hostname; echo ok"],
+                    "env": ["PATH=/bin"],
+                    "cwd": "/",
+                },
+            }
+        )
+    )
     proc = tb("run", unique(), cwd=bundle)
     assert proc.stdout.split() == ["box", "ok"]
 
 
-def test_readonly_root_refuses_writes(tb: TB, make_bundle: Callable[..., Path], busybox_rootfs: Path) -> None:
+def test_readonly_root_refuses_writes(
+    tb: TB, make_bundle: Callable[..., Path], busybox_rootfs: Path
+) -> None:
     bundle = make_bundle(root={"path": str(busybox_rootfs), "readonly": True})
-    proc = tb("run", "--bundle", str(bundle), unique(), "sh", "-c", "touch /newfile && echo wrote", check=False)
+    proc = tb(
+        "run",
+        "--bundle",
+        str(bundle),
+        unique(),
+        "sh",
+        "-c",
+        "touch /newfile && echo wrote",
+        check=False,
+    )
     assert proc.returncode != 0 and "wrote" not in proc.stdout
     assert "read-only file system" in proc.stderr.lower()
     assert not (busybox_rootfs / "newfile").exists()
@@ -124,14 +183,18 @@ def test_host_mount_table_unchanged_after_destroy(tb: TB, make_bundle: Callable[
     assert not (tb.root / name).exists()
 
 
-def test_create_waits_for_start_then_states_follow(tb: TB, tmp_path: Path, make_bundle: Callable[..., Path]) -> None:
+def test_create_waits_for_start_then_states_follow(
+    tb: TB, tmp_path: Path, make_bundle: Callable[..., Path]
+) -> None:
     out = tmp_path / "out"
     out.mkdir()
     bundle = make_bundle(
         ["sh", "-c", "touch /out/ran; while [ ! -e /out/go ]; do sleep 0.05; done; exit 3"],
-        mounts=[{"destination": "/proc", "type": "proc", "source": "proc"},
-                {"destination": "/dev", "type": "tmpfs", "source": "tmpfs"},
-                {"destination": "/out", "type": "bind", "source": str(out), "options": ["rbind", "rw"]}],
+        mounts=[
+            {"destination": "/proc", "type": "proc", "source": "proc"},
+            {"destination": "/dev", "type": "tmpfs", "source": "tmpfs"},
+            {"destination": "/out", "type": "bind", "source": str(out), "options": ["rbind", "rw"]},
+        ],
     )
     name = unique()
     tb("create", "--bundle", str(bundle), name)
@@ -164,7 +227,10 @@ def test_init_killed_from_outside_is_stopped(tb: TB, make_bundle: Callable[..., 
 
 def test_exit_codes_propagate(tb: TB, make_bundle: Callable[..., Path]) -> None:
     bundle = make_bundle()
-    assert tb("run", "--bundle", str(bundle), unique(), "sh", "-c", "exit 7", check=False).returncode == 7
+    assert (
+        tb("run", "--bundle", str(bundle), unique(), "sh", "-c", "exit 7", check=False).returncode
+        == 7
+    )
     proc = tb("run", "--bundle", str(bundle), unique(), "/no/such/prog", check=False)
     assert proc.returncode == 127 and "no such file or directory" in proc.stderr
     proc = tb("run", "--bundle", str(bundle), unique(), "/etc/passwd", check=False)
@@ -198,10 +264,14 @@ def test_destroy_running_needs_force(tb: TB, make_bundle: Callable[..., Path]) -
     assert "running" in line and "--force" in line
     tb("rm", "-f", name)
     assert tb.names() == []
-    assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2]
+    assert (
+        not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2]
+    )
 
 
-def test_mount_through_symlink_stays_inside_rootfs(tb: TB, tmp_path: Path, busybox_rootfs: Path) -> None:
+def test_mount_through_symlink_stays_inside_rootfs(
+    tb: TB, tmp_path: Path, busybox_rootfs: Path
+) -> None:
     outside = tmp_path / "host-side"
     outside.mkdir()
     rootfs = tmp_path / "evil-rootfs"
@@ -209,12 +279,23 @@ def test_mount_through_symlink_stays_inside_rootfs(tb: TB, tmp_path: Path, busyb
     (rootfs / "evil").symlink_to(outside)  # absolute link to a host directory
     bundle = tmp_path / "evil-bundle"
     bundle.mkdir()
-    (bundle / "config.json").write_text(json.dumps({
-        "ociVersion": "1.0.2", "root": {"path": str(rootfs)},
-        "process": {"args": ["sh", "-c", "ls -d /evil/sub && echo inside"], "env": ["PATH=/bin"], "cwd": "/"},
-        "mounts": [{"destination": "/proc", "type": "proc", "source": "proc"},
-                   {"destination": "/evil/sub", "type": "tmpfs", "source": "tmpfs"}],
-    }))
+    (bundle / "config.json").write_text(
+        json.dumps(
+            {
+                "ociVersion": "1.0.2",
+                "root": {"path": str(rootfs)},
+                "process": {
+                    "args": ["sh", "-c", "ls -d /evil/sub && echo inside"],
+                    "env": ["PATH=/bin"],
+                    "cwd": "/",
+                },
+                "mounts": [
+                    {"destination": "/proc", "type": "proc", "source": "proc"},
+                    {"destination": "/evil/sub", "type": "tmpfs", "source": "tmpfs"},
+                ],
+            }
+        )
+    )
     proc = tb("run", "--bundle", str(bundle), unique())
     assert "inside" in proc.stdout
     assert list(outside.iterdir()) == [], "a mount point was created on the host"
@@ -252,18 +333,36 @@ def test_bad_input_leaves_nothing(tb: TB, tmp_path: Path, make_bundle: Callable[
     assert "config.json" in tb.fails("run", unique(), cwd=empty)
     (empty / "config.json").write_text("{not json")
     assert "invalid JSON" in tb.fails("run", unique(), cwd=empty)
-    (empty / "config.json").write_text(json.dumps({"ociVersion": "1.0.0", "root": {"path": "nope"},
-                                                   "process": {"args": ["sh"], "cwd": "/"}}))
+    (empty / "config.json").write_text(
+        json.dumps(
+            {
+                "ociVersion": "1.0.0",
+                "root": {"path": "nope"},
+                "process": {"args": ["sh"], "cwd": "/"},
+            }
+        )
+    )
     assert "root.path" in tb.fails("run", unique(), cwd=empty)
-    (empty / "config.json").write_text(json.dumps({"ociVersion": "1.0.0", "root": {"path": "/"},
-                                                   "process": {"args": ["sh"], "cwd": "relative"}}))
-    assert "config.json: process.cwd: must be an absolute path" in tb.fails("run", unique(), cwd=empty)
+    (empty / "config.json").write_text(
+        json.dumps(
+            {
+                "ociVersion": "1.0.0",
+                "root": {"path": "/"},
+                "process": {"args": ["sh"], "cwd": "relative"},
+            }
+        )
+    )
+    assert "config.json: process.cwd: must be an absolute path" in tb.fails(
+        "run", unique(), cwd=empty
+    )
     assert "does not exist" in tb.fails("start", "ghost")
     assert "does not exist" in tb.fails("destroy", "ghost")
     assert "does not exist" in tb.fails("state", "ghost")
     name = unique()
     tb("run", "-d", "--bundle", str(make_bundle(["sleep", "100"])), name)
-    assert "already in use" in tb.fails("run", "-d", "--bundle", str(make_bundle(["sleep", "100"])), name)
+    assert "already in use" in tb.fails(
+        "run", "-d", "--bundle", str(make_bundle(["sleep", "100"])), name
+    )
     tb("destroy", "-f", name)
     assert tb.fails("frobnicate").startswith("tuibox: error: unknown command")
     assert tb.names() == []
@@ -272,7 +371,12 @@ def test_bad_input_leaves_nothing(tb: TB, tmp_path: Path, make_bundle: Callable[
 
 def test_run_keep_leaves_a_stopped_box(tb: TB, make_bundle: Callable[..., Path]) -> None:
     name = unique()
-    assert tb("run", "--keep", "--bundle", str(make_bundle()), name, "sh", "-c", "exit 4", check=False).returncode == 4
+    assert (
+        tb(
+            "run", "--keep", "--bundle", str(make_bundle()), name, "sh", "-c", "exit 4", check=False
+        ).returncode
+        == 4
+    )
     st = json.loads(tb("list", "--format", "json").stdout)
     assert [(b["id"], b["status"], b["exit_status"]) for b in st] == [(name, "stopped", 4)]
 
@@ -287,8 +391,19 @@ def test_no_textual_or_pyroute2_on_the_run_path(tb: TB, make_bundle: Callable[..
         "print('LOADED', bad)\n"
     )
     proc = subprocess.run(
-        [sys.executable, "-c", code, "--root", str(tb.root),
-         "run", "--bundle", str(make_bundle()), unique()],
-        capture_output=True, text=True, timeout=30,
+        [
+            sys.executable,
+            "-c",
+            code,
+            "--root",
+            str(tb.root),
+            "run",
+            "--bundle",
+            str(make_bundle()),
+            unique(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
     )
     assert "LOADED []" in proc.stdout, proc.stdout + proc.stderr

@@ -23,6 +23,28 @@ VERBS: dict[str, tuple[str, str]] = {
     "spec": ("lifecycle", "write a starter config.json"),
 }
 ALIASES = {"delete": "destroy", "rm": "destroy", "ls": "list"}
+# Verbs that need nothing beyond the standard library (unless a box asks for a network).
+FAST_VERBS = frozenset(
+    {
+        "create",
+        "start",
+        "run",
+        "kill",
+        "stop",
+        "destroy",
+        "state",
+        "list",
+        "logs",
+        "spec",
+        "exec",
+        "ps",
+        "stats",
+        "wait",
+        "pause",
+        "resume",
+        "update",
+    }
+)
 
 GLOBAL_HELP = """usage: tuibox [--root DIR] [--data-root DIR] VERB [OPTIONS] [ARGS]
 
@@ -96,9 +118,12 @@ def main(argv: list[str] | None = None) -> int:
     entry = VERBS.get(verb)
     if entry is None:
         return fail(f"unknown command {words[0]!r} (see 'tuibox --help')", 2)
-    import importlib
+    if verb not in FAST_VERBS:
+        from tuibox import sitepath
 
-    module = importlib.import_module(f"tuibox.cli.{entry[0]}")
+        sitepath.ensure()
+    __import__(f"tuibox.cli.{entry[0]}")
+    module = sys.modules[f"tuibox.cli.{entry[0]}"]
     from tuibox.cli.args import HelpRequested, UsageError
     from tuibox.runtime.errors import TuiboxError
 
@@ -121,6 +146,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _tui(g: Globals) -> int:
+    from tuibox import sitepath
+
+    sitepath.ensure()
     try:
         from tuibox.tui_main import run_tui
     except ImportError:

@@ -8,40 +8,57 @@ repeated options, and a trailing command that is never parsed (`run NAME sh -c .
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 
 class UsageError(Exception):
     """Bad command-line words; the message is one line for the user."""
 
 
-@dataclass(frozen=True)
 class Opt:
-    names: tuple[str, ...]  # ("-d", "--detach")
-    dest: str
-    value: str | None = None  # metavar when the option takes a value
-    multiple: bool = False
-    default: Any = None
-    help: str = ""
+    def __init__(
+        self,
+        names: tuple[str, ...],
+        dest: str,
+        value: str | None = None,
+        multiple: bool = False,
+        default: Any = None,
+        help: str = "",
+    ) -> None:
+        self.names = names  # ("-d", "--detach")
+        self.dest = dest
+        self.value = value  # metavar when the option takes a value
+        self.multiple = multiple
+        self.default = default
+        self.help = help
 
 
-@dataclass(frozen=True)
 class Arg:
-    dest: str
-    help: str = ""
-    required: bool = True
-    rest: bool = False  # swallows every remaining word, options included
+    def __init__(
+        self, dest: str, help: str = "", required: bool = True, rest: bool = False
+    ) -> None:
+        self.dest = dest
+        self.help = help
+        self.required = required
+        self.rest = rest  # swallows every remaining word, options included
 
 
-@dataclass(frozen=True)
 class Command:
-    name: str
-    help: str
-    opts: tuple[Opt, ...] = ()
-    args: tuple[Arg, ...] = ()
-    aliases: tuple[str, ...] = ()
-    extra: dict[str, Any] = field(default_factory=dict)
+    def __init__(
+        self,
+        name: str,
+        help: str,
+        opts: tuple[Opt, ...] = (),
+        args: tuple[Arg, ...] = (),
+        aliases: tuple[str, ...] = (),
+    ) -> None:
+        self.name = name
+        self.help = help
+        self.opts = opts
+        self.args = args
+        self.aliases = aliases
 
     def usage(self) -> str:
         parts = [f"tuibox {self.name}"]

@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import json
 import os
-import signal
 import sys
-import time
-from dataclasses import replace
-from pathlib import Path
-from typing import Any
 
 from tuibox.cli import Globals, warn
 from tuibox.cli.args import Arg, Command, Opt, UsageError, parse
+from tuibox.runtime import fastjson
 from tuibox.runtime.errors import SpecError, TuiboxError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 NAME = Arg("name", "the box's name")
 
@@ -131,7 +130,7 @@ def load_request(opts: dict[str, Any], g: Globals, detach: bool) -> Any:
     if opts.get("rootfs"):
         rootfs = os.path.abspath(opts["rootfs"])
         data = spec_mod.starter_spec(command or ["/bin/sh"], rootfs=rootfs)
-        spec = spec_mod.parse_spec(data, Path.cwd(), "generated spec")
+        spec = spec_mod.parse_spec(data, os.getcwd(), "generated spec")
     else:
         image_opt = opts.get("image")
         if image_opt:
@@ -140,16 +139,16 @@ def load_request(opts: dict[str, Any], g: Globals, detach: bool) -> Any:
             spec, image, overlay = images_bridge.spec_for_image(image_opt, command, g)
         else:
             if opts.get("spec"):
-                path = Path(opts["spec"])
+                path = opts["spec"]
             elif opts.get("bundle"):
-                path = Path(opts["bundle"]) / "config.json"
+                path = os.path.join(opts["bundle"], "config.json")
             else:
-                path = Path("config.json")
-            bundle = Path(opts["bundle"]) if opts.get("bundle") else None
-            spec = spec_mod.load_spec(path, bundle.resolve() if bundle else None)
+                path = "config.json"
+            bundle = os.path.realpath(opts["bundle"]) if opts.get("bundle") else None
+            spec = spec_mod.load_spec(path, bundle)
     spec = apply_overrides(spec, opts)
     if command:
-        spec = replace(spec, process=replace(spec.process, args=tuple(command)))
+        spec = spec.replace(process=spec.process.replace(args=tuple(command)))
     for line in getattr(spec, "warnings", ()):
         warn(line)
     if spec.unsupported:
@@ -169,20 +168,20 @@ def apply_overrides(spec: Any, opts: dict[str, Any]) -> Any:
             if not key:
                 raise SpecError(f"--env {item!r}: must be KEY=VALUE")
             env[key] = value if eq else os.environ.get(key, "")
-        process = replace(process, env=tuple(f"{k}={v}" for k, v in env.items()))
+        process = process.replace(env=tuple(f"{k}={v}" for k, v in env.items()))
     if opts.get("cwd"):
         if not opts["cwd"].startswith("/"):
             raise SpecError("--workdir: must be an absolute path")
-        process = replace(process, cwd=opts["cwd"])
+        process = process.replace(cwd=opts["cwd"])
     if opts.get("user"):
-        process = replace(process, user=parse_user(opts["user"], process.user))
+        process = process.replace(user=parse_user(opts["user"], process.user))
     if opts.get("tty"):
-        process = replace(process, terminal=True)
-    spec = replace(spec, process=process)
+        process = process.replace(terminal=True)
+    spec = spec.replace(process=process)
     if opts.get("hostname"):
-        spec = replace(spec, hostname=opts["hostname"])
+        spec = spec.replace(hostname=opts["hostname"])
     if opts.get("read_only"):
-        spec = replace(spec, root=replace(spec.root, readonly=True))
+        spec = spec.replace(root=spec.root.replace(readonly=True))
     return spec
 
 
@@ -195,14 +194,14 @@ def parse_user(text: str, current: Any) -> Any:
         raise SpecError(f"--user {text!r}: must be UID or UID:GID (numbers)") from None
     if uid < 0 or gid < 0:
         raise SpecError(f"--user {text!r}: ids must not be negative")
-    return replace(current, uid=uid, gid=gid)
+    return current.replace(uid=uid, gid=gid)
 
 
 def _pid_file(opts: dict[str, Any], pid: int) -> None:
     if opts.get("pid_file"):
         from tuibox.runtime.state import atomic_write
 
-        atomic_write(Path(opts["pid_file"]).absolute(), str(pid).encode())
+        atomic_write(os.path.abspath(opts["pid_file"]), str(pid).encode())
 
 
 # ---- verbs ----------------------------------------------------------------------------------
@@ -238,6 +237,8 @@ def do_start(opts: dict[str, Any], g: Globals) -> int:
 
 
 def parse_signal(text: str | None) -> int:
+    import signal
+
     if text is None:
         return int(signal.SIGTERM)
     if text.isdigit():
@@ -293,11 +294,11 @@ def do_destroy(opts: dict[str, Any], g: Globals) -> int:
 
 
 def do_state(opts: dict[str, Any], g: Globals) -> int:
-    sys.stdout.write(json.dumps(runtime(g).state(opts["name"]), indent=2) + "\n")
+    sys.stdout.write(fastjson.dumps(runtime(g).state(opts["name"]), indent=2) + "\n")
     return 0
 
 
-def record_json(r: Any, root: Path) -> dict[str, Any]:
+def record_json(r: Any, root: str) -> dict[str, Any]:
     extra = r.extra
     return {
         "id": r.id,
@@ -314,7 +315,7 @@ def record_json(r: Any, root: Path) -> dict[str, Any]:
         "terminal": r.terminal,
         "address": extra.get("address"),
         "ports": extra.get("ports", []),
-        "log": str(root / r.id / "box.log"),
+        "log": os.path.join(root, r.id, "box.log"),
         "namespaces": r.namespaces,
         "cgroup": extra.get("cgroup"),
         "limits": extra.get("limits", {"memory": None, "cpus": None, "pids": None}),
@@ -325,7 +326,7 @@ def do_list(opts: dict[str, Any], g: Globals) -> int:
     rt = runtime(g)
     records = rt.list()
     if opts["format"] == "json":
-        sys.stdout.write(json.dumps([record_json(r, rt.root.path) for r in records]) + "\n")
+        sys.stdout.write(fastjson.dumps([record_json(r, rt.root.path) for r in records]) + "\n")
         return 0
     if opts["format"] != "table":
         raise SpecError(f"--format {opts['format']!r}: must be table or json")
@@ -346,7 +347,7 @@ def do_list(opts: dict[str, Any], g: Globals) -> int:
 def do_logs(opts: dict[str, Any], g: Globals) -> int:
     rt = runtime(g)
     record = rt.get(opts["name"])
-    path = rt.root.box_dir(record.id) / "box.log"
+    path = os.path.join(rt.root.box_dir(record.id), "box.log")
     try:
         f = open(path, "rb")  # noqa: SIM115 - followed below
     except FileNotFoundError:
@@ -361,15 +362,18 @@ def do_logs(opts: dict[str, Any], g: Globals) -> int:
             out.flush()
             if not opts["follow"] or rt.get(record.id).status == "stopped":
                 return 0
+            import time
+
             time.sleep(0.2)
 
 
 def do_spec(opts: dict[str, Any], g: Globals) -> int:
     from tuibox.runtime.spec import starter_spec
 
-    target = Path(opts["bundle"]) / "config.json"
-    if target.exists():
+    target = os.path.join(opts["bundle"], "config.json")
+    if os.path.exists(target):
         raise TuiboxError(f"{target}: already exists")
     data = starter_spec(opts["command"] or ["sh"], rootfs=opts["rootfs"])
-    target.write_text(json.dumps(data, indent=2) + "\n")
+    with open(target, "w") as f:
+        f.write(fastjson.dumps(data, indent=2) + "\n")
     return 0

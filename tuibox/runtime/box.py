@@ -4,28 +4,32 @@
 init.py) from this single-threaded process. A detached box (create, run -d) gets a monitor
 process between the caller and the init: it stays the init's parent, reaps it and records the
 exit status, so `wait`, `list` and the TUI can report it after the CLI has gone.
+
+This module is on `tuibox run`'s start-up path, so it imports only C modules and our own
+lean ones (no pathlib, json, signal, contextlib or dataclasses: see docs/ARCHITECTURE.md).
 """
 
 from __future__ import annotations
 
-import contextlib
-import errno
+import _signal
+import builtins
 import os
-import signal
 import time
-from collections.abc import Callable, Iterator
-from contextlib import ExitStack
-from dataclasses import dataclass, field, replace
-from pathlib import Path
-from typing import Any
 
 from tuibox.runtime import init as box_init
 from tuibox.runtime import state as st
 from tuibox.runtime.errors import InvalidState, SpecError, TuiboxError
 from tuibox.runtime.linux import proc
 from tuibox.runtime.linux import syscalls as sc
-from tuibox.runtime.spec_model import Spec
 from tuibox.runtime.sync import Channel, error_from_message
+from tuibox.runtime.undo import Undo
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
+
+    from tuibox.runtime.spec_model import Spec
 
 OCI_VERSION = "1.0.2"
 
@@ -39,6 +43,7 @@ GUARDS: dict[str, frozenset[str]] = {
     "pause": frozenset({"running"}),
     "resume": frozenset({"paused"}),
     "exec": frozenset({"running"}),
+    "update": frozenset({"created", "running", "paused"}),
 }
 
 
@@ -50,42 +55,70 @@ def now_iso() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
-@dataclass
 class CreateRequest:
     """A box to make: the loaded spec plus what the command line adds."""
 
-    name: str
-    spec: Spec
-    detach: bool = True  # output to box.log, a monitor reaps the init
-    image: str | None = None
-    overlay: tuple[str, str] | None = None  # (image rootfs, box dir) -> overlayfs root
-    # Free-form options for later stages (network, ports, cgroup limits), keyed by stage.
-    options: dict[str, Any] = field(default_factory=dict)
-    stdio: tuple[int, int, int] | None = None  # explicit stdio for the box (foreground run)
+    def __init__(
+        self,
+        name: str,
+        spec: Spec,
+        detach: bool = True,
+        image: str | None = None,
+        overlay: tuple[str, str] | None = None,
+        options: dict[str, Any] | None = None,
+        stdio: tuple[int, int, int] | None = None,
+    ) -> None:
+        self.name = name
+        self.spec = spec
+        self.detach = detach  # output to box.log, a monitor reaps the init
+        self.image = image
+        self.overlay = overlay  # (image rootfs, unused) -> overlayfs root in the state dir
+        # Free-form options for stages (network, ports, cgroup limits), keyed by stage.
+        self.options: dict[str, Any] = options if options is not None else {}
+        self.stdio = stdio  # explicit stdio for the box
 
 
-@dataclass
 class SetupContext:
-    """Passed to setup stages: what they may read and where they register undo steps."""
+    """Passed to stages: what they may read and where they register undo steps."""
 
-    runtime: Runtime
-    request: CreateRequest
-    record: st.BoxRecord
-    box_dir: Path
-    plan: box_init.InitPlan
-    undo: ExitStack
-    pid: int = 0
+    def __init__(
+        self,
+        runtime: Runtime,
+        request: CreateRequest,
+        record: st.BoxRecord,
+        box_dir: str,
+        plan: box_init.InitPlan,
+        undo: Undo,
+    ) -> None:
+        self.runtime = runtime
+        self.request = request
+        self.record = record
+        self.box_dir = box_dir
+        self.plan = plan
+        self.undo = undo
+        self.pid = 0
 
 
-# A stage hooks into create (prepare before the fork, attach once the init's namespaces
-# exist) and destroy (teardown). Cgroups and networking register here.
-@dataclass(frozen=True)
 class Stage:
-    name: str
-    wanted: Callable[[CreateRequest], bool]
-    prepare: Callable[[SetupContext], None] | None = None
-    attach: Callable[[SetupContext], None] | None = None
-    teardown: Callable[[Runtime, st.BoxRecord, Path], None] | None = None
+    """A piece of creation owned by another module (cgroups, network).
+
+    `prepare` runs before the fork, `attach` once the init's namespaces exist (ctx.pid is
+    its host pid), `teardown(runtime, record, box_dir)` on destroy. A stage is consulted only
+    when `wanted(request)` says so (teardown: when the record shows the stage was used)."""
+
+    def __init__(
+        self,
+        name: str,
+        wanted: Callable[[CreateRequest], bool],
+        prepare: Callable[[SetupContext], None] | None = None,
+        attach: Callable[[SetupContext], None] | None = None,
+        teardown: Callable[[Runtime, st.BoxRecord, str], None] | None = None,
+    ) -> None:
+        self.name = name
+        self.wanted = wanted
+        self.prepare = prepare
+        self.attach = attach
+        self.teardown = teardown
 
 
 STAGES: list[Stage] = []
@@ -96,7 +129,7 @@ def register_stage(stage: Stage) -> None:
 
 
 class Runtime:
-    def __init__(self, root: Path | str | None = None) -> None:
+    def __init__(self, root: str | os.PathLike[str] | None = None) -> None:
         self.root = st.StateRoot(root)
         self._channels: dict[str, Channel] = {}
 
@@ -104,15 +137,14 @@ class Runtime:
 
     def get(self, name: str) -> st.BoxRecord:
         """The box's record with its status refreshed from kernel facts."""
-        record = self.root.read(name)
-        return self._refresh(record)
+        return self._refresh(self.root.read(name))
 
     def _refresh(self, record: st.BoxRecord) -> st.BoxRecord:
         d = self.root.box_dir(record.id)
         status = st.live_status(record, d)
-        if status == "stopped" and record.exit_status is None:
-            record.exit_status = st.read_exit_status(d)
         if status == "stopped":
+            if record.exit_status is None:
+                record.exit_status = st.read_exit_status(d)
             record.pid = 0
         record.status = status
         return record
@@ -142,20 +174,21 @@ class Runtime:
     def create(self, req: CreateRequest) -> st.BoxRecord:
         """Set the box up completely; its program waits for `start`."""
         spec = req.spec
-        rootfs = str(spec.root.path)
+        rootfs = os.fspath(spec.root.path)
         if req.overlay is None and not os.path.isdir(rootfs):
             raise SpecError(f"config.json: root.path: no such directory: {rootfs}")
         if spec.hostname and spec.namespace("uts") is None:
             raise SpecError("config.json: hostname: needs a uts namespace of its own")
+        _load_stages(req)
         stages = [s for s in STAGES if s.wanted(req)]
         d = self.root.make_box_dir(req.name)
-        with ExitStack() as undo:
+        with Undo() as undo:
             undo.callback(self.root.remove, req.name)
             record = st.BoxRecord(
-                id=req.name,
-                status="creating",
-                bundle=str(spec.bundle),
-                rootfs=rootfs,
+                req.name,
+                "creating",
+                os.fspath(spec.bundle),
+                rootfs,
                 created=now_iso(),
                 command=list(spec.process.args),
                 hostname=spec.hostname or req.name,
@@ -166,6 +199,7 @@ class Runtime:
                 own_pid_ns=_new_ns(spec, "pid"),
                 detached=req.detach,
             )
+            record.extra["stages"] = [s.name for s in stages]
             plan = self._plan(req, record, d)
             undo.callback(_close_quietly, plan.state_dir_fd)
             ctx = SetupContext(self, req, record, d, plan, undo)
@@ -173,28 +207,29 @@ class Runtime:
                 if stage.prepare is not None:
                     stage.prepare(ctx)
             self.root.write(record)
-            os.mkfifo(d / "exec.fifo", 0o600)
+            os.mkfifo(os.path.join(d, "exec.fifo"), 0o600)
             with self.root.locked(req.name):
-                ctx.pid = self._launch(ctx, stages)
-            undo.pop_all()
+                self._launch(ctx, stages)
+            _close_quietly(plan.state_dir_fd)
+            undo.discard()
         return record
 
-    def _plan(self, req: CreateRequest, record: st.BoxRecord, d: Path) -> box_init.InitPlan:
+    def _plan(self, req: CreateRequest, record: st.BoxRecord, d: str) -> box_init.InitPlan:
         spec = req.spec
         rootfs = record.rootfs
         overlay = None
         if req.overlay is not None:
-            lower, _ = req.overlay
+            lower = req.overlay[0]
             for sub in ("upper", "work", "rootfs"):
-                (d / sub).mkdir(mode=0o755, exist_ok=True)
-            rootfs = str(d / "rootfs")
-            record.rootfs = rootfs
-            overlay = f"lowerdir={lower},upperdir={d / 'upper'},workdir={d / 'work'}"
+                os.mkdir(os.path.join(d, sub), 0o755)
+            rootfs = record.rootfs = os.path.join(d, "rootfs")
+            overlay = f"lowerdir={lower},upperdir={d}/upper,workdir={d}/work"
         hostname = spec.hostname or req.name
-        (d / "hostname").write_text(hostname + "\n")
-        (d / "hosts").write_text(
+        _write(os.path.join(d, "hostname"), hostname + "\n")
+        _write(
+            os.path.join(d, "hosts"),
             "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
-            f"127.0.1.1\t{hostname}\n"
+            f"127.0.1.1\t{hostname}\n",
         )
         flags = 0
         join: list[tuple[str, str]] = []
@@ -212,34 +247,35 @@ class Runtime:
             state_dir_fd=os.open(d, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC),
             stdio=req.stdio,
             overlay=overlay,
-            etc_files={"/etc/hostname": str(d / "hostname"), "/etc/hosts": str(d / "hosts")},
+            etc_files={"/etc/hostname": f"{d}/hostname", "/etc/hosts": f"{d}/hosts"},
             unshare_flags=flags,
             join=join,
         )
 
-    def _launch(self, ctx: SetupContext, stages: list[Stage]) -> int:
+    def _launch(self, ctx: SetupContext, stages: builtins.list[Stage]) -> None:
         """Fork the init (through a monitor when detached) and walk it to `ready`."""
         req, record, d = ctx.request, ctx.record, ctx.box_dir
         parent, child = Channel.pair()
         ctx.undo.callback(parent.close)
-        if req.detach:
+        if req.detach and req.stdio is None:
             log = os.open(
-                d / "box.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o640
+                f"{d}/box.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o640
             )
             null = os.open("/dev/null", os.O_RDONLY | os.O_CLOEXEC)
             ctx.plan.stdio = (null, log, log)
-            try:
-                pid = self._fork_monitor(ctx, child)
-            finally:
-                os.close(log)
-                os.close(null)
-        else:
-            pid = _spawn_init(ctx.plan, child, parent)
-        child.close()
+        try:
+            if req.detach:
+                pid = self._fork_monitor(ctx, child, parent)
+            else:
+                pid = _spawn_init(ctx.plan, child, parent)
+        finally:
+            child.close()
+            if req.detach and req.stdio is None and ctx.plan.stdio is not None:
+                for fd in set(ctx.plan.stdio):
+                    os.close(fd)
         ctx.undo.callback(_kill_and_reap, pid, not req.detach)
-        record.pid = pid
+        record.pid = ctx.pid = pid
         record.starttime = proc.start_time(pid)
-        ctx.pid = pid
         parent.expect("namespaces")
         for stage in stages:
             if stage.attach is not None:
@@ -250,18 +286,24 @@ class Runtime:
         self._channels[record.id] = parent
         record.status = "created"
         self.root.write(record)
-        return pid
 
-    def _fork_monitor(self, ctx: SetupContext, child: Channel) -> int:
-        r, w = os.pipe()
+    def _fork_monitor(self, ctx: SetupContext, child: Channel, parent: Channel) -> int:
+        r, w = os.pipe2(os.O_CLOEXEC)
         monitor = os.fork()
         if monitor == 0:  # pragma: no cover - runs in the forked monitor
+            os.close(r)
+            parent.close()
             _monitor_main(ctx.plan, child, w, ctx.box_dir)
         os.close(w)
-        with os.fdopen(r, "rb") as f:
-            raw = f.read()
-        os.waitpid(monitor, os.WNOHANG)
+        raw = b""
+        while True:
+            chunk = os.read(r, 64)
+            if not chunk:
+                break
+            raw += chunk
+        os.close(r)
         if not raw:
+            os.waitpid(monitor, 0)
             raise TuiboxError("box monitor failed to start the init")
         return int(raw)
 
@@ -276,13 +318,13 @@ class Runtime:
             self.root.write(record)
         return record
 
-    def _release(self, record: st.BoxRecord, d: Path) -> None:
-        fifo = d / "exec.fifo"
+    def _release(self, record: st.BoxRecord, d: str) -> None:
+        import select
+
+        fifo = os.path.join(d, "exec.fifo")
         # Non-blocking open: a dead init must not hang `start`.
         fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
         try:
-            import select
-
             deadline = time.monotonic() + 10
             while True:
                 ready, _, _ = select.select([fd], [], [], 0.05)
@@ -294,27 +336,28 @@ class Runtime:
                     raise TuiboxError(f"box {record.id!r}: init did not answer start")
         finally:
             os.close(fd)
-            fifo.unlink(missing_ok=True)
+            try:
+                os.unlink(fifo)
+            except FileNotFoundError:
+                pass
 
     # ---- run -----------------------------------------------------------------------------
 
     def run(self, req: CreateRequest, keep: bool = False) -> int:
         """create + start in the foreground; returns the program's exit status."""
-        req = replace(req, detach=False)
-        old = {
-            s: signal.getsignal(s)
-            for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
-        }
+        req.detach = False
+        forwarded = (_signal.SIGINT, _signal.SIGTERM, _signal.SIGHUP, _signal.SIGQUIT)
+        old = {s: _signal.getsignal(s) for s in forwarded}
         record = self.create(req)
-        forwarded: list[int] = []
 
         def forward(signum: int, _frame: object) -> None:
-            forwarded.append(signum)
-            with contextlib.suppress(OSError):
+            try:
                 os.kill(record.pid, signum)
+            except OSError:
+                pass
 
-        for s in old:
-            signal.signal(s, forward)
+        for s in forwarded:
+            _signal.signal(s, forward)
         try:
             self.start(req.name)
             chan = self._channels.pop(req.name)
@@ -322,24 +365,22 @@ class Runtime:
             chan.close()
             if msg is not None and msg.get("type") == "error":
                 raise error_from_message(msg)
-            status = _wait_child(record.pid)
-            code = os.waitstatus_to_exitcode(status)
-            code = 128 - code if code < 0 else code
-            st.atomic_write(self.root.box_dir(req.name) / "exit", f"{code}\n".encode())
+            code = _exit_code(_wait_child(record.pid))
+            st.atomic_write(os.path.join(self.root.box_dir(req.name), "exit"), f"{code}\n".encode())
         except BaseException:
             _kill_and_reap(record.pid, True)
             self._cleanup(record)
             raise
         finally:
             for s, h in old.items():
-                signal.signal(s, h)
+                _signal.signal(s, h)
         if not keep:
-            self._cleanup(self.root.read(req.name))
+            self._cleanup(record)
         return code
 
     # ---- signals and destroy -------------------------------------------------------------
 
-    def kill(self, name: str, sig: int = signal.SIGTERM) -> None:
+    def kill(self, name: str, sig: int = _signal.SIGTERM) -> None:
         record = self.get(name)
         if not can("kill", record.status):
             raise InvalidState(name, record.status, "kill", "created, running or paused")
@@ -350,10 +391,9 @@ class Runtime:
         record = self.get(name)
         if record.status == "stopped":
             return record
-        self.kill(name, signal.SIGTERM)
+        self.kill(name, _signal.SIGTERM)
         if not _wait_gone(record.pid, record.starttime, timeout):
-            with contextlib.suppress(OSError):
-                os.kill(record.pid, signal.SIGKILL)
+            _kill_box(record)
             _wait_gone(record.pid, record.starttime, 5.0)
         return self.get(name)
 
@@ -372,19 +412,56 @@ class Runtime:
 
     def _cleanup(self, record: st.BoxRecord) -> None:
         d = self.root.box_dir(record.id)
+        used = record.extra.get("stages", [])
+        if used:
+            _load_stages_by_name(used)
         for stage in reversed(STAGES):
-            if stage.teardown is not None:
-                with contextlib.suppress(Exception):
+            if stage.teardown is not None and stage.name in used:
+                try:
                     stage.teardown(self, record, d)
+                except Exception:
+                    pass
         self.root.remove(record.id)
+
+
+# ---- stage loading -----------------------------------------------------------------------
+
+# name -> (module registering it, predicate module-free check on the request)
+STAGE_MODULES: dict[str, str] = {}
+
+
+def _load_stages(req: CreateRequest) -> None:
+    """Import the stage modules a request needs (a network only when one is asked for)."""
+    for name, module in STAGE_MODULES.items():
+        if name.startswith("always:") or name in req.options:
+            __import__(module)
+
+
+def _load_stages_by_name(names: list[str]) -> None:
+    for key, module in STAGE_MODULES.items():
+        if key.removeprefix("always:") in names:
+            __import__(module)
 
 
 # ---- process plumbing (module level: it runs in forked children too) ---------------------
 
 
+def _write(path: str, text: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+    try:
+        os.write(fd, text.encode())
+    finally:
+        os.close(fd)
+
+
 def _new_ns(spec: Spec, kind: str) -> bool:
     ns = spec.namespace(kind)
     return ns is not None and not ns.path
+
+
+def _exit_code(status: int) -> int:
+    code = os.waitstatus_to_exitcode(status)
+    return 128 - code if code < 0 else code
 
 
 def _spawn_init(plan: box_init.InitPlan, child: Channel, parent: Channel | None) -> int:
@@ -407,7 +484,7 @@ def _spawn_init(plan: box_init.InitPlan, child: Channel, parent: Channel | None)
         _restore_pid_ns(own)
         raise
     if pid == 0:  # pragma: no cover - the box's init
-        keep = {0, 1, 2, child.fileno(), plan.state_dir_fd, *(plan.stdio or ())}
+        keep = {0, 1, 2, *child.fds(), plan.state_dir_fd, *(plan.stdio or ()), *plan.keep_fds}
         _close_all_but(keep)
         box_init.run(plan, child)
     _restore_pid_ns(own)
@@ -422,41 +499,27 @@ def _restore_pid_ns(own: int | None) -> None:
 
 
 def _monitor_main(
-    plan: box_init.InitPlan, child: Channel, pid_pipe: int, box_dir: Path
+    plan: box_init.InitPlan, child: Channel, pid_pipe: int, box_dir: str
 ) -> None:  # pragma: no cover
     """The detached box's parent: start the init, report its pid, reap it, record the exit."""
     code = 1
     try:
         os.setsid()
-        for s in (signal.SIGINT, signal.SIGHUP, signal.SIGTERM, signal.SIGQUIT):
-            signal.signal(s, signal.SIG_IGN)
-        sc.prctl(sc.PR_SET_NAME, _cstr(b"tuibox-monitor"))
+        for s in (_signal.SIGINT, _signal.SIGHUP, _signal.SIGTERM, _signal.SIGQUIT):
+            _signal.signal(s, _signal.SIG_IGN)
         init_pid = _spawn_init(plan, child, None)
         os.write(pid_pipe, str(init_pid).encode())
         null = os.open("/dev/null", os.O_RDWR)
         for fd in (0, 1, 2):
             os.dup2(null, fd)
         _close_all_but({0, 1, 2})
-        status = _wait_child(init_pid)
-        code = os.waitstatus_to_exitcode(status)
-        code = 128 - code if code < 0 else code
-        if box_dir.is_dir():
-            st.atomic_write(box_dir / "exit", f"{code}\n".encode())
+        code = _exit_code(_wait_child(init_pid))
+        if os.path.isdir(box_dir):
+            st.atomic_write(os.path.join(box_dir, "exit"), f"{code}\n".encode())
         code = 0
     except BaseException:
         pass
     os._exit(code)
-
-
-def _cstr(raw: bytes) -> int:
-    import ctypes
-
-    buf = ctypes.create_string_buffer(raw)
-    _KEEP.append(buf)
-    return ctypes.addressof(buf)
-
-
-_KEEP: list[Any] = []
 
 
 def _close_all_but(keep: set[int]) -> None:
@@ -469,15 +532,16 @@ def _close_all_but(keep: set[int]) -> None:
 
 
 def _close_quietly(fd: int) -> None:
-    with contextlib.suppress(OSError):
+    try:
         os.close(fd)
+    except OSError:
+        pass
 
 
 def _wait_child(pid: int) -> int:
     while True:
         try:
-            _, status = os.waitpid(pid, 0)
-            return status
+            return os.waitpid(pid, 0)[1]
         except InterruptedError:
             continue
         except ChildProcessError:
@@ -485,19 +549,26 @@ def _wait_child(pid: int) -> int:
 
 
 def _kill_and_reap(pid: int, is_child: bool) -> None:
-    with contextlib.suppress(OSError):
-        os.kill(pid, signal.SIGKILL)
+    try:
+        os.kill(pid, _signal.SIGKILL)
+    except OSError:
+        pass
     if is_child:
-        with contextlib.suppress(ChildProcessError):
+        try:
             os.waitpid(pid, 0)
+        except ChildProcessError:
+            pass
     else:
         _wait_gone(pid, None, 5.0)
 
 
 def _kill_box(record: st.BoxRecord) -> None:
-    """SIGKILL the box. With its own PID namespace the kernel then kills every process in it."""
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(record.pid, signal.SIGKILL)
+    """SIGKILL the box. With its own PID namespace the kernel then kills every process in it;
+    without one, a cgroup stage's teardown kills the rest."""
+    try:
+        os.kill(record.pid, _signal.SIGKILL)
+    except ProcessLookupError:
+        pass
 
 
 def _wait_gone(pid: int, starttime: int | None, timeout: float) -> bool:
@@ -510,24 +581,3 @@ def _wait_gone(pid: int, starttime: int | None, timeout: float) -> bool:
         time.sleep(delay)
         delay = min(delay * 2, 0.02)
     return True
-
-
-@contextlib.contextmanager
-def _ignore(*errnos: int) -> Iterator[None]:
-    try:
-        yield
-    except OSError as e:
-        if e.errno not in errnos:
-            raise
-
-
-__all__ = [
-    "GUARDS",
-    "STAGES",
-    "CreateRequest",
-    "Runtime",
-    "Stage",
-    "can",
-    "errno",
-    "register_stage",
-]

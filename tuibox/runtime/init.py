@@ -10,55 +10,70 @@ msg} and the child exits; the parent re-raises it with the child's own words.
 
 from __future__ import annotations
 
-import contextlib
+import _signal
 import errno
 import os
 import resource
-import signal
 import stat
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import NoReturn
 
 from tuibox.runtime import defaults
 from tuibox.runtime.linux import devices, mounts
 from tuibox.runtime.linux import syscalls as sc
 from tuibox.runtime.linux.paths import ensure_mountpoint, resolve_in_root
-from tuibox.runtime.spec_model import Spec
-from tuibox.runtime.sync import Channel
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import NoReturn
+
+    from tuibox.runtime.spec_model import Spec
+    from tuibox.runtime.sync import Channel
 
 
-@dataclass
 class InitPlan:
     """Everything the child needs, computed and validated by the parent before the fork."""
 
-    spec: Spec
-    name: str
-    rootfs: str  # host path of the root the box pivots into
-    state_dir_fd: int  # O_PATH fd of the box's state dir: reaches exec.fifo after pivot_root
-    stdio: tuple[int, int, int] | None = None  # fds to become 0, 1, 2 (detached boxes)
-    overlay: str | None = None  # overlayfs mount data to mount on rootfs first
-    etc_files: dict[str, str] = field(default_factory=dict)  # path in box -> host file
-    unshare_flags: int = 0  # namespaces to create (pid excluded: the parent did it)
-    join: list[tuple[str, str]] = field(default_factory=list)  # (type, path), pid excluded
-    # Hooks later stages add (capabilities, seccomp, console): run right before exec.
-    before_exec: list[Callable[[InitPlan], None]] = field(default_factory=list)
-    before_user: list[Callable[[InitPlan], None]] = field(default_factory=list)
-    exe: str = ""  # filled by the lookup step
+    def __init__(
+        self,
+        spec: Spec,
+        name: str,
+        rootfs: str,
+        state_dir_fd: int,
+        stdio: tuple[int, int, int] | None = None,
+        overlay: str | None = None,
+        etc_files: dict[str, str] | None = None,
+        unshare_flags: int = 0,
+        join: list[tuple[str, str]] | None = None,
+    ) -> None:
+        self.spec = spec
+        self.name = name
+        self.rootfs = rootfs  # host path of the root the box pivots into
+        # O_PATH fd of the box's state dir: reaches exec.fifo after pivot_root
+        self.state_dir_fd = state_dir_fd
+        self.stdio = stdio  # fds to become 0, 1, 2 (detached boxes)
+        self.overlay = overlay  # overlayfs mount data to mount on rootfs first
+        self.etc_files = etc_files if etc_files is not None else {}  # box path -> host file
+        self.unshare_flags = unshare_flags  # namespaces to create (pid: the parent did it)
+        self.join = join if join is not None else []  # (type, path), pid excluded
+        # Hooks that stages add (capabilities, seccomp, console); all run in the child.
+        self.before_user: list[Callable[[InitPlan], None]] = []
+        self.before_exec: list[Callable[[InitPlan], None]] = []
+        self.keep_fds: set[int] = set()  # further fds the child must not close
+        self.exe = ""  # filled by the lookup step
 
 
 def _reset_process(plan: InitPlan, chan: Channel) -> None:
     # Python ignores SIGPIPE and SIGXFSZ and handles SIGINT; an ignored signal survives
     # execve, so the box program would inherit Python's choices.
-    for sig in (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, signal.SIG_DFL)
-    signal.pthread_sigmask(signal.SIG_SETMASK, [])
+    for sig in (_signal.SIGPIPE, _signal.SIGXFSZ, _signal.SIGINT, _signal.SIGTERM, _signal.SIGHUP):
+        _signal.signal(sig, _signal.SIG_DFL)
+    _signal.pthread_sigmask(_signal.SIG_SETMASK, [])
     if plan.stdio is not None:
         for target, fd in enumerate(plan.stdio):
             if fd != target:
                 os.dup2(fd, target)
     # The box's init dies with the parent only while it is being set up.
-    sc.prctl(sc.PR_SET_PDEATHSIG, signal.SIGKILL)
+    sc.prctl(sc.PR_SET_PDEATHSIG, _signal.SIGKILL)
 
 
 def _namespaces(plan: InitPlan, chan: Channel) -> None:
@@ -134,8 +149,10 @@ def _cwd_exists(plan: InitPlan, chan: Channel) -> None:
     # runc creates a missing cwd; so do we, before the root may become read-only.
     target = resolve_in_root(plan.rootfs, plan.spec.process.cwd)
     if not os.path.isdir(target):
-        with contextlib.suppress(OSError):
+        try:
             os.makedirs(target, 0o755, exist_ok=True)
+        except OSError:
+            pass
 
 
 def _pivot_root(plan: InitPlan, chan: Channel) -> None:
@@ -240,9 +257,7 @@ def _ready_then_wait_for_start(plan: InitPlan, chan: Channel) -> None:
     sc.prctl(sc.PR_SET_PDEATHSIG, 0)
 
 
-Step = Callable[[InitPlan, Channel], None]
-
-STEPS: tuple[tuple[str, Step], ...] = (
+STEPS: tuple[tuple[str, Callable[[InitPlan, Channel], None]], ...] = (
     ("reset", _reset_process),
     ("namespaces", _namespaces),
     ("sync", _sync_namespaces),
@@ -276,6 +291,8 @@ def run(plan: InitPlan, chan: Channel) -> NoReturn:
         env = dict(item.split("=", 1) for item in plan.spec.process.env)
         os.execve(plan.exe, list(plan.spec.process.args), env)
     except BaseException as e:
-        with contextlib.suppress(OSError):
+        try:
             chan.send_error(step, e)
+        except OSError:
+            pass
     os._exit(127 if step == "lookup" else 1)

@@ -1,114 +1,232 @@
 """The validated shape of an OCI runtime-spec config.json, as the runtime uses it.
 
-Plain frozen dataclasses, no behaviour: `spec.load_spec` builds them and checks every field;
-everything after that trusts them. Paths are already made absolute where the spec allows a
-relative one (root.path is resolved against the bundle directory).
+Plain value classes (see plain.py for why not dataclasses): `spec.load_spec` builds them and
+checks every field; everything after that trusts them. Paths are already made absolute where
+the spec allows a relative one (root.path is resolved against the bundle directory). Treat
+instances as immutable: change them with `.replace(...)`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from tuibox.runtime.plain import Plain
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from pathlib import Path
+    from typing import Any
 
 
-@dataclass(frozen=True)
-class User:
-    uid: int = 0
-    gid: int = 0
-    additional_gids: tuple[int, ...] = ()
-    umask: int | None = None
+class User(Plain):
+    __slots__ = ("additional_gids", "gid", "uid", "umask")
+
+    def __init__(
+        self,
+        uid: int = 0,
+        gid: int = 0,
+        additional_gids: tuple[int, ...] = (),
+        umask: int | None = None,
+    ) -> None:
+        self.uid = uid
+        self.gid = gid
+        self.additional_gids = additional_gids
+        self.umask = umask
 
 
-@dataclass(frozen=True)
-class Rlimit:
-    type: str  # "RLIMIT_NOFILE" as written in the spec
-    resource: int  # the resource.RLIMIT_* number
-    soft: int
-    hard: int
+class Rlimit(Plain):
+    __slots__ = ("hard", "resource", "soft", "type")
+
+    def __init__(self, type: str, resource: int, soft: int, hard: int) -> None:
+        self.type = type  # "RLIMIT_NOFILE" as written in the spec
+        self.resource = resource  # the resource.RLIMIT_* number
+        self.soft = soft
+        self.hard = hard
 
 
-@dataclass(frozen=True)
-class Capabilities:
-    bounding: tuple[str, ...] = ()
-    effective: tuple[str, ...] = ()
-    permitted: tuple[str, ...] = ()
-    inheritable: tuple[str, ...] = ()
-    ambient: tuple[str, ...] = ()
+class Capabilities(Plain):
+    __slots__ = ("ambient", "bounding", "effective", "inheritable", "permitted")
+
+    def __init__(
+        self,
+        bounding: tuple[str, ...] = (),
+        effective: tuple[str, ...] = (),
+        permitted: tuple[str, ...] = (),
+        inheritable: tuple[str, ...] = (),
+        ambient: tuple[str, ...] = (),
+    ) -> None:
+        self.bounding = bounding
+        self.effective = effective
+        self.permitted = permitted
+        self.inheritable = inheritable
+        self.ambient = ambient
 
 
-@dataclass(frozen=True)
-class Process:
-    args: tuple[str, ...]
-    env: tuple[str, ...] = ()
-    cwd: str = "/"
-    terminal: bool = False
-    user: User = field(default_factory=User)
-    rlimits: tuple[Rlimit, ...] = ()
-    no_new_privileges: bool = False
-    capabilities: Capabilities | None = None  # None: the runtime's default set
-    console_size: tuple[int, int] | None = None  # (height, width)
+class Process(Plain):
+    __slots__ = (
+        "args",
+        "capabilities",
+        "console_size",
+        "cwd",
+        "env",
+        "no_new_privileges",
+        "rlimits",
+        "terminal",
+        "user",
+    )
+
+    def __init__(
+        self,
+        args: tuple[str, ...],
+        env: tuple[str, ...] = (),
+        cwd: str = "/",
+        terminal: bool = False,
+        user: User | None = None,
+        rlimits: tuple[Rlimit, ...] = (),
+        no_new_privileges: bool = False,
+        capabilities: Capabilities | None = None,
+        console_size: tuple[int, int] | None = None,
+    ) -> None:
+        self.args = args
+        self.env = env
+        self.cwd = cwd
+        self.terminal = terminal
+        self.user = user if user is not None else User()
+        self.rlimits = rlimits
+        self.no_new_privileges = no_new_privileges
+        self.capabilities = capabilities  # None: the runtime's default set
+        self.console_size = console_size  # (height, width)
 
 
-@dataclass(frozen=True)
-class Root:
-    path: Path  # absolute
-    readonly: bool = False
+class Root(Plain):
+    __slots__ = ("path", "readonly")
+
+    def __init__(self, path: Path, readonly: bool = False) -> None:
+        self.path = path  # absolute
+        self.readonly = readonly
 
 
-@dataclass(frozen=True)
-class Mount:
-    destination: str  # absolute path inside the box
-    type: str  # "bind", "proc", "tmpfs", ...; "" when absent (bind implied by options)
-    source: str
-    options: tuple[str, ...] = ()
+class Mount(Plain):
+    __slots__ = ("destination", "options", "source", "type")
+
+    def __init__(
+        self, destination: str, type: str, source: str, options: tuple[str, ...] = ()
+    ) -> None:
+        self.destination = destination  # absolute path inside the box
+        self.type = type  # "bind", "proc", "tmpfs", ...; "" when absent
+        self.source = source
+        self.options = options
 
 
-@dataclass(frozen=True)
-class Namespace:
-    type: str  # pid, network, mount, ipc, uts, user, cgroup, time
-    path: str | None = None
+class Namespace(Plain):
+    __slots__ = ("path", "type")
+
+    def __init__(self, type: str, path: str | None = None) -> None:
+        self.type = type  # pid, network, mount, ipc, uts, user, cgroup, time
+        self.path = path
 
 
-@dataclass(frozen=True)
-class Device:
-    path: str
-    type: str  # c, b, u, p
-    major: int = 0
-    minor: int = 0
-    file_mode: int | None = None
-    uid: int | None = None
-    gid: int | None = None
+class Device(Plain):
+    __slots__ = ("file_mode", "gid", "major", "minor", "path", "type", "uid")
+
+    def __init__(
+        self,
+        path: str,
+        type: str,
+        major: int = 0,
+        minor: int = 0,
+        file_mode: int | None = None,
+        uid: int | None = None,
+        gid: int | None = None,
+    ) -> None:
+        self.path = path
+        self.type = type  # c, b, u, p
+        self.major = major
+        self.minor = minor
+        self.file_mode = file_mode
+        self.uid = uid
+        self.gid = gid
 
 
-@dataclass(frozen=True)
-class Linux:
-    namespaces: tuple[Namespace, ...]
-    devices: tuple[Device, ...] = ()
-    masked_paths: tuple[str, ...] = ()
-    readonly_paths: tuple[str, ...] = ()
-    rootfs_propagation: str | None = None
-    cgroups_path: str | None = None
-    resources: dict[str, Any] = field(default_factory=dict)  # raw linux.resources, checked
-    sysctl: dict[str, str] = field(default_factory=dict)
+class Linux(Plain):
+    __slots__ = (
+        "cgroups_path",
+        "devices",
+        "masked_paths",
+        "namespaces",
+        "readonly_paths",
+        "resources",
+        "rootfs_propagation",
+        "sysctl",
+    )
+
+    def __init__(
+        self,
+        namespaces: tuple[Namespace, ...],
+        devices: tuple[Device, ...] = (),
+        masked_paths: tuple[str, ...] = (),
+        readonly_paths: tuple[str, ...] = (),
+        rootfs_propagation: str | None = None,
+        cgroups_path: str | None = None,
+        resources: dict[str, Any] | None = None,
+        sysctl: dict[str, str] | None = None,
+    ) -> None:
+        self.namespaces = namespaces
+        self.devices = devices
+        self.masked_paths = masked_paths
+        self.readonly_paths = readonly_paths
+        self.rootfs_propagation = rootfs_propagation
+        self.cgroups_path = cgroups_path
+        self.resources = resources if resources is not None else {}  # raw, checked
+        self.sysctl = sysctl if sysctl is not None else {}
 
 
-@dataclass(frozen=True)
-class Spec:
-    oci_version: str
-    root: Root
-    process: Process
-    hostname: str | None
-    mounts: tuple[Mount, ...]
-    linux: Linux
-    annotations: dict[str, str] = field(default_factory=dict)
-    bundle: Path = Path(".")
-    # fields present in the file that tuibox does not implement; warned about once
-    unsupported: tuple[str, ...] = ()
-    # True where the file gave no mounts / namespaces / devices and box's defaults were used
-    default_mounts: bool = False
-    default_namespaces: bool = False
-    default_devices: bool = False
+class Spec(Plain):
+    __slots__ = (
+        "annotations",
+        "bundle",
+        "default_devices",
+        "default_mounts",
+        "default_namespaces",
+        "hostname",
+        "linux",
+        "mounts",
+        "oci_version",
+        "process",
+        "root",
+        "unsupported",
+        "warnings",
+    )
+
+    def __init__(
+        self,
+        oci_version: str,
+        root: Root,
+        process: Process,
+        hostname: str | None,
+        mounts: tuple[Mount, ...],
+        linux: Linux,
+        annotations: dict[str, str] | None = None,
+        bundle: Path | None = None,
+        unsupported: tuple[str, ...] = (),
+        warnings: tuple[str, ...] = (),
+        default_mounts: bool = False,
+        default_namespaces: bool = False,
+        default_devices: bool = False,
+    ) -> None:
+        self.oci_version = oci_version
+        self.root = root
+        self.process = process
+        self.hostname = hostname
+        self.mounts = mounts
+        self.linux = linux
+        self.annotations = annotations if annotations is not None else {}
+        self.bundle = bundle if bundle is not None else root.path.parent
+        # fields present in the file that tuibox does not implement; warned about once
+        self.unsupported = unsupported
+        self.warnings = warnings
+        # True where the file gave no mounts / namespaces / devices and defaults were used
+        self.default_mounts = default_mounts
+        self.default_namespaces = default_namespaces
+        self.default_devices = default_devices
 
     def namespace(self, kind: str) -> Namespace | None:
         for ns in self.linux.namespaces:

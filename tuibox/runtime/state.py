@@ -5,25 +5,24 @@ Layout of <root>/<name>/:
     lock         flock'ed around every read-modify-write
     exec.fifo    exists while the box is created but not started
     exit         the init's exit status, written by whoever reaped it
-    config.json  the spec the box was created from (a copy, for details and restart)
     box.log      stdout/stderr of a detached box
     hostname, hosts, resolv.conf   bind-mounted into the box
+
+This module is on every verb's start-up path: plain str paths and fastjson, no pathlib or json.
 """
 
 from __future__ import annotations
 
 import fcntl
-import json
 import os
-import shutil
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
-from typing import Any
 
+from tuibox.runtime import fastjson
 from tuibox.runtime.errors import BoxExists, BoxNotFound, InvalidName, TuiboxError
 from tuibox.runtime.linux import proc
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 DEFAULT_ROOT = "/run/tuibox"
 MAX_NAME = 64
@@ -31,8 +30,8 @@ _NAME_FIRST = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ012
 _NAME_REST = _NAME_FIRST | frozenset("_.-")
 
 
-def default_root() -> Path:
-    return Path(os.environ.get("TUIBOX_ROOT") or DEFAULT_ROOT)
+def default_root() -> str:
+    return os.environ.get("TUIBOX_ROOT") or DEFAULT_ROOT
 
 
 def check_name(name: str) -> str:
@@ -49,39 +48,76 @@ def check_name(name: str) -> str:
     return name
 
 
-@dataclass
+_RECORD_DEFAULTS: dict[str, Any] = {
+    "pid": 0,
+    "starttime": None,
+    "created": "",
+    "started": None,
+    "finished": None,
+    "exit_status": None,
+    "command": [],
+    "hostname": "",
+    "terminal": False,
+    "image": None,
+    "namespaces": [],
+    "annotations": {},
+    "own_pid_ns": True,
+    "detached": False,
+    "extra": {},
+}
+
+
 class BoxRecord:
-    """What state.json holds. Status is the last one written; `Box.refresh` checks the kernel."""
+    """What state.json holds. Status is the last one written; `Runtime.get` checks the kernel.
+
+    `extra` is free-form so each later stage (network, cgroups, overlay) owns its own key."""
 
     id: str
     status: str
     bundle: str
     rootfs: str
-    pid: int = 0
-    starttime: int | None = None
-    created: str = ""
-    started: str | None = None
-    finished: str | None = None
-    exit_status: int | None = None
-    command: list[str] = field(default_factory=list)
-    hostname: str = ""
-    terminal: bool = False
-    image: str | None = None
-    namespaces: list[str] = field(default_factory=list)
-    annotations: dict[str, str] = field(default_factory=dict)
-    own_pid_ns: bool = True
-    detached: bool = False
-    # Filled by later stages (network, cgroups, overlay); free-form so each owns its key.
-    extra: dict[str, Any] = field(default_factory=dict)
+    pid: int
+    starttime: int | None
+    created: str
+    started: str | None
+    finished: str | None
+    exit_status: int | None
+    command: list[str]
+    hostname: str
+    terminal: bool
+    image: str | None
+    namespaces: list[str]
+    annotations: dict[str, str]
+    own_pid_ns: bool
+    detached: bool
+    extra: dict[str, Any]
+
+    def __init__(self, id: str, status: str, bundle: str, rootfs: str, **fields: Any) -> None:
+        self.id = id
+        self.status = status
+        self.bundle = bundle
+        self.rootfs = rootfs
+        for key, default in _RECORD_DEFAULTS.items():
+            value = fields.pop(key, default)
+            # mutable defaults must not be shared between records
+            setattr(self, key, value.copy() if isinstance(value, (list, dict)) else value)
+        if fields:
+            raise TypeError(f"unknown box record field {next(iter(fields))!r}")
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> BoxRecord:
-        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
-        return cls(**known)
+        known = {k: v for k, v in data.items() if k in _RECORD_DEFAULTS}
+        return cls(data["id"], data["status"], data["bundle"], data["rootfs"], **known)
+
+    def to_json(self) -> dict[str, Any]:
+        out = {"id": self.id, "status": self.status, "bundle": self.bundle, "rootfs": self.rootfs}
+        for key in _RECORD_DEFAULTS:
+            out[key] = getattr(self, key)
+        return out
 
 
-def atomic_write(path: Path, data: bytes, mode: int = 0o644) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+def atomic_write(path: str, data: bytes, mode: int = 0o644) -> None:
+    tmp = f"{path}.{os.getpid()}.tmp"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
     try:
         os.write(fd, data)
@@ -91,28 +127,75 @@ def atomic_write(path: Path, data: bytes, mode: int = 0o644) -> None:
     os.replace(tmp, path)
 
 
+def remove_tree(path: str) -> None:
+    """rmtree without importing shutil; never follows symlinks; ignores what is already gone."""
+    try:
+        entries = list(os.scandir(path))
+    except FileNotFoundError:
+        return
+    except NotADirectoryError:
+        os.unlink(path)
+        return
+    for entry in entries:
+        try:
+            if entry.is_dir(follow_symlinks=False):
+                remove_tree(entry.path)
+            else:
+                os.unlink(entry.path)
+        except FileNotFoundError:
+            pass
+    try:
+        os.rmdir(path)
+    except FileNotFoundError:
+        pass
+
+
+class _Lock:
+    def __init__(self, path: str, name: str) -> None:
+        self.path = path
+        self.name = name
+        self.fd = -1
+
+    def __enter__(self) -> str:
+        try:
+            self.fd = os.open(
+                os.path.join(self.path, "lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600
+            )
+        except FileNotFoundError:
+            raise BoxNotFound(self.name) from None
+        fcntl.flock(self.fd, fcntl.LOCK_EX)
+        return self.path
+
+    def __exit__(self, *exc: object) -> None:
+        os.close(self.fd)
+
+
 class StateRoot:
     """The directory holding every box; injectable so tests use their own."""
 
-    def __init__(self, root: Path | str | None = None) -> None:
-        self.path = Path(root) if root is not None else default_root()
+    def __init__(self, root: str | os.PathLike[str] | None = None) -> None:
+        self.path = os.fspath(root) if root is not None else default_root()
 
-    def box_dir(self, name: str) -> Path:
-        return self.path / check_name(name)
+    def box_dir(self, name: str) -> str:
+        return os.path.join(self.path, check_name(name))
 
     def names(self) -> list[str]:
         try:
             entries = os.listdir(self.path)
         except FileNotFoundError:
             return []
-        return sorted(e for e in entries if not e.startswith(".") and (self.path / e).is_dir())
+        return sorted(
+            e
+            for e in entries
+            if not e.startswith(".") and os.path.isdir(os.path.join(self.path, e))
+        )
 
-    def make_box_dir(self, name: str) -> Path:
+    def make_box_dir(self, name: str) -> str:
         """Claim a name: mkdir is atomic, so two creates of one name cannot both win."""
         d = self.box_dir(name)
-        self.path.mkdir(mode=0o711, parents=True, exist_ok=True)
+        os.makedirs(self.path, 0o711, exist_ok=True)
         try:
-            d.mkdir(mode=0o711)
+            os.mkdir(d, 0o711)
         except FileExistsError:
             raise BoxExists(name) from None
         return d
@@ -120,50 +203,42 @@ class StateRoot:
     def read(self, name: str) -> BoxRecord:
         d = self.box_dir(name)
         try:
-            raw = (d / "state.json").read_bytes()
-        except FileNotFoundError:
+            with open(os.path.join(d, "state.json"), "rb") as f:
+                raw = f.read()
+        except (FileNotFoundError, NotADirectoryError):
             raise BoxNotFound(name) from None
         try:
-            return BoxRecord.from_json(json.loads(raw))
-        except (ValueError, TypeError) as e:
-            raise TuiboxError(f"state of box {name!r} is corrupt: {d / 'state.json'}") from e
+            return BoxRecord.from_json(fastjson.loads(raw))
+        except (ValueError, TypeError, KeyError) as e:
+            raise TuiboxError(f"state of box {name!r} is corrupt: {d}/state.json") from e
 
     def write(self, record: BoxRecord) -> None:
-        data = json.dumps(asdict(record), indent=1).encode()
-        atomic_write(self.box_dir(record.id) / "state.json", data)
+        data = fastjson.dumps(record.to_json(), indent=1).encode()
+        atomic_write(os.path.join(self.box_dir(record.id), "state.json"), data)
 
-    @contextmanager
-    def locked(self, name: str) -> Iterator[Path]:
-        d = self.box_dir(name)
-        try:
-            fd = os.open(d / "lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        except FileNotFoundError:
-            raise BoxNotFound(name) from None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            yield d
-        finally:
-            os.close(fd)
+    def locked(self, name: str) -> _Lock:
+        return _Lock(self.box_dir(name), name)
 
     def remove(self, name: str) -> None:
-        shutil.rmtree(self.box_dir(name), ignore_errors=True)
+        remove_tree(self.box_dir(name))
 
 
-def read_exit_status(box_dir: Path) -> int | None:
+def read_exit_status(box_dir: str) -> int | None:
     try:
-        return int((box_dir / "exit").read_text().split()[0])
+        with open(os.path.join(box_dir, "exit")) as f:
+            return int(f.read().split()[0])
     except (OSError, ValueError, IndexError):
         return None
 
 
-def live_status(record: BoxRecord, box_dir: Path) -> str:
+def live_status(record: BoxRecord, box_dir: str) -> str:
     """The box's status from kernel facts: the init's pid + start time, and the exec fifo."""
     if record.status in ("creating", "created", "running", "paused") and proc.is_alive(
         record.pid, record.starttime
     ):
         if record.status == "creating":
             return "creating"
-        if os.path.lexists(box_dir / "exec.fifo"):
+        if os.path.lexists(os.path.join(box_dir, "exec.fifo")):
             return "created"
         if record.extra.get("cgroup") and _frozen(record):
             return "paused"

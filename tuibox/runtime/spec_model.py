@@ -2,8 +2,9 @@
 
 Plain value classes (see plain.py for why not dataclasses): `spec.load_spec` builds them and
 checks every field; everything after that trusts them. Paths are already made absolute where
-the spec allows a relative one (root.path is resolved against the bundle directory). Treat
-instances as immutable: change them with `.replace(...)`.
+the spec allows a relative one (root.path is resolved against the bundle directory). Paths are
+plain `str`: pathlib is kept off the start-up path (docs/ARCHITECTURE.md). Treat instances as
+immutable: change them with `.replace(...)`.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ from tuibox.runtime.plain import Plain
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from pathlib import Path
     from typing import Any
 
 
@@ -99,7 +99,7 @@ class Process(Plain):
 class Root(Plain):
     __slots__ = ("path", "readonly")
 
-    def __init__(self, path: Path, readonly: bool = False) -> None:
+    def __init__(self, path: str, readonly: bool = False) -> None:
         self.path = path  # absolute
         self.readonly = readonly
 
@@ -205,7 +205,7 @@ class Spec(Plain):
         mounts: tuple[Mount, ...],
         linux: Linux,
         annotations: dict[str, str] | None = None,
-        bundle: Path | None = None,
+        bundle: str | None = None,
         unsupported: tuple[str, ...] = (),
         warnings: tuple[str, ...] = (),
         default_mounts: bool = False,
@@ -219,7 +219,7 @@ class Spec(Plain):
         self.mounts = mounts
         self.linux = linux
         self.annotations = annotations if annotations is not None else {}
-        self.bundle = bundle if bundle is not None else root.path.parent
+        self.bundle = bundle if bundle is not None else (root.path.rpartition("/")[0] or "/")
         # fields present in the file that tuibox does not implement; warned about once
         self.unsupported = unsupported
         self.warnings = warnings

@@ -1,0 +1,711 @@
+"""config.json -> a validated `Spec` (spec_model.py); no side effects.
+
+`load_spec` reads a file, `parse_spec` checks already-decoded JSON, `starter_spec` writes the
+dict `tuibox spec` saves (what `runc spec` would). Every error is a `SpecError` of one line that
+names the file and the JSON field: `config.json: process.cwd: must be an absolute path`.
+
+Fields of the OCI runtime spec that tuibox does not implement are never an error and never
+silently dropped: their dotted names land in `Spec.unsupported` for the caller to warn about
+(`UNSUPPORTED_FIELDS` lists the known ones, for the docs and the tests). Whether a path exists
+is not checked here; the runtime does that when it uses it.
+
+On `tuibox run`'s start-up path: C modules and our own lean ones only (no json, pathlib, re,
+typing or dataclasses at run time; see docs/ARCHITECTURE.md).
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+
+from tuibox.runtime import defaults, fastjson
+from tuibox.runtime.errors import SpecError
+from tuibox.runtime.spec_model import (
+    Capabilities,
+    Device,
+    Linux,
+    Mount,
+    Namespace,
+    Process,
+    Rlimit,
+    Root,
+    Spec,
+    User,
+)
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    StrPath = str | os.PathLike[str]
+
+# The newest runtime-spec minor version whose fields this module knows. Newer 1.x files load
+# with a warning: their new fields show up in `unsupported` rather than being misread.
+KNOWN_MINOR = 3
+
+# Spec fields tuibox reads but does not act on. `linux.namespaces.user` / `.time` mean an entry
+# of that type: it is dropped from `Linux.namespaces`, since without uid/gid mappings (also
+# unsupported) a user namespace would leave the box running as nobody.
+UNSUPPORTED_FIELDS: tuple[str, ...] = (
+    "hooks",
+    "domainname",
+    "solaris",
+    "windows",
+    "vm",
+    "zos",
+    "process.commandLine",
+    "process.apparmorProfile",
+    "process.selinuxLabel",
+    "process.oomScoreAdj",
+    "process.ioPriority",
+    "process.scheduler",
+    "process.execCPUAffinity",
+    "process.user.username",
+    "mounts.uidMappings",
+    "mounts.gidMappings",
+    "linux.uidMappings",
+    "linux.gidMappings",
+    "linux.timeOffsets",
+    "linux.seccomp",
+    "linux.intelRdt",
+    "linux.personality",
+    "linux.mountLabel",
+    "linux.memoryPolicy",
+    "linux.netDevices",
+    "linux.namespaces.user",
+    "linux.namespaces.time",
+)
+
+# The keys each object may hold that tuibox implements; anything else present is unsupported.
+_TOP_KEYS = frozenset(
+    {"ociVersion", "root", "process", "hostname", "mounts", "linux", "annotations"}
+)
+_ROOT_KEYS = frozenset({"path", "readonly"})
+_PROCESS_KEYS = frozenset(
+    {
+        "args",
+        "env",
+        "cwd",
+        "terminal",
+        "consoleSize",
+        "user",
+        "rlimits",
+        "noNewPrivileges",
+        "capabilities",
+    }
+)
+_USER_KEYS = frozenset({"uid", "gid", "umask", "additionalGids"})
+_CAP_SETS = ("bounding", "effective", "permitted", "inheritable", "ambient")
+_CAP_KEYS = frozenset(_CAP_SETS)
+_RLIMIT_KEYS = frozenset({"type", "soft", "hard"})
+_CONSOLE_KEYS = frozenset({"height", "width"})
+_MOUNT_KEYS = frozenset({"destination", "type", "source", "options"})
+_LINUX_KEYS = frozenset(
+    {
+        "namespaces",
+        "devices",
+        "maskedPaths",
+        "readonlyPaths",
+        "rootfsPropagation",
+        "cgroupsPath",
+        "resources",
+        "sysctl",
+    }
+)
+_NAMESPACE_KEYS = frozenset({"type", "path"})
+_DEVICE_KEYS = frozenset({"path", "type", "major", "minor", "fileMode", "uid", "gid"})
+
+NAMESPACE_TYPES = ("pid", "network", "mount", "ipc", "uts", "user", "cgroup", "time")
+_UNSUPPORTED_NAMESPACES = frozenset({"user", "time"})
+DEVICE_TYPES = ("c", "b", "u", "p")
+PROPAGATIONS = (
+    "shared",
+    "slave",
+    "private",
+    "unbindable",
+    "rshared",
+    "rslave",
+    "rprivate",
+    "runbindable",
+)
+
+# Linux capability names by number (linux/capability.h), 0 through CAP_LAST_CAP = 40.
+CAPABILITY_NAMES: tuple[str, ...] = (
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_DAC_READ_SEARCH",
+    "CAP_FOWNER",
+    "CAP_FSETID",
+    "CAP_KILL",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETPCAP",
+    "CAP_LINUX_IMMUTABLE",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_NET_BROADCAST",
+    "CAP_NET_ADMIN",
+    "CAP_NET_RAW",
+    "CAP_IPC_LOCK",
+    "CAP_IPC_OWNER",
+    "CAP_SYS_MODULE",
+    "CAP_SYS_RAWIO",
+    "CAP_SYS_CHROOT",
+    "CAP_SYS_PTRACE",
+    "CAP_SYS_PACCT",
+    "CAP_SYS_ADMIN",
+    "CAP_SYS_BOOT",
+    "CAP_SYS_NICE",
+    "CAP_SYS_RESOURCE",
+    "CAP_SYS_TIME",
+    "CAP_SYS_TTY_CONFIG",
+    "CAP_MKNOD",
+    "CAP_LEASE",
+    "CAP_AUDIT_WRITE",
+    "CAP_AUDIT_CONTROL",
+    "CAP_SETFCAP",
+    "CAP_MAC_OVERRIDE",
+    "CAP_MAC_ADMIN",
+    "CAP_SYSLOG",
+    "CAP_WAKE_ALARM",
+    "CAP_BLOCK_SUSPEND",
+    "CAP_AUDIT_READ",
+    "CAP_PERFMON",
+    "CAP_BPF",
+    "CAP_CHECKPOINT_RESTORE",
+)
+_CAPABILITY_SET = frozenset(CAPABILITY_NAMES)
+
+# Spec name -> resource number. The numbers in the second column are the generic Linux ones,
+# used only where Python's resource module lacks the constant (it has no RLIMIT_LOCKS).
+RLIMITS: dict[str, int] = {
+    name: int(getattr(resource, name, number))
+    for name, number in (
+        ("RLIMIT_CPU", 0),
+        ("RLIMIT_FSIZE", 1),
+        ("RLIMIT_DATA", 2),
+        ("RLIMIT_STACK", 3),
+        ("RLIMIT_CORE", 4),
+        ("RLIMIT_RSS", 5),
+        ("RLIMIT_NPROC", 6),
+        ("RLIMIT_NOFILE", 7),
+        ("RLIMIT_MEMLOCK", 8),
+        ("RLIMIT_AS", 9),
+        ("RLIMIT_LOCKS", 10),
+        ("RLIMIT_SIGPENDING", 11),
+        ("RLIMIT_MSGQUEUE", 12),
+        ("RLIMIT_NICE", 13),
+        ("RLIMIT_RTPRIO", 14),
+        ("RLIMIT_RTTIME", 15),
+    )
+}
+# The spec writes "unlimited" as the kernel's RLIM_INFINITY, an all-ones u64.
+_RLIM_MAX = 2**64 - 1
+_ID_MAX = 2**32 - 2  # (uid_t)-1 means "no change" to the kernel, never a real id
+_HOSTNAME_MAX = 64  # HOST_NAME_MAX
+_HOSTNAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.")
+
+
+class _Invalid(Exception):
+    """A field at fault; parse_spec adds the file name and makes it a SpecError."""
+
+    def __init__(self, field: str, problem: str) -> None:
+        super().__init__(field, problem)
+        self.field = field
+        self.problem = problem
+
+
+# ---- public API ------------------------------------------------------------------------------
+
+
+def load_spec(config_path: StrPath, bundle: StrPath | None = None) -> Spec:
+    """Read and validate config.json; `bundle` defaults to the file's directory."""
+    path = os.path.abspath(os.fspath(config_path))
+    name = os.path.basename(path)
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+    except FileNotFoundError:
+        raise SpecError(f"{name}: no such file: {path}") from None
+    except IsADirectoryError:
+        raise SpecError(f"{name}: is a directory: {path}") from None
+    except OSError as e:
+        raise SpecError(f"{name}: cannot read {path}: {e.strerror}") from None
+    try:
+        text = raw.decode()
+    except UnicodeDecodeError as e:
+        raise SpecError(f"{name}: not valid UTF-8 (byte {e.start})") from None
+    try:
+        data = fastjson.loads(text)
+    except ValueError as e:
+        # fastjson re-parses with the json package on error, so this is a JSONDecodeError.
+        line, col, msg = getattr(e, "lineno", 0), getattr(e, "colno", 0), getattr(e, "msg", e)
+        raise SpecError(f"{name}: invalid JSON at line {line} column {col}: {msg}") from None
+    except RecursionError:
+        raise SpecError(f"{name}: invalid JSON: nested too deeply") from None
+    return parse_spec(data, bundle if bundle is not None else os.path.dirname(path), name)
+
+
+def parse_spec(data: object, bundle: StrPath, filename: str = "config.json") -> Spec:
+    """Validate decoded JSON; relative root.path is taken against `bundle`."""
+    try:
+        return _Parser(os.path.abspath(os.fspath(bundle)), filename).spec(data)
+    except _Invalid as e:
+        where = f"{e.field}: " if e.field else ""
+        raise SpecError(f"{filename}: {where}{e.problem}") from None
+
+
+def starter_spec(
+    args: list[str],
+    rootfs: str = "rootfs",
+    hostname: str | None = None,
+    terminal: bool = False,
+) -> dict[str, Any]:
+    """A config.json like `runc spec` writes, with tuibox's defaults spelled out."""
+    caps = list(defaults.CAPABILITIES)
+    process: dict[str, Any] = {
+        "terminal": terminal,
+        "user": {"uid": 0, "gid": 0},
+        "args": list(args),
+        "env": list(defaults.DEFAULT_ENV),
+        "cwd": "/",
+        "capabilities": {"bounding": caps, "effective": list(caps), "permitted": list(caps)},
+        "noNewPrivileges": True,
+    }
+    data: dict[str, Any] = {
+        "ociVersion": "1.0.2",
+        "process": process,
+        "root": {"path": rootfs, "readonly": False},
+    }
+    if hostname is not None:
+        data["hostname"] = hostname
+    data["mounts"] = [
+        {
+            "destination": m.destination,
+            "type": m.type,
+            "source": m.source,
+            "options": list(m.options),
+        }
+        for m in defaults.MOUNTS
+    ]
+    data["linux"] = {
+        "namespaces": [
+            {"type": ns.type} if ns.path is None else {"type": ns.type, "path": ns.path}
+            for ns in defaults.NAMESPACES
+        ],
+        "maskedPaths": list(defaults.MASKED_PATHS),
+        "readonlyPaths": list(defaults.READONLY_PATHS),
+    }
+    return data
+
+
+# ---- checks of single values -----------------------------------------------------------------
+
+
+def _obj(value: object, field: str) -> dict[str, object]:
+    if not isinstance(value, dict):
+        raise _Invalid(field, "must be an object")
+    return value
+
+
+def _list(value: object, field: str, what: str) -> list[object]:
+    if not isinstance(value, list):
+        raise _Invalid(field, f"must be a list of {what}")
+    return value
+
+
+def _str(value: object, field: str) -> str:
+    if not isinstance(value, str):
+        raise _Invalid(field, "must be a string")
+    return value
+
+
+def _bool(value: object, field: str) -> bool:
+    if not isinstance(value, bool):
+        raise _Invalid(field, "must be true or false")
+    return value
+
+
+def _uint(value: object, field: str, maximum: int) -> int:
+    # bool is an int subclass; `true` is not a number in JSON.
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise _Invalid(field, "must be a non-negative integer")
+    if value < 0:
+        raise _Invalid(field, f"must be a non-negative integer, not {value}")
+    if value > maximum:
+        raise _Invalid(field, f"must be at most {maximum}, not {value}")
+    return value
+
+
+def _str_list(value: object, field: str) -> tuple[str, ...]:
+    items = _list(value, field, "strings")
+    for item in items:
+        if not isinstance(item, str):
+            raise _Invalid(field, "must be a list of strings")
+    return tuple(items)  # type: ignore[arg-type]  # every item checked above
+
+
+def _abs_path(value: object, field: str) -> str:
+    path = _str(value, field)
+    if not path.startswith("/"):
+        raise _Invalid(field, "must be an absolute path")
+    if "\0" in path:
+        raise _Invalid(field, "must not contain a NUL byte")
+    return path
+
+
+def _abs_paths(value: object, field: str) -> tuple[str, ...]:
+    paths = _str_list(value, field)
+    for i, path in enumerate(paths):
+        _abs_path(path, f"{field}[{i}]")
+    return paths
+
+
+def _str_map(value: object, field: str) -> dict[str, str]:
+    obj = _obj(value, field)
+    for key, item in obj.items():
+        if not isinstance(item, str):
+            raise _Invalid(f"{field}.{key}", "must be a string")
+    return dict(obj)  # type: ignore[arg-type]  # every value checked above
+
+
+def _one_of(value: object, field: str, allowed: tuple[str, ...]) -> str:
+    text = _str(value, field)
+    if text not in allowed:
+        raise _Invalid(field, f"{text!r} is not one of {', '.join(allowed)}")
+    return text
+
+
+def _present(value: object) -> bool:
+    # An empty object or list asks nothing of the runtime, so it is not worth a warning.
+    return value is not None and value != {} and value != []
+
+
+def _version(value: object) -> tuple[str, str | None]:
+    """The version and, for a 1.x newer than tuibox knows, a warning."""
+    text = _str(value, "ociVersion")
+    core = text.partition("-")[0].partition("+")[0]
+    parts = core.split(".")
+    if not 2 <= len(parts) <= 3 or not all(p.isascii() and p.isdigit() for p in parts):
+        raise _Invalid("ociVersion", f"{text!r} is not a version like 1.0.2")
+    major, minor = int(parts[0]), int(parts[1])
+    if major != 1:
+        raise _Invalid("ociVersion", f"version {text} is not supported (tuibox reads 1.x)")
+    if minor > KNOWN_MINOR:
+        return text, (
+            f"ociVersion {text} is newer than 1.{KNOWN_MINOR}, the newest tuibox knows; "
+            "fields it does not know are ignored"
+        )
+    return text, None
+
+
+def _hostname(value: object) -> str | None:
+    name = _str(value, "hostname")
+    if not name:
+        return None  # as runc: an empty hostname leaves the box's uts name alone
+    if len(name) > _HOSTNAME_MAX:
+        raise _Invalid("hostname", f"must be at most {_HOSTNAME_MAX} characters")
+    if not _HOSTNAME_CHARS.issuperset(name):
+        raise _Invalid("hostname", f"{name!r} may hold only letters, digits, '-' and '.'")
+    if name[0] in "-." or name[-1] == "-" or ".." in name:
+        raise _Invalid("hostname", f"{name!r} is not a valid hostname")
+    return name
+
+
+# ---- the walk over the document --------------------------------------------------------------
+
+
+class _Parser:
+    def __init__(self, bundle: str, filename: str) -> None:
+        self.bundle = bundle
+        self.filename = filename
+        # dict as an ordered set: file order, each name once (mounts repeat their keys)
+        self.unsupported: dict[str, None] = {}
+
+    def _extra(self, obj: dict[str, object], known: frozenset[str], prefix: str) -> None:
+        for key, value in obj.items():
+            if key not in known and _present(value):
+                self.unsupported[f"{prefix}{key}"] = None
+
+    def spec(self, data: object) -> Spec:
+        if not isinstance(data, dict):
+            raise _Invalid("", "must be a JSON object")
+        top: dict[str, object] = data
+        self._extra(top, _TOP_KEYS, "")
+        if "ociVersion" not in top:
+            raise _Invalid("ociVersion", "is required")
+        version, warning = _version(top["ociVersion"])
+        root = self.root(top.get("root"))
+        if "process" not in top:
+            raise _Invalid("process", "is required")
+        process = self.process(top["process"])
+        hostname = _hostname(top["hostname"]) if top.get("hostname") is not None else None
+        if top.get("mounts") is None:
+            mounts, default_mounts = defaults.MOUNTS, True
+        else:
+            mounts, default_mounts = self.mounts(top["mounts"]), False
+        linux, default_ns, default_dev = self.linux(top.get("linux"))
+        annotations = (
+            _str_map(top["annotations"], "annotations")
+            if top.get("annotations") is not None
+            else {}
+        )
+        return Spec(
+            oci_version=version,
+            root=root,
+            process=process,
+            hostname=hostname,
+            mounts=mounts,
+            linux=linux,
+            annotations=annotations,
+            bundle=self.bundle,
+            unsupported=tuple(self.unsupported),
+            warnings=(f"{self.filename}: {warning}",) if warning else (),
+            default_mounts=default_mounts,
+            default_namespaces=default_ns,
+            default_devices=default_dev,
+        )
+
+    def root(self, value: object) -> Root:
+        if value is None:
+            raise _Invalid("root", "is required")
+        obj = _obj(value, "root")
+        self._extra(obj, _ROOT_KEYS, "root.")
+        if "path" not in obj:
+            raise _Invalid("root.path", "is required")
+        path = _str(obj["path"], "root.path")
+        if not path:
+            raise _Invalid("root.path", "must not be empty")
+        if "\0" in path:
+            raise _Invalid("root.path", "must not contain a NUL byte")
+        readonly = _bool(obj["readonly"], "root.readonly") if "readonly" in obj else False
+        return Root(os.path.normpath(os.path.join(self.bundle, path)), readonly)
+
+    def process(self, value: object) -> Process:
+        obj = _obj(value, "process")
+        self._extra(obj, _PROCESS_KEYS, "process.")
+        if "args" not in obj:
+            raise _Invalid("process.args", "is required")
+        args = _str_list(obj["args"], "process.args")
+        if not args:
+            raise _Invalid("process.args", "must not be empty")
+        if not args[0]:
+            raise _Invalid("process.args[0]", "must not be empty")
+        env: tuple[str, ...] = ()
+        if obj.get("env") is not None:
+            env = _str_list(obj["env"], "process.env")
+            for i, item in enumerate(env):
+                if item.partition("=")[0] == "" or "=" not in item:
+                    raise _Invalid(f"process.env[{i}]", f"{item!r} is not KEY=VALUE")
+        cwd = _abs_path(obj["cwd"], "process.cwd") if "cwd" in obj else "/"
+        terminal = _bool(obj["terminal"], "process.terminal") if "terminal" in obj else False
+        nnp = obj.get("noNewPrivileges")
+        return Process(
+            args=args,
+            env=env,
+            cwd=cwd,
+            terminal=terminal,
+            user=self.user(obj["user"]) if obj.get("user") is not None else User(),
+            rlimits=self.rlimits(obj["rlimits"]) if obj.get("rlimits") is not None else (),
+            no_new_privileges=_bool(nnp, "process.noNewPrivileges") if nnp is not None else False,
+            capabilities=(
+                self.capabilities(obj["capabilities"])
+                if obj.get("capabilities") is not None
+                else None
+            ),
+            console_size=(
+                self.console_size(obj["consoleSize"])
+                if obj.get("consoleSize") is not None
+                else None
+            ),
+        )
+
+    def user(self, value: object) -> User:
+        obj = _obj(value, "process.user")
+        self._extra(obj, _USER_KEYS, "process.user.")
+        gids: list[int] = []
+        if obj.get("additionalGids") is not None:
+            items = _list(obj["additionalGids"], "process.user.additionalGids", "integers")
+            for i, gid in enumerate(items):
+                gids.append(_uint(gid, f"process.user.additionalGids[{i}]", _ID_MAX))
+        umask = obj.get("umask")
+        return User(
+            uid=_uint(obj["uid"], "process.user.uid", _ID_MAX) if "uid" in obj else 0,
+            gid=_uint(obj["gid"], "process.user.gid", _ID_MAX) if "gid" in obj else 0,
+            additional_gids=tuple(gids),
+            umask=_uint(umask, "process.user.umask", 0o777) if umask is not None else None,
+        )
+
+    def rlimits(self, value: object) -> tuple[Rlimit, ...]:
+        out: list[Rlimit] = []
+        seen: set[str] = set()
+        for i, item in enumerate(_list(value, "process.rlimits", "objects")):
+            field = f"process.rlimits[{i}]"
+            obj = _obj(item, field)
+            self._extra(obj, _RLIMIT_KEYS, "process.rlimits.")
+            for key in ("type", "soft", "hard"):
+                if key not in obj:
+                    raise _Invalid(f"{field}.{key}", "is required")
+            kind = _str(obj["type"], f"{field}.type")
+            if kind not in RLIMITS:
+                raise _Invalid(f"{field}.type", f"unknown limit {kind!r}")
+            if kind in seen:
+                raise _Invalid(f"{field}.type", f"{kind} is given twice")
+            seen.add(kind)
+            soft = _uint(obj["soft"], f"{field}.soft", _RLIM_MAX)
+            hard = _uint(obj["hard"], f"{field}.hard", _RLIM_MAX)
+            if soft > hard:
+                raise _Invalid(field, f"{kind} soft limit {soft} is above its hard limit {hard}")
+            out.append(Rlimit(kind, RLIMITS[kind], _rlim(soft), _rlim(hard)))
+        return tuple(out)
+
+    def capabilities(self, value: object) -> Capabilities:
+        obj = _obj(value, "process.capabilities")
+        self._extra(obj, _CAP_KEYS, "process.capabilities.")
+        sets: dict[str, tuple[str, ...]] = {}
+        for name in _CAP_SETS:
+            if obj.get(name) is None:
+                continue
+            field = f"process.capabilities.{name}"
+            caps = _str_list(obj[name], field)
+            for cap in caps:
+                if cap not in _CAPABILITY_SET:
+                    raise _Invalid(field, f"unknown capability {cap!r}")
+            sets[name] = caps
+        return Capabilities(**sets)
+
+    def console_size(self, value: object) -> tuple[int, int]:
+        obj = _obj(value, "process.consoleSize")
+        self._extra(obj, _CONSOLE_KEYS, "process.consoleSize.")
+        for key in ("height", "width"):
+            if key not in obj:
+                raise _Invalid(f"process.consoleSize.{key}", "is required")
+        return (
+            _uint(obj["height"], "process.consoleSize.height", 0xFFFF),
+            _uint(obj["width"], "process.consoleSize.width", 0xFFFF),
+        )
+
+    def mounts(self, value: object) -> tuple[Mount, ...]:
+        out: list[Mount] = []
+        for i, item in enumerate(_list(value, "mounts", "objects")):
+            field = f"mounts[{i}]"
+            obj = _obj(item, field)
+            self._extra(obj, _MOUNT_KEYS, "mounts.")
+            if "destination" not in obj:
+                raise _Invalid(f"{field}.destination", "is required")
+            opts = obj.get("options")
+            out.append(
+                Mount(
+                    destination=_abs_path(obj["destination"], f"{field}.destination"),
+                    type=_str(obj["type"], f"{field}.type") if "type" in obj else "",
+                    source=_str(obj["source"], f"{field}.source") if "source" in obj else "",
+                    options=_str_list(opts, f"{field}.options") if opts is not None else (),
+                )
+            )
+        return tuple(out)
+
+    def linux(self, value: object) -> tuple[Linux, bool, bool]:
+        obj = _obj(value, "linux") if value is not None else {}
+        self._extra(obj, _LINUX_KEYS, "linux.")
+        if obj.get("namespaces") is None:
+            namespaces, default_ns = defaults.NAMESPACES, True
+        else:
+            namespaces, default_ns = self.namespaces(obj["namespaces"]), False
+        devices: tuple[Device, ...] = ()
+        if obj.get("devices") is None:
+            default_dev = True
+        else:
+            devices, default_dev = self.devices(obj["devices"]), False
+        masked = obj.get("maskedPaths")
+        readonly = obj.get("readonlyPaths")
+        propagation = obj.get("rootfsPropagation")
+        cgroups_path = obj.get("cgroupsPath")
+        resources = obj.get("resources")
+        sysctl = obj.get("sysctl")
+        linux = Linux(
+            namespaces=namespaces,
+            devices=devices,
+            masked_paths=(
+                _abs_paths(masked, "linux.maskedPaths")
+                if masked is not None
+                else defaults.MASKED_PATHS
+            ),
+            readonly_paths=(
+                _abs_paths(readonly, "linux.readonlyPaths")
+                if readonly is not None
+                else defaults.READONLY_PATHS
+            ),
+            rootfs_propagation=(
+                _one_of(propagation, "linux.rootfsPropagation", PROPAGATIONS)
+                if propagation is not None
+                else None
+            ),
+            cgroups_path=(
+                _str(cgroups_path, "linux.cgroupsPath") if cgroups_path is not None else None
+            ),
+            # checked by the cgroup code, which knows what each controller accepts
+            resources=dict(_obj(resources, "linux.resources")) if resources is not None else {},
+            sysctl=_str_map(sysctl, "linux.sysctl") if sysctl is not None else {},
+        )
+        return linux, default_ns, default_dev
+
+    def namespaces(self, value: object) -> tuple[Namespace, ...]:
+        out: list[Namespace] = []
+        seen: set[str] = set()
+        for i, item in enumerate(_list(value, "linux.namespaces", "objects")):
+            field = f"linux.namespaces[{i}]"
+            obj = _obj(item, field)
+            self._extra(obj, _NAMESPACE_KEYS, "linux.namespaces.")
+            if "type" not in obj:
+                raise _Invalid(f"{field}.type", "is required")
+            kind = _one_of(obj["type"], f"{field}.type", NAMESPACE_TYPES)
+            if kind in seen:
+                raise _Invalid(f"{field}.type", f"{kind} is given twice")
+            seen.add(kind)
+            path = obj.get("path")
+            # runc reads an empty path as "make a new one", and so do we
+            ns_path = _abs_path(path, f"{field}.path") if path not in (None, "") else None
+            if kind in _UNSUPPORTED_NAMESPACES:
+                self.unsupported[f"linux.namespaces.{kind}"] = None
+                continue
+            out.append(Namespace(kind, ns_path))
+        return tuple(out)
+
+    def devices(self, value: object) -> tuple[Device, ...]:
+        out: list[Device] = []
+        for i, item in enumerate(_list(value, "linux.devices", "objects")):
+            field = f"linux.devices[{i}]"
+            obj = _obj(item, field)
+            self._extra(obj, _DEVICE_KEYS, "linux.devices.")
+            for key in ("path", "type"):
+                if key not in obj:
+                    raise _Invalid(f"{field}.{key}", "is required")
+            path = _abs_path(obj["path"], f"{field}.path")
+            kind = _one_of(obj["type"], f"{field}.type", DEVICE_TYPES)
+            major = minor = 0
+            if kind != "p":  # a fifo has no device number
+                for key in ("major", "minor"):
+                    if key not in obj:
+                        raise _Invalid(f"{field}.{key}", f"is required for type {kind!r}")
+                # the kernel's dev_t: 12 bits of major, 20 of minor
+                major = _uint(obj["major"], f"{field}.major", 0xFFF)
+                minor = _uint(obj["minor"], f"{field}.minor", 0xFFFFF)
+            mode, uid, gid = obj.get("fileMode"), obj.get("uid"), obj.get("gid")
+            out.append(
+                Device(
+                    path=path,
+                    type=kind,
+                    major=major,
+                    minor=minor,
+                    # may carry the S_IFCHR/S_IFBLK bits, as podman writes it
+                    file_mode=_uint(mode, f"{field}.fileMode", 0o177777)
+                    if mode is not None
+                    else None,
+                    uid=_uint(uid, f"{field}.uid", _ID_MAX) if uid is not None else None,
+                    gid=_uint(gid, f"{field}.gid", _ID_MAX) if gid is not None else None,
+                )
+            )
+        return tuple(out)
+
+
+def _rlim(value: int) -> int:
+    return resource.RLIM_INFINITY if value == _RLIM_MAX else value

@@ -32,6 +32,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 @pytest.fixture(scope="session")
 def busybox_rootfs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    if os.environ.get("TUIBOX_TEST_ROOTFS"):
+        # a prepared rootfs, e.g. to run the suite against another image; treated read-only
+        return Path(os.environ["TUIBOX_TEST_ROOTFS"])
     from tuibox.runtime.images.busybox import build_busybox_rootfs
 
     dest = tmp_path_factory.mktemp("busybox") / "rootfs"

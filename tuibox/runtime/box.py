@@ -18,7 +18,7 @@ import time
 
 from tuibox.runtime import init as box_init
 from tuibox.runtime import state as st
-from tuibox.runtime.errors import InvalidState, SpecError, TuiboxError
+from tuibox.runtime.errors import BoxNotFound, InvalidState, SpecError, TuiboxError
 from tuibox.runtime.linux import proc
 from tuibox.runtime.linux import syscalls as sc
 from tuibox.runtime.sync import Channel, error_from_message
@@ -207,7 +207,10 @@ class Runtime:
                 if stage.prepare is not None:
                     stage.prepare(ctx)
             self.root.write(record)
-            os.mkfifo(os.path.join(d, "exec.fifo"), 0o600)
+            fifo = os.path.join(d, "exec.fifo")
+            os.mkfifo(fifo, 0o622)
+            # The init opens it for writing after switching to the box's user (as runc does).
+            os.chmod(fifo, 0o622)
             with self.root.locked(req.name):
                 self._launch(ctx, stages)
             _close_quietly(plan.state_dir_fd)
@@ -359,8 +362,15 @@ class Runtime:
         for s in forwarded:
             _signal.signal(s, forward)
         try:
-            self.start(req.name)
             chan = self._channels.pop(req.name)
+            try:
+                self.start(req.name)
+            except TuiboxError:
+                # The init's own account of why it died beats "it is stopped".
+                msg = chan.recv()
+                if msg is not None and msg.get("type") == "error":
+                    raise error_from_message(msg) from None
+                raise
             msg = chan.recv()
             chan.close()
             if msg is not None and msg.get("type") == "error":
@@ -399,7 +409,14 @@ class Runtime:
 
     def destroy(self, name: str, force: bool = False) -> None:
         with self.root.locked(name):
-            record = self.get(name)
+            try:
+                record = self.get(name)
+            except BoxNotFound:
+                # A directory without state.json is debris of a crashed create: sweep it.
+                if force and os.path.isdir(self.root.box_dir(name)):
+                    self.root.remove(name)
+                    return
+                raise
             if not can("destroy-force" if force else "destroy", record.status):
                 raise InvalidState(
                     name, record.status, "destroy", "stopped or created (or use --force)"

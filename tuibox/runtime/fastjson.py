@@ -43,7 +43,8 @@ def loads(text: str | bytes) -> Any:
         i += 1
     try:
         obj, j = _scan(text, i)
-    except (StopIteration, ValueError):
+    except (StopIteration, ValueError, SystemError):
+        # SystemError: without json.decoder imported, _json cannot build its own error
         obj, j = None, -1
     if j >= 0:
         while j < end and text[j] in _WS:

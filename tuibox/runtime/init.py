@@ -164,14 +164,16 @@ def _pivot_root(plan: InitPlan, chan: Channel) -> None:
     os.chdir("/")
 
 
+# Masking runs before pivot_root, on paths resolved inside the rootfs: the host's /dev/null
+# is then at hand even when the box's /dev has none.
 def _masked_paths(plan: InitPlan, chan: Channel) -> None:
     for path in plan.spec.linux.masked_paths:
-        mounts.mask_path(path)
+        mounts.mask_path(resolve_in_root(plan.rootfs, path))
 
 
 def _readonly_paths(plan: InitPlan, chan: Channel) -> None:
     for path in plan.spec.linux.readonly_paths:
-        mounts.readonly_path(path)
+        mounts.readonly_path(resolve_in_root(plan.rootfs, path))
 
 
 def _readonly_root(plan: InitPlan, chan: Channel) -> None:
@@ -267,9 +269,9 @@ STEPS: tuple[tuple[str, Callable[[InitPlan, Channel], None]], ...] = (
     ("devices", _devices),
     ("etc-files", _etc_files),
     ("cwd", _cwd_exists),
-    ("pivot_root", _pivot_root),
     ("masked-paths", _masked_paths),
     ("readonly-paths", _readonly_paths),
+    ("pivot_root", _pivot_root),
     ("readonly-root", _readonly_root),
     ("rlimits", _rlimits),
     ("user", _user),

@@ -128,26 +128,35 @@ def atomic_write(path: str, data: bytes, mode: int = 0o644) -> None:
 
 
 def remove_tree(path: str) -> None:
-    """rmtree without importing shutil; never follows symlinks; ignores what is already gone."""
-    try:
-        entries = list(os.scandir(path))
-    except FileNotFoundError:
-        return
-    except NotADirectoryError:
-        os.unlink(path)
-        return
-    for entry in entries:
+    """rmtree without importing shutil; never follows symlinks; ignores what is already gone.
+
+    A box's monitor may still be writing its `exit` file while a destroy removes the
+    directory, so a directory that refills is swept again a few times."""
+    for _ in range(50):
         try:
-            if entry.is_dir(follow_symlinks=False):
-                remove_tree(entry.path)
-            else:
-                os.unlink(entry.path)
+            entries = list(os.scandir(path))
         except FileNotFoundError:
-            pass
-    try:
-        os.rmdir(path)
-    except FileNotFoundError:
-        pass
+            return
+        except NotADirectoryError:
+            os.unlink(path)
+            return
+        for entry in entries:
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    remove_tree(entry.path)
+                else:
+                    os.unlink(entry.path)
+            except FileNotFoundError:
+                pass
+        try:
+            os.rmdir(path)
+            return
+        except FileNotFoundError:
+            return
+        except OSError as e:
+            if e.errno != 39:  # ENOTEMPTY: something was written meanwhile
+                raise
+    os.rmdir(path)
 
 
 class _Lock:

@@ -407,3 +407,22 @@ def test_no_textual_or_pyroute2_on_the_run_path(tb: TB, make_bundle: Callable[..
         timeout=30,
     )
     assert "LOADED []" in proc.stdout, proc.stdout + proc.stderr
+
+
+def test_unimplemented_fields_give_one_warning_line(
+    tb: TB, make_bundle: Callable[..., Path]
+) -> None:
+    bundle = make_bundle(
+        hooks={"prestart": [{"path": "/bin/true"}]},
+        linux={"seccomp": {"defaultAction": "SCMP_ACT_ALLOW"}},
+    )
+    proc = tb("run", "--bundle", str(bundle), unique(), "true")
+    warnings = [ln for ln in proc.stderr.splitlines() if ln.startswith("tuibox: warning:")]
+    assert len(warnings) == 1, proc.stderr
+    assert "hooks" in warnings[0] and "linux.seccomp" in warnings[0]
+
+
+def test_newer_minor_version_runs_with_a_warning(tb: TB, make_bundle: Callable[..., Path]) -> None:
+    proc = tb("run", "--bundle", str(make_bundle(ociVersion="1.9.0")), unique(), "true")
+    assert "1.9.0" in proc.stderr and "warning" in proc.stderr
+    assert "2.0.0" in tb.fails("run", "--bundle", str(make_bundle(ociVersion="2.0.0")), unique())

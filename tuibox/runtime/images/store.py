@@ -1,0 +1,419 @@
+"""The image store under the data root.
+
+Layout of <data_root>/images/:
+    .lock                 flock'ed around every change to the set of images
+    <name>/rootfs/        the image's root filesystem, used read-only by boxes
+    <name>/image.json     name, created, source, size and the process defaults of its config
+    .tmp-<random>/        an import or a removal in progress, flock'ed by its process
+
+An import builds a whole image in a temp dir and renames it into place under the lock, so an
+image either exists complete or not at all. A crash (SIGKILL, power loss) can leave a temp dir;
+the next change to the store removes it once no process holds its flock.
+
+This module is on `run --image`'s start-up path: str paths, fastjson, and the importers
+imported only when an import is asked for.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+
+from tuibox.runtime import fastjson
+from tuibox.runtime.errors import ImageError, InvalidName
+from tuibox.runtime.plain import Plain
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
+
+    Progress = Callable[[int, int], None]
+    Warn = Callable[[str], None]
+    # (config defaults, warnings); spelled here because ImageStore.list shadows `list`.
+    Filled = tuple[dict[str, Any], list[str]]
+
+DEFAULT_DATA_ROOT = "/var/lib/tuibox"
+BUSYBOX = "busybox"
+MAX_NAME = 64
+_FIRST = frozenset("abcdefghijklmnopqrstuvwxyz0123456789")
+_REST = _FIRST | frozenset("_.-")
+_TMP = ".tmp-"
+
+
+def default_data_root() -> str:
+    return os.environ.get("TUIBOX_DATA") or DEFAULT_DATA_ROOT
+
+
+def check_image_name(name: str) -> str:
+    """^[a-z0-9][a-z0-9_.-]{0,63}$: never a path, never hidden (temp dirs start with a dot)."""
+    if not name:
+        raise InvalidName("image name must not be empty")
+    if len(name) > MAX_NAME:
+        raise InvalidName(f"image name {name[:16]!r}...: longer than {MAX_NAME} characters")
+    if name[0] not in _FIRST or any(c not in _REST for c in name):
+        raise InvalidName(
+            f"invalid image name {name!r}: use lower-case letters, digits, '_', '.', '-', "
+            "starting with a letter or digit"
+        )
+    return name
+
+
+def _now() -> str:
+    import time
+
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+class ImageInfo(Plain):
+    """What image.json holds. env/cmd/entrypoint/workdir/user are the image config's process
+    defaults (empty when the image has none, e.g. a plain rootfs tarball)."""
+
+    __slots__ = ("cmd", "created", "entrypoint", "env", "name", "size", "source", "user", "workdir")
+
+    name: str
+    created: str
+    source: str
+    size: int
+    env: list[str]
+    cmd: list[str]
+    entrypoint: list[str]
+    workdir: str
+    user: str
+
+    def __init__(
+        self,
+        name: str,
+        created: str,
+        source: str,
+        size: int,
+        env: list[str] | None = None,
+        cmd: list[str] | None = None,
+        entrypoint: list[str] | None = None,
+        workdir: str = "",
+        user: str = "",
+    ) -> None:
+        self.name = name
+        self.created = created
+        self.source = source
+        self.size = size
+        self.env = list(env or ())
+        self.cmd = list(cmd or ())
+        self.entrypoint = list(entrypoint or ())
+        self.workdir = workdir
+        self.user = user
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "created": self.created,
+            "source": self.source,
+            "size": self.size,
+            "env": self.env,
+            "cmd": self.cmd,
+            "entrypoint": self.entrypoint,
+            "workdir": self.workdir,
+            "user": self.user,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ImageInfo:
+        return cls(
+            name=str(data["name"]),
+            created=str(data.get("created") or ""),
+            source=str(data.get("source") or ""),
+            size=int(data.get("size") or 0),
+            env=[str(v) for v in data.get("env") or ()],
+            cmd=[str(v) for v in data.get("cmd") or ()],
+            entrypoint=[str(v) for v in data.get("entrypoint") or ()],
+            workdir=str(data.get("workdir") or ""),
+            user=str(data.get("user") or ""),
+        )
+
+
+class _Lock:
+    """The store's flock; re-entrant within one store object (a second open file description
+    of the same file would wait on our own lock)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.fd = -1
+        self.depth = 0
+
+    def __enter__(self) -> None:
+        if self.depth == 0:
+            self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            fcntl.flock(self.fd, fcntl.LOCK_EX)
+        self.depth += 1
+
+    def __exit__(self, *exc: object) -> None:
+        self.depth -= 1
+        if self.depth == 0:
+            os.close(self.fd)
+            self.fd = -1
+
+
+class _Temp:
+    """A temp dir in the store, flock'ed while this process works in it."""
+
+    def __init__(self, path: str, fd: int) -> None:
+        self.path = path
+        self.fd = fd
+
+    def discard(self) -> None:
+        from tuibox.runtime.images.safefs import remove_tree
+
+        try:
+            remove_tree(self.path)
+        finally:
+            self.release()
+
+    def release(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+
+class ImageStore:
+    """Images under <data_root>/images; the data root is injectable so tests use their own."""
+
+    def __init__(self, data_root: str | os.PathLike[str] | None = None) -> None:
+        self.data_root = os.fspath(data_root) if data_root is not None else default_data_root()
+        self.images = os.path.join(self.data_root, "images")
+        self._held = _Lock(os.path.join(self.images, ".lock"))
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def image_dir(self, name: str) -> str:
+        return os.path.join(self.images, check_image_name(name))
+
+    def exists(self, name: str) -> bool:
+        return os.path.isfile(os.path.join(self.image_dir(name), "image.json"))
+
+    def get(self, name: str) -> ImageInfo:
+        path = os.path.join(self.image_dir(name), "image.json")
+        try:
+            with open(path, "rb") as f:
+                raw = f.read()
+        except (FileNotFoundError, NotADirectoryError):
+            raise ImageError(f"image {name!r} does not exist") from None
+        try:
+            return ImageInfo.from_json(fastjson.loads(raw))
+        except (ValueError, TypeError, KeyError) as e:
+            raise ImageError(f"image {name!r} is corrupt: {path}") from e
+
+    def list(self) -> list[ImageInfo]:
+        try:
+            names = sorted(os.listdir(self.images))
+        except FileNotFoundError:
+            return []
+        out = []
+        for entry in names:
+            if entry.startswith("."):
+                continue
+            try:
+                out.append(self.get(entry))
+            except (ImageError, InvalidName):
+                continue  # not an image (a stray file or a corrupt one): `get` names it
+        return out
+
+    def rootfs(self, name: str) -> str:
+        path = os.path.join(self.image_dir(name), "rootfs")
+        if not os.path.isdir(path):
+            raise ImageError(f"image {name!r} does not exist")
+        return path
+
+    # -- changing --------------------------------------------------------------------------
+
+    def _lock(self) -> _Lock:
+        os.makedirs(self.images, 0o711, exist_ok=True)
+        return self._held
+
+    def _new_temp(self) -> _Temp:
+        """Claim a temp dir; under the lock, so a sweep never sees one not yet flock'ed."""
+        with self._lock():
+            self._sweep()
+            path = os.path.join(self.images, _TMP + os.urandom(6).hex())
+            os.mkdir(path, 0o700)
+            fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        return _Temp(path, fd)
+
+    def _sweep(self) -> None:
+        """Remove temp dirs whose process is gone (their flock is free). Lock held."""
+        from tuibox.runtime.images.safefs import remove_tree
+
+        for entry in os.listdir(self.images):
+            if not entry.startswith(_TMP):
+                continue
+            path = os.path.join(self.images, entry)
+            try:
+                fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+            except OSError:
+                continue
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                continue  # another process is working in it
+            finally:
+                os.close(fd)
+            remove_tree(path)
+
+    def _refuse_existing(self, name: str) -> None:
+        if os.path.lexists(self.image_dir(name)):
+            raise ImageError(f"image {name!r} already exists")
+
+    def _build(
+        self,
+        name: str,
+        source: str,
+        fill: Callable[[str, str], Filled],
+        warn: Warn | None,
+    ) -> ImageInfo:
+        """Run fill(temp_dir, rootfs) -> (defaults, warnings) and commit the result as name."""
+        from tuibox.runtime.images.safefs import tree_size
+
+        check_image_name(name)
+        self._refuse_existing(name)
+        tmp = self._new_temp()
+        try:
+            rootfs = os.path.join(tmp.path, "rootfs")
+            os.mkdir(rootfs, 0o755)
+            defaults, warnings = fill(tmp.path, rootfs)
+            info = ImageInfo(name, _now(), source, tree_size(rootfs), **defaults)
+            data = fastjson.dumps(info.to_json(), indent=1).encode() + b"\n"
+            _write_new(os.path.join(tmp.path, "image.json"), data)
+            os.chmod(tmp.path, 0o711)
+            with self._lock():
+                # Another import of the same name may have finished meanwhile.
+                self._refuse_existing(name)
+                os.rename(tmp.path, self.image_dir(name))
+            tmp.release()
+        except BaseException:
+            # KeyboardInterrupt included: an import leaves a whole image or nothing.
+            tmp.discard()
+            raise
+        if warn is not None:
+            for line in warnings:
+                warn(line)
+        return info
+
+    def import_tar(
+        self,
+        path: str | os.PathLike[str],
+        name: str,
+        progress: Progress | None = None,
+        warn: Warn | None = None,
+    ) -> ImageInfo:
+        """Import a tarball: a rootfs (`docker export`) or an image archive (`docker save`,
+        an OCI layout in a tar), compressed with gzip, xz, bzip2 or zstd or not at all.
+
+        progress(done, total) follows the bytes read from the file; a compressed image
+        archive is unpacked first, then its layers are applied, so there the total grows
+        once by the layers' size. warn gets one line per skipped member."""
+        src = os.path.abspath(os.fspath(path))
+
+        def fill(tmp: str, rootfs: str) -> tuple[dict[str, Any], list[str]]:
+            return _fill_from_tar(src, tmp, rootfs, progress)
+
+        return self._build(name, src, fill, warn)
+
+    def import_dir(
+        self,
+        path: str | os.PathLike[str],
+        name: str,
+        progress: Progress | None = None,
+        warn: Warn | None = None,
+    ) -> ImageInfo:
+        """Import a directory: an unpacked rootfs, an OCI layout, or an unpacked docker
+        archive (told apart by oci-layout + index.json, or manifest.json, at its top)."""
+        src = os.path.abspath(os.fspath(path))
+
+        def fill(tmp: str, rootfs: str) -> tuple[dict[str, Any], list[str]]:
+            from tuibox.runtime.images import oci
+
+            if oci.is_image_dir(src):
+                return oci.import_dir(src, rootfs, progress)
+            from tuibox.runtime.images.dirimport import copy_tree
+
+            return {}, copy_tree(src, rootfs, progress)
+
+        return self._build(name, src, fill, warn)
+
+    def ensure_busybox(self, busybox: str = "/bin/busybox") -> ImageInfo:
+        """The image "busybox", built from the host's static busybox on first use."""
+        try:
+            return self.get(BUSYBOX)
+        except ImageError:
+            pass
+
+        def fill(tmp: str, rootfs: str) -> tuple[dict[str, Any], list[str]]:
+            from tuibox.runtime.images.busybox import build_busybox_rootfs
+
+            build_busybox_rootfs(rootfs, busybox)
+            return {"env": ["PATH=/usr/sbin:/usr/bin:/sbin:/bin"], "cmd": ["/bin/sh"]}, []
+
+        # Two first runs at once: the second waits here, then finds the first one's image.
+        with self._lock():
+            if self.exists(BUSYBOX):
+                return self.get(BUSYBOX)
+            return self._build(BUSYBOX, f"busybox:{busybox}", fill, None)
+
+    def remove(
+        self, name: str, in_use: Callable[[str], bool] | None = None, force: bool = False
+    ) -> None:
+        """Delete an image; refused while in_use(name) says a box uses it, unless force."""
+        if not os.path.lexists(self.image_dir(name)):
+            raise ImageError(f"image {name!r} does not exist")
+        if not force and in_use is not None and in_use(name):
+            raise ImageError(
+                f"image {name!r} is in use by a box: remove the box first, or force it"
+            )
+        with self._lock():
+            if not os.path.lexists(self.image_dir(name)):
+                raise ImageError(f"image {name!r} does not exist")
+            path = os.path.join(self.images, _TMP + os.urandom(6).hex())
+            # The name disappears at once; the slow part happens under another name.
+            os.rename(self.image_dir(name), path)
+            fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        _Temp(path, fd).discard()
+
+
+def _write_new(path: str, data: bytes) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fill_from_tar(
+    src: str, tmp: str, rootfs: str, progress: Progress | None
+) -> tuple[dict[str, Any], list[str]]:
+    from tuibox.runtime.images import oci, tarimport
+
+    with tarimport.TarInput(src) as inp:
+        # A plain tar's headers are cheap to scan, and an image archive is read in place.
+        if inp.seekable and oci.is_image_archive(inp.names()):
+            return oci.import_tar(inp.tar, src, rootfs, progress)
+        warnings = tarimport.extract_into(inp, rootfs, progress)
+        total = inp.total
+    if inp.seekable or not oci.is_image_dir(rootfs):
+        return {}, warnings
+    # A compressed image archive cannot be read in place: what was just unpacked is its
+    # layout; apply its layers into a fresh rootfs.
+    unpacked = os.path.join(tmp, "archive")
+    os.rename(rootfs, unpacked)
+    os.mkdir(rootfs, 0o755)
+
+    def shifted(done: int, layers: int) -> None:
+        if progress is not None:
+            progress(total + done, total + layers)
+
+    defaults, more = oci.import_dir(unpacked, rootfs, shifted)
+    from tuibox.runtime.images.safefs import remove_tree
+
+    remove_tree(unpacked)
+    return defaults, warnings + more

@@ -1,0 +1,304 @@
+"""An in-memory runtime with the service's Backend interface, for fast Pilot tests.
+
+It follows the runtime's guard table and prints the runtime's kind of messages, so the UI's
+greying and error display are exercised as they will be against the real CLI. Times are fixed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+from tuibox.runtime.errors import BoxExists, BoxNotFound, InvalidState, TuiboxError
+from tuibox.runtime.state import check_name
+from tuibox.service import (
+    GUARDS,
+    BoxRow,
+    CreateOptions,
+    ImageRow,
+    Limits,
+    LogChunk,
+    MountRow,
+    ProcessRow,
+    ServiceError,
+    ServiceUnavailable,
+    SpecSummary,
+    StatsRow,
+    allowed_states,
+    parse_size,
+)
+
+NOW = datetime(2026, 11, 28, 12, 0, 0, tzinfo=UTC)
+WANTED = {
+    "start": "created",
+    "pause": "running",
+    "resume": "paused",
+    "kill": "created, running or paused",
+    "stop": "created, running or paused",
+    "destroy": "created or stopped",
+}
+
+
+def fixed_clock() -> datetime:
+    return NOW
+
+
+class FakeBackend:
+    root = "/run/tuibox-test"
+    data_root = "/var/lib/tuibox-test"
+
+    def __init__(self, boxes: Sequence[BoxRow] = (), unavailable: dict[str, str] | None = None):
+        self.boxes: dict[str, BoxRow] = {b.name: b for b in boxes}
+        self.unavailable = dict(unavailable or {})
+        self.calls: list[tuple[str, ...]] = []
+        self.fail: dict[str, str] = {}  # verb -> message to raise once
+        self.logs: dict[str, bytes] = {}
+        self.images_list = [ImageRow("busybox", 2_000_000, NOW), ImageRow("alpine", 8_000_000, NOW)]
+        self.list_delay = 0.0
+        self._next_pid = 4000
+
+    # ---- helpers
+
+    def _check(self, verb: str, *args: str) -> None:
+        self.calls.append((verb, *args))
+        if verb in self.unavailable:
+            raise ServiceUnavailable(self.unavailable[verb], verb)
+        if verb in self.fail:
+            raise ServiceError(self.fail.pop(verb), verb)
+
+    def _get(self, name: str) -> BoxRow:
+        try:
+            return self.boxes[name]
+        except KeyError:
+            raise ServiceError(str(BoxNotFound(name))) from None
+
+    def _guard(self, verb: str, box: BoxRow) -> None:
+        if box.status not in GUARDS[verb]:
+            wanted = WANTED.get(verb, ", ".join(sorted(allowed_states(verb))))
+            raise ServiceError(str(InvalidState(box.name, box.status, verb, wanted)))
+
+    def _set(self, box: BoxRow, **changes: object) -> None:
+        self.boxes[box.name] = replace(box, **changes)  # type: ignore[arg-type]
+
+    # ---- Backend
+
+    async def list_boxes(self) -> list[BoxRow]:
+        self._check("list")
+        if self.list_delay:
+            await asyncio.sleep(self.list_delay)
+        return list(self.boxes.values())
+
+    async def stats(self) -> list[StatsRow]:
+        self._check("stats")
+        out = []
+        for i, box in enumerate(sorted(self.boxes.values(), key=lambda b: b.name)):
+            if box.status != "running":
+                continue
+            out.append(
+                StatsRow(
+                    id=box.name,
+                    cpu_percent=1.5 + 10 * i,
+                    memory_usage=(4 + i) * 1024 * 1024,
+                    memory_limit=box.limits.memory,
+                    pids=2,
+                )
+            )
+        return out
+
+    async def processes(self, name: str) -> list[ProcessRow]:
+        self._check("ps", name)
+        box = self._get(name)
+        if box.status not in ("running", "paused"):
+            return []
+        p = box.pid
+        started = NOW - timedelta(minutes=5)
+        return [
+            ProcessRow(p, 1, p - 1, "root", "S", 0.0, 1_200_000, started, " ".join(box.command)),
+            ProcessRow(p + 1, 7, p, "root", "S", 2.0, 900_000, started, "sleep 1000"),
+            ProcessRow(p + 2, 8, p, "nobody", "R", 12.5, 3_400_000, started, "httpd -f -p 80"),
+            ProcessRow(p + 3, 9, p + 2, "nobody", "S", 0.5, 800_000, started, "httpd worker"),
+        ]
+
+    async def images(self) -> list[ImageRow]:
+        self._check("image")
+        return list(self.images_list)
+
+    async def run(self, options: CreateOptions) -> None:
+        self._check("run", *options.to_args())
+        try:
+            check_name(options.name)
+        except TuiboxError as exc:
+            raise ServiceError(exc.message) from None
+        if options.name in self.boxes:
+            raise ServiceError(str(BoxExists(options.name)))
+        if options.memory and parse_size(options.memory) is None:
+            raise ServiceError(f"invalid --memory {options.memory!r}: use a size like 256m")
+        if options.rootfs and not options.rootfs.startswith("/"):
+            raise ServiceError(f"rootfs {options.rootfs}: not an absolute path")
+        self._next_pid += 10
+        self.boxes[options.name] = BoxRow(
+            id=options.name,
+            status="running",
+            pid=self._next_pid,
+            bundle=f"{self.root}/{options.name}",
+            rootfs=options.rootfs or f"{self.data_root}/images/{options.image}/rootfs",
+            image=None if options.rootfs else options.image,
+            command=options.command,
+            hostname=options.hostname or options.name,
+            created=NOW,
+            started=NOW,
+            terminal=options.terminal,
+            address="10.88.0.5" if options.network else None,
+            ports=options.ports,
+            log=f"/fake/{options.name}.log",
+            namespaces=("pid", "mount", "uts", "ipc", *(("net",) if options.network else ())),
+            limits=Limits(memory=parse_size(options.memory) if options.memory else None),
+        )
+
+    async def create_from_bundle(self, name: str, bundle: str) -> None:
+        self._check("create", name, bundle)
+        if name in self.boxes:
+            raise ServiceError(str(BoxExists(name)))
+        self.boxes[name] = BoxRow(
+            id=name,
+            status="created",
+            pid=self._next_pid,
+            bundle=bundle,
+            rootfs=f"{bundle}/rootfs",
+            command=("/bin/sh",),
+            created=NOW,
+        )
+
+    async def start(self, name: str) -> None:
+        self._check("start", name)
+        box = self._get(name)
+        self._guard("start", box)
+        self._set(box, status="running", started=NOW)
+
+    async def stop(self, name: str, timeout: float | None = None) -> None:
+        self._check("stop", name)
+        box = self._get(name)
+        self._guard("stop", box)
+        self._set(box, status="stopped", pid=0, exit_status=143)
+
+    async def kill(self, name: str, sig: str = "TERM") -> None:
+        self._check("kill", name, sig)
+        box = self._get(name)
+        self._guard("kill", box)
+        if sig in ("KILL", "TERM", "INT", "HUP"):
+            self._set(box, status="stopped", pid=0, exit_status=128 + 9)
+
+    async def pause(self, name: str) -> None:
+        self._check("pause", name)
+        box = self._get(name)
+        self._guard("pause", box)
+        self._set(box, status="paused")
+
+    async def resume(self, name: str) -> None:
+        self._check("resume", name)
+        box = self._get(name)
+        self._guard("resume", box)
+        self._set(box, status="running")
+
+    async def destroy(self, name: str, force: bool = False) -> None:
+        self._check("destroy", *(("--force",) if force else ()), name)
+        box = self._get(name)
+        self._guard("destroy-force" if force else "destroy", box)
+        del self.boxes[name]
+
+    async def signal_process(self, box: BoxRow, process: ProcessRow, sig: str) -> None:
+        self._check("signal", box.name, str(process.pid), sig)
+
+    async def spec(self, box: BoxRow) -> SpecSummary | None:
+        return SpecSummary(
+            args=box.command,
+            cwd="/",
+            user="0:0",
+            env=("PATH=/usr/sbin:/usr/bin:/sbin:/bin", "TERM=xterm"),
+            root=box.rootfs,
+            mounts=(
+                MountRow("/proc", "proc", "proc"),
+                MountRow("/dev", "tmpfs", "tmpfs"),
+                MountRow("/etc/hosts", "bind", f"{self.root}/{box.name}/hosts"),
+            ),
+            namespaces=box.namespaces,
+        )
+
+    async def read_log(self, path: str, offset: int) -> LogChunk:
+        name = path.rsplit("/", 1)[-1].removesuffix(".log")
+        data = self.logs.get(name, b"")
+        if offset > len(data):
+            return LogChunk(data, len(data), reset=True)
+        return LogChunk(data[offset:], len(data))
+
+    def shell_command(self, name: str, shell: str = "/bin/sh") -> list[str]:
+        return ["true", name, shell]
+
+    async def unavailable_verbs(self, verbs: Sequence[str]) -> dict[str, str]:
+        return {v: self.unavailable[v] for v in verbs if v in self.unavailable}
+
+
+def sample_boxes() -> list[BoxRow]:
+    """Four boxes, one per state, with fixed times (deterministic snapshots)."""
+    ago = NOW - timedelta(hours=1, minutes=2, seconds=3)
+    common = dict(created=ago, namespaces=("pid", "mount", "uts", "ipc", "net"))
+    return [
+        BoxRow(
+            id="web",
+            status="running",
+            pid=4242,
+            bundle="/run/tuibox-test/web",
+            rootfs="/var/lib/tuibox-test/images/busybox/rootfs",
+            image="busybox",
+            command=("httpd", "-f", "-p", "80"),
+            hostname="web",
+            started=ago,
+            address="10.88.0.2",
+            ports=("8080:80",),
+            log="/fake/web.log",
+            cgroup="/sys/fs/cgroup/tuibox/web",
+            limits=Limits(memory=256 * 1024 * 1024, cpus=0.5, pids=100),
+            terminal=False,
+            **common,
+        ),  # type: ignore[arg-type]
+        BoxRow(
+            id="db",
+            status="paused",
+            pid=4300,
+            bundle="/run/tuibox-test/db",
+            rootfs="/var/lib/tuibox-test/images/busybox/rootfs",
+            image="busybox",
+            command=("sleep", "1000"),
+            hostname="db",
+            started=ago,
+            log="/fake/db.log",
+            terminal=True,
+            **common,
+        ),  # type: ignore[arg-type]
+        BoxRow(
+            id="batch",
+            status="created",
+            pid=4400,
+            bundle="/srv/bundles/batch",
+            rootfs="/srv/bundles/batch/rootfs",
+            command=("/bin/sh", "-c", "make all"),
+            hostname="batch",
+            log="/fake/batch.log",
+            **common,
+        ),  # type: ignore[arg-type]
+        BoxRow(
+            id="old",
+            status="stopped",
+            pid=0,
+            bundle="/run/tuibox-test/old",
+            rootfs="/var/lib/tuibox-test/images/busybox/rootfs",
+            image="busybox",
+            command=("false",),
+            hostname="old",
+            exit_status=1,
+            log="/fake/old.log",
+            **common,
+        ),  # type: ignore[arg-type]
+    ]

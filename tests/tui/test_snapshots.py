@@ -1,0 +1,56 @@
+"""SVG snapshots of the main screens on the fake runtime (fixed clock, no timed polls).
+
+Update after a deliberate UI change with `pytest tests/tui --snapshot-update` and review the
+SVGs in tests/tui/__snapshots__/ before committing them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from conftest import refresh
+from textual.pilot import Pilot
+from textual.widgets import DataTable, Input
+
+from tuibox.app import TuiboxApp
+
+SIZE = (120, 36)
+ROW = {"batch": 0, "db": 1, "old": 2, "web": 3}
+
+
+def on_box(name: str, *keys: str) -> Callable[[Pilot[Any]], Any]:
+    async def before(pilot: Pilot[Any]) -> None:
+        await refresh(pilot)
+        pilot.app.screen.query_one("#boxes", DataTable).move_cursor(row=ROW[name])
+        await pilot.pause()
+        if keys:
+            await pilot.press(*keys)
+            await pilot.app.workers.wait_for_complete()
+        for field in pilot.app.screen.query(Input):
+            field.cursor_blink = False  # a blinking cursor would make the SVG flaky
+        await pilot.pause()
+
+    return before
+
+
+def test_box_list(snap_compare: Any, make_app: Callable[..., TuiboxApp]) -> None:
+    assert snap_compare(make_app(), terminal_size=SIZE, run_before=on_box("batch"))
+
+
+def test_details_of_a_running_box(snap_compare: Any, make_app: Callable[..., TuiboxApp]) -> None:
+    assert snap_compare(make_app(), terminal_size=SIZE, run_before=on_box("web"))
+
+
+def test_create_form(snap_compare: Any, make_app: Callable[..., TuiboxApp]) -> None:
+    assert snap_compare(make_app(), terminal_size=(120, 40), run_before=on_box("web", "c"))
+
+
+def test_processes(snap_compare: Any, make_app: Callable[..., TuiboxApp]) -> None:
+    assert snap_compare(make_app(), terminal_size=SIZE, run_before=on_box("web", "t"))
+
+
+def test_help(snap_compare: Any, make_app: Callable[..., TuiboxApp]) -> None:
+    assert snap_compare(
+        make_app(), terminal_size=(120, 40), run_before=on_box("web", "question_mark")
+    )

@@ -1,0 +1,302 @@
+"""The Textual app: polls the runtime through the service and hands results to the screens.
+
+The app owns what outlives a screen: the last box list, the stats history, which runtime verbs
+are unavailable (and why), and the workers that run verbs. Screens read that state and ask the
+app to act; they never reach the runtime themselves.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+from textual import work
+from textual.app import App, SuspendNotSupported
+from textual.binding import Binding, BindingType
+from textual.message import Message
+from textual.worker import Worker
+
+from tuibox.service import (
+    GUARDS,
+    Backend,
+    BoxRow,
+    ServiceError,
+    ServiceUnavailable,
+    StatsRow,
+    allowed,
+    make_backend,
+)
+from tuibox.widgets.sparklines import StatsHistory
+
+CAP_SYS_ADMIN = 21
+# Verbs that land in the runtime at different times; probed once so their keys start greyed.
+PROBED_VERBS = ("pause", "resume", "ps", "stats", "image", "exec")
+
+
+class BoxesRefreshed(Message):
+    """A list poll finished: the new boxes, or the error that stopped it."""
+
+    def __init__(self, boxes: list[BoxRow] | None, error: str | None) -> None:
+        super().__init__()
+        self.boxes = boxes
+        self.error = error
+
+
+class StatsRefreshed(Message):
+    """A stats poll finished (the runtime samples CPU over a while, so it runs apart)."""
+
+    def __init__(self, stats: list[StatsRow], error: str | None) -> None:
+        super().__init__()
+        self.stats = stats
+        self.error = error
+
+
+def has_admin_rights() -> bool:
+    if os.geteuid() == 0:
+        return True
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("CapEff:"):
+                    return bool(int(line.split()[1], 16) >> CAP_SYS_ADMIN & 1)
+    except OSError:
+        pass
+    return False
+
+
+def keymap_from_env(value: str | None) -> dict[str, str]:
+    """TUIBOX_KEYS="box.start=S,box.stop=X": binding id -> keys (overrides the defaults)."""
+    keymap: dict[str, str] = {}
+    for item in (value or "").split(";" if ";" in (value or "") else ","):
+        ident, eq, keys = item.partition("=")
+        if eq and ident.strip() and keys.strip():
+            keymap[ident.strip()] = keys.strip()
+    return keymap
+
+
+def _palette_provider() -> type:
+    # Lazy, as Textual allows: the provider imports the screens, which import this module.
+    from tuibox.screens.palette import ActionCommands
+
+    return ActionCommands
+
+
+class TuiboxApp(App[int]):
+    TITLE = "tuibox"
+    CSS_PATH = "screens/common.tcss"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("question_mark", "help", "Help", id="app.help"),
+        Binding("q", "quit", "Quit", id="app.quit"),
+        Binding("ctrl+t", "change_theme", "Theme", id="app.theme", show=False),
+    ]
+
+    COMMANDS: ClassVar[set[Any]] = App.COMMANDS | {_palette_provider}
+
+    def __init__(
+        self,
+        root: str | None = None,
+        data_root: str | None = None,
+        backend: Backend | None = None,
+        *,
+        clock: Callable[[], datetime] | None = None,
+        refresh_interval: float = 1.0,
+        privileged: bool | None = None,
+        probe: bool = True,
+    ) -> None:
+        super().__init__()
+        self.backend: Backend = backend or make_backend(root, data_root)
+        self.clock = clock or (lambda: datetime.now(UTC))
+        self.refresh_interval = refresh_interval
+        self.privileged = has_admin_rights() if privileged is None else privileged
+        self.probe = probe
+        self.boxes: list[BoxRow] = []
+        self.list_error: str | None = None
+        self.stats_error: str | None = None
+        self.history = StatsHistory()
+        self.unavailable: dict[str, str] = {}
+        self.keymap: dict[str, str] = {}
+        self._list_worker: Worker[None] | None = None
+        self._stats_worker: Worker[None] | None = None
+        self._notified_errors: set[str] = set()
+        self.sub_title = self.backend.root
+
+    # ---- start-up
+
+    def on_mount(self) -> None:
+        from tuibox.screens.boxes import BoxesScreen
+        from tuibox.screens.not_root import NotRootScreen
+
+        if keymap := keymap_from_env(os.environ.get("TUIBOX_KEYS")):
+            self.set_keymap(keymap)
+        if not self.privileged:
+            self.push_screen(NotRootScreen(self.backend.root))
+            return
+        self.push_screen(BoxesScreen())
+        if self.probe:
+            self.probe_verbs()
+        self.set_interval(self.refresh_interval, self._tick)
+        self._tick()
+
+    def set_keymap(self, keymap: Mapping[str, str]) -> None:
+        # Kept so the help screen can show remapped keys for screens that are not open.
+        self.keymap = dict(keymap)
+        super().set_keymap(keymap)
+
+    @work(exclusive=True, exit_on_error=False, group="probe")
+    async def probe_verbs(self) -> None:
+        found = await self.backend.unavailable_verbs(PROBED_VERBS)
+        for verb, reason in found.items():
+            self.mark_unavailable(verb, reason)
+
+    # ---- polling
+
+    def _tick(self) -> None:
+        # A slow runtime must not pile polls up: skip a tick while the last poll still runs
+        # (cancelling it instead could starve the list forever behind a slow CLI).
+        if _idle(self._list_worker):
+            self._list_worker = self.refresh_boxes()
+
+    def request_refresh(self) -> None:
+        """After an action: poll now, dropping a poll that started before the action."""
+        self._list_worker = self.refresh_boxes()
+
+    @work(exclusive=True, exit_on_error=False, group="refresh")
+    async def refresh_boxes(self) -> None:
+        try:
+            boxes = await self.backend.list_boxes()
+        except ServiceError as exc:
+            self.post_message(BoxesRefreshed(None, exc.message))
+            return
+        self.post_message(BoxesRefreshed(boxes, None))
+
+    @work(exclusive=True, exit_on_error=False, group="stats")
+    async def refresh_stats(self) -> None:
+        try:
+            stats = await self.backend.stats()
+        except ServiceUnavailable as exc:
+            self.mark_unavailable("stats", exc.message)
+            self.post_message(StatsRefreshed([], None))
+            return
+        except ServiceError as exc:
+            self.post_message(StatsRefreshed([], exc.message))
+            return
+        self.post_message(StatsRefreshed(stats, None))
+
+    def on_boxes_refreshed(self, message: BoxesRefreshed) -> None:
+        if message.boxes is None:
+            self.list_error = message.error
+            self.notify_once(f"cannot list boxes: {message.error}")
+        else:
+            self.list_error = None
+            self.boxes = message.boxes
+            # One stats call for all boxes, after a list, unless the last one is still out.
+            wanted = any(b.status == "running" for b in self.boxes)
+            if wanted and "stats" not in self.unavailable and _idle(self._stats_worker):
+                self._stats_worker = self.refresh_stats()
+        self._boxes_changed()
+
+    def on_stats_refreshed(self, message: StatsRefreshed) -> None:
+        self.stats_error = message.error
+        self.history.record(message.stats, alive=[b.name for b in self.boxes])
+        self._boxes_changed()
+
+    def _boxes_changed(self) -> None:
+        for screen in self.screen_stack:
+            if isinstance(screen, BoxesAware):
+                screen.boxes_changed()
+
+    # ---- state helpers for screens
+
+    def box(self, name: str) -> BoxRow | None:
+        return next((b for b in self.boxes if b.name == name), None)
+
+    def mark_unavailable(self, verb: str, reason: str) -> None:
+        if self.unavailable.get(verb) != reason:
+            self.unavailable[verb] = reason
+            if self.screen_stack:
+                self.screen.refresh_bindings()
+
+    def notify_once(self, message: str) -> None:
+        """Errors that repeat every poll are shown once, not once a second."""
+        if message not in self._notified_errors:
+            self._notified_errors.add(message)
+            self.notify(message, severity="error", timeout=8)
+
+    # ---- verbs
+
+    @work(group="actions", exit_on_error=False)
+    async def perform(self, verb: str, names: Sequence[str], **options: Any) -> None:
+        """Run a verb on boxes one by one; each failure is its own notification."""
+        for name in names:
+            try:
+                await self._call(verb, name, **options)
+            except ServiceUnavailable as exc:
+                self.mark_unavailable(exc.verb or verb, exc.message)
+                self.notify(exc.message, title=f"{verb} is unavailable", severity="error")
+                break
+            except ServiceError as exc:
+                self.notify(exc.message, title=f"{verb} {name}", severity="error", timeout=8)
+            self.request_refresh()
+
+    async def _call(self, verb: str, name: str, **options: Any) -> None:
+        b = self.backend
+        box = self.box(name)
+        status = box.status if box else ""
+        if verb == "start":
+            await b.start(name)
+        elif verb == "stop":
+            await b.stop(name, options.get("timeout"))
+        elif verb == "kill":
+            await b.kill(name, options.get("sig", "TERM"))
+        elif verb == "pause":
+            await b.pause(name)
+        elif verb == "resume":
+            await b.resume(name)
+        elif verb == "destroy":
+            await b.destroy(name, force=status not in GUARDS["destroy"])
+        elif verb == "restart":
+            if allowed("stop", status):
+                await b.stop(name, options.get("timeout"))
+            # If the runtime cannot start a stopped box, its own refusal is what the user sees.
+            await b.start(name)
+        else:
+            raise ServiceError(f"unknown action {verb!r}")
+
+    def open_shell(self, name: str, shell: str = "/bin/sh") -> None:
+        """Hook for a shell in a box: today the real terminal, later the terminal pane."""
+        argv = self.backend.shell_command(name, shell)
+        try:
+            with self.suspend():
+                print(f"tuibox: shell in box {name!r}; exit it to come back", flush=True)
+                code = subprocess.call(argv)
+        except SuspendNotSupported:
+            self.notify("a shell needs a real terminal", severity="error")
+            return
+        except OSError as exc:
+            self.notify(f"cannot start a shell: {exc.strerror}", severity="error")
+            return
+        if code != 0:
+            self.notify(f"shell in {name!r} exited with status {code}", severity="warning")
+        self.request_refresh()
+
+    # ---- app-wide actions
+
+    def action_help(self) -> None:
+        from tuibox.screens.help import HelpScreen
+
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen(self.screen))
+
+
+def _idle(worker: Worker[None] | None) -> bool:
+    return worker is None or worker.is_finished
+
+
+class BoxesAware:
+    """Marker for screens that want `boxes_changed()` after each poll."""
+
+    def boxes_changed(self) -> None:  # pragma: no cover - overridden
+        pass

@@ -1,0 +1,118 @@
+"""Every key of the app, read from the Bindings themselves (for the help screen and palette).
+
+Nothing here is written by hand: the open screen's keys come from Textual's `active_bindings`
+(keymap applied, enabled state from `check_action`), the other screens' from their BINDINGS.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from textual.app import App
+from textual.binding import Binding
+from textual.dom import DOMNode
+from textual.screen import Screen
+
+if TYPE_CHECKING:
+    from tuibox.app import TuiboxApp
+
+
+@dataclass(frozen=True)
+class KeyInfo:
+    section: str
+    keys: str
+    description: str
+    action: str
+    binding_id: str | None
+    enabled: bool | None  # None: not known (the screen is not open)
+    reason: str | None
+    node: DOMNode | None  # where the action runs, when it can run from here
+
+
+def class_bindings(cls: type) -> list[Binding]:
+    """The bindings a DOM class declares, inherited ones included, later ones winning."""
+    by_key: dict[str, Binding] = {}
+    for base in reversed(cls.__mro__):
+        for b in Binding.make_bindings(base.__dict__.get("BINDINGS", [])):
+            by_key[b.key] = b
+    return list(by_key.values())
+
+
+def section_title(node: DOMNode, screen: Screen[Any]) -> str:
+    if isinstance(node, App):
+        return "everywhere"
+    if node is screen:
+        return str(getattr(screen, "HELP_TITLE", type(screen).__name__))
+    return f"{type(node).__name__.lower()} (focused)"
+
+
+def _reason(node: DOMNode, action: str) -> str | None:
+    explain = getattr(node, "action_reason", None)
+    return explain(action) if callable(explain) else None
+
+
+def current_keys(screen: Screen[Any]) -> list[KeyInfo]:
+    """The keys of `screen` as the user can press them now, grouped per action."""
+    grouped: dict[tuple[int, str, str | None], list[Any]] = {}
+    for key, active in screen.active_bindings.items():
+        binding = active.binding
+        if not binding.description or binding.system:
+            continue
+        key_of = (id(active.node), binding.action, binding.id)
+        entry = grouped.setdefault(key_of, [active, []])
+        entry[1].append(screen.app.get_key_display(binding.with_key(key)))
+    out = []
+    for active, keys in grouped.values():
+        b = active.binding
+        out.append(
+            KeyInfo(
+                section=section_title(active.node, screen),
+                keys=", ".join(keys),
+                description=b.description,
+                action=b.action,
+                binding_id=b.id,
+                enabled=active.enabled,
+                reason=None if active.enabled else _reason(active.node, b.action),
+                node=active.node,
+            )
+        )
+    order = {"everywhere": 2}
+    # Ours (they have ids) before Textual's generic keys (focus, copy) in each section.
+    out.sort(
+        key=lambda k: (order.get(k.section, 0 if k.node is screen else 1), k.binding_id is None)
+    )
+    return out
+
+
+def other_keys(app: TuiboxApp, screen: Screen[Any]) -> list[KeyInfo]:
+    """Keys of the main screens that are not open, as their classes declare them."""
+    from tuibox.screens.boxes import BoxesScreen
+    from tuibox.screens.logs import LogsScreen
+    from tuibox.screens.processes import ProcessesScreen
+
+    out = []
+    for cls in (BoxesScreen, ProcessesScreen, LogsScreen):
+        if isinstance(screen, cls):
+            continue
+        for b in class_bindings(cls):
+            if not b.description or b.system or b.key in ("tab", "shift+tab"):
+                continue
+            key = app.keymap.get(b.id, b.key) if b.id else b.key
+            out.append(
+                KeyInfo(
+                    section=cls.HELP_TITLE,
+                    keys=", ".join(app.get_key_display(b.with_key(k)) for k in key.split(",")),
+                    description=b.description,
+                    action=b.action,
+                    binding_id=b.id,
+                    enabled=None,
+                    reason=None,
+                    node=None,
+                )
+            )
+    return out
+
+
+def all_keys(app: TuiboxApp, screen: Screen[Any]) -> list[KeyInfo]:
+    return current_keys(screen) + other_keys(app, screen)

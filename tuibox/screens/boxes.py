@@ -1,0 +1,536 @@
+"""The main screen: every box in the state root, live, with the actions on the selection."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, ClassVar, cast
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Header, Input, Static
+
+from tuibox.app import BoxesAware
+from tuibox.service import GUARDS, BoxRow, ServiceError, SpecSummary, allowed, allowed_states
+from tuibox.widgets.box_details import BoxDetails
+from tuibox.widgets.format import (
+    STATUS_ORDER,
+    human_duration,
+    memory_text,
+    percent_text,
+    short,
+    since,
+    status_text,
+)
+from tuibox.widgets.quiet import show
+from tuibox.widgets.table_sync import cursor_key, sync_rows
+
+if TYPE_CHECKING:
+    from tuibox.app import TuiboxApp
+
+# (key, header label, sort key). Labels get a sort arrow, so each keeps room for one.
+COLUMNS: tuple[tuple[str, str], ...] = (
+    ("sel", " "),
+    ("name", "NAME"),
+    ("state", "STATE"),
+    ("image", "IMAGE/ROOTFS"),
+    ("command", "COMMAND"),
+    ("pid", "PID"),
+    ("address", "ADDRESS"),
+    ("ports", "PORTS"),
+    ("uptime", "UPTIME"),
+    ("cpu", "CPU %"),
+    ("mem", "MEM / LIMIT"),
+)
+COLUMN_KEYS = tuple(k for k, _ in COLUMNS)
+SORTABLE = COLUMN_KEYS[1:]
+SELECTED_MARK = "●"
+START_STOP = Binding.Group("Start/Stop", compact=True)
+PAUSE_RESUME = Binding.Group("Pause/Resume", compact=True)
+
+# Action -> the runtime verb it needs (for "unavailable" greying).
+VERB_OF: dict[str, str] = {
+    "start": "start",
+    "stop": "stop",
+    "restart": "start",
+    "pause": "pause",
+    "resume": "resume",
+    "kill": "kill",
+    "destroy": "destroy",
+    "shell": "exec",
+    "processes": "ps",
+    "logs": "logs",
+}
+# Actions on the one box under the cursor; the others act on the whole selection.
+SINGLE = frozenset({"shell", "processes", "logs"})
+
+
+def sort_value(box: BoxRow, column: str, app: TuiboxApp) -> Any:
+    stats = app.history.latest.get(box.name)
+    now = app.clock()
+    match column:
+        case "state":
+            return STATUS_ORDER.get(box.status, 9)
+        case "image":
+            return box.source
+        case "command":
+            return " ".join(box.command)
+        case "pid":
+            return box.pid
+        case "address":
+            return box.address or ""
+        case "ports":
+            return ",".join(box.ports)
+        case "uptime":
+            up = since(box.started, now) if box.status in ("running", "paused") else None
+            return up if up is not None else -1.0
+        case "cpu":
+            return stats.cpu_percent if stats else -1.0
+        case "mem":
+            return stats.memory_usage if stats else -1
+    return box.name
+
+
+def matches(box: BoxRow, text: str) -> bool:
+    if not text:
+        return True
+    hay = " ".join(
+        (box.name, box.status, box.source, " ".join(box.command), box.address or "", *box.ports)
+    ).lower()
+    return all(word in hay for word in text.lower().split())
+
+
+def suggest_name(taken: set[str], prefix: str = "box") -> str:
+    n = 1
+    while f"{prefix}-{n}" in taken:
+        n += 1
+    return f"{prefix}-{n}"
+
+
+class BoxesScreen(Screen[None], BoxesAware):
+    HELP_TITLE = "box list"
+    CSS_PATH = "boxes.tcss"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        # Help first: the footer cuts off at the right on narrow terminals.
+        Binding("question_mark", "app.help", "Help", id="app.help"),
+        Binding("c", "create", "Create", id="box.create", tooltip="Create and start a new box"),
+        Binding("s", "start", "Start", id="box.start", group=START_STOP),
+        Binding(
+            "x",
+            "stop",
+            "Stop",
+            id="box.stop",
+            group=START_STOP,
+            tooltip="SIGTERM, then SIGKILL after a timeout",
+        ),
+        Binding("r", "restart", "Restart", id="box.restart"),
+        Binding("p", "pause", "Pause", id="box.pause", group=PAUSE_RESUME),
+        Binding("u", "resume", "Resume", id="box.resume", group=PAUSE_RESUME),
+        Binding("d", "destroy", "Destroy", id="box.destroy"),
+        Binding("e", "shell", "Shell", id="box.shell", tooltip="Open /bin/sh in the box"),
+        Binding("t", "processes", "Processes", id="box.processes"),
+        Binding("l", "logs", "Logs", id="box.logs"),
+        Binding("k", "kill", "Kill", id="box.kill", tooltip="Send a signal to the box's init"),
+        Binding("slash", "filter", "Filter", id="box.filter"),
+        Binding(
+            "space",
+            "toggle_select",
+            "Select",
+            id="box.select",
+            tooltip="Add the box to (or remove it from) the selection for bulk actions",
+        ),
+        Binding("o", "sort", "Sort", id="box.sort", tooltip="Sort by the next column"),
+        Binding(
+            "b",
+            "create_bundle",
+            "From bundle",
+            id="box.create_bundle",
+            tooltip="Create a box from an existing bundle's config.json",
+        ),
+        Binding("a", "select_all", "Select all", id="box.select_all", show=False),
+        Binding("O", "sort_reverse", "Reverse sort", id="box.sort_reverse", show=False),
+        Binding("i", "toggle_details", "Details", id="box.details", show=False),
+        Binding("escape", "clear", "Clear filter/selection", id="box.clear", show=False),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sort_column = "name"
+        self.sort_reverse = False
+        self.filter_text = ""
+        self.selected: set[str] = set()
+        self.pending_select: str | None = None
+        self.specs: dict[str, SpecSummary | None] = {}
+        self._details_for: str | None = None
+        self._binding_state: tuple[Any, ...] = ()
+
+    @property
+    def tapp(self) -> TuiboxApp:
+        return cast("TuiboxApp", self.app)
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Input(
+            placeholder="filter: words in name, state, image, command, address",
+            id="filter",
+            classes="hidden",
+        )
+        table: DataTable[Any] = DataTable(id="boxes", cursor_type="row", zebra_stripes=True)
+        yield table
+        yield Static("", id="list-status", classes="status-line")
+        yield BoxDetails(id="details")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        table = self.query_one("#boxes", DataTable)
+        for key, label in COLUMNS:
+            table.add_column(Text(label + "  ") if key != "sel" else label, key=key)
+        self._update_headers()
+        table.focus()
+        self.boxes_changed()
+
+    # ---- data
+
+    @property
+    def table(self) -> DataTable[Any]:
+        return self.query_one("#boxes", DataTable)
+
+    def visible_boxes(self) -> list[BoxRow]:
+        app = self.tapp
+        shown = [b for b in app.boxes if matches(b, self.filter_text)]
+        shown.sort(key=lambda b: b.name)
+        shown.sort(key=lambda b: sort_value(b, self.sort_column, app), reverse=self.sort_reverse)
+        return shown
+
+    def cells(self, box: BoxRow) -> list[Any]:
+        app = self.tapp
+        now = app.clock()
+        live = box.status in ("running", "paused")
+        stats = app.history.latest.get(box.name) if live else None
+        state = status_text(box.status)
+        if box.status == "stopped" and box.exit_status is not None:
+            state.append(f" ({box.exit_status})")
+        chosen = box.name in self.selected
+        return [
+            Text(SELECTED_MARK, style="bold yellow") if chosen else " ",
+            Text(box.name, style="bold" if chosen else ""),
+            state,
+            short(box.source, 28),
+            short(" ".join(box.command), 28),
+            str(box.pid) if box.pid else "-",
+            box.address or "-",
+            short(",".join(box.ports), 20) or "-",
+            human_duration(since(box.started, now), coarse=True) if live else "-",
+            percent_text(stats.cpu_percent) if stats else "-",
+            memory_text(stats.memory_usage, stats.memory_limit or box.limits.memory)
+            if stats
+            else "-",
+        ]
+
+    def boxes_changed(self) -> None:
+        """Called by the app after each poll: update the table in place, then the rest."""
+        if not self.is_mounted:
+            return
+        app = self.tapp
+        table = self.table
+        names = {b.name for b in app.boxes}
+        self.selected &= names
+        shown = self.visible_boxes()
+        sync_rows(table, [(b.name, self.cells(b)) for b in shown], COLUMN_KEYS, "name")
+        if self.pending_select and self.pending_select in {b.name for b in shown}:
+            table.move_cursor(row=table.get_row_index(self.pending_select))
+            self.pending_select = None
+        self._update_status(len(shown))
+        self._update_details()
+        self._maybe_refresh_bindings()
+
+    def _update_status(self, shown: int) -> None:
+        app = self.tapp
+        total = len(app.boxes)
+        table = self.table
+        title = f"boxes {shown}" if shown == total else f"boxes {shown} of {total}"
+        if self.filter_text:
+            title += f" · filter “{self.filter_text}”"
+        if self.selected:
+            title += f" · {len(self.selected)} selected"
+        if table.border_title != title:
+            table.border_title = title
+        if app.list_error:
+            message: str | Text = Text(f"cannot list boxes: {app.list_error}", style="bold red")
+        elif not total:
+            message = "No boxes yet. Press c to create one (busybox, /bin/sh), or b for a bundle."
+        elif not shown:
+            message = "No box matches the filter. Press escape to clear it."
+        else:
+            message = ""
+        status = self.query_one("#list-status", Static)
+        show(status, message)
+        status.set_class(not message, "hidden")
+
+    def current_box(self) -> BoxRow | None:
+        key = cursor_key(self.table)
+        return self.tapp.box(key) if key else None
+
+    def targets(self) -> list[BoxRow]:
+        """The selection if there is one, else the box under the cursor."""
+        app = self.tapp
+        if self.selected:
+            return [b for b in app.boxes if b.name in self.selected]
+        box = self.current_box()
+        return [box] if box else []
+
+    # ---- details
+
+    def _update_details(self) -> None:
+        box = self.current_box()
+        if box is not None and box.name not in self.specs:
+            self.specs[box.name] = None
+            self.load_spec(box)
+        details = self.query_one(BoxDetails)
+        reason = self.tapp.unavailable.get("stats") or self.tapp.stats_error
+        details.show(
+            box,
+            self.specs.get(box.name) if box else None,
+            self.tapp.clock(),
+            self.tapp.history,
+            reason,
+        )
+
+    @work(group="spec", exit_on_error=False)
+    async def load_spec(self, box: BoxRow) -> None:
+        try:
+            spec = await self.tapp.backend.spec(box)
+        except ServiceError:
+            spec = None
+        self.specs[box.name] = spec
+        self._update_details()
+
+    @on(DataTable.RowHighlighted, "#boxes")
+    def _row_highlighted(self) -> None:
+        self._update_details()
+        self._maybe_refresh_bindings()
+
+    @on(DataTable.RowSelected, "#boxes")
+    def _row_selected(self) -> None:
+        if self.check_action("processes", ()):
+            self.action_processes()
+
+    @on(DataTable.HeaderSelected, "#boxes")
+    def _header_selected(self, event: DataTable.HeaderSelected) -> None:
+        column = event.column_key.value or "name"
+        if column not in SORTABLE:
+            return
+        if column == self.sort_column:
+            self.sort_reverse = not self.sort_reverse
+        else:
+            self.sort_column, self.sort_reverse = column, False
+        self._resort()
+
+    # ---- bindings state
+
+    def action_reason(self, action: str) -> str | None:
+        """Why an action cannot run now, or None when it can (shared by keys and palette)."""
+        verb = VERB_OF.get(action)
+        if verb is None:
+            return None
+        app = self.tapp
+        if verb in app.unavailable:
+            return app.unavailable[verb]
+        if action == "restart" and "stop" in app.unavailable:
+            return app.unavailable["stop"]
+        boxes = self.targets()
+        if action in SINGLE:
+            box = self.current_box()
+            boxes = [box] if box else []
+        if not boxes:
+            return "no box selected"
+        if any(allowed(action, b.status) for b in boxes):
+            return None
+        states = " or ".join(sorted(allowed_states(action))) or "never"
+        if len(boxes) == 1:
+            return f"{boxes[0].name} is {boxes[0].status}; {action} needs {states}"
+        return f"none of {len(boxes)} boxes is {states}"
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        # None, not False: a greyed key stays in the footer, so the user learns it exists.
+        return None if self.action_reason(action) else True
+
+    def _maybe_refresh_bindings(self) -> None:
+        # Refreshing the footer every poll would repaint it every second; only on a change.
+        state = tuple(self.action_reason(a) is None for a in VERB_OF)
+        if state != self._binding_state:
+            self._binding_state = state
+            self.refresh_bindings()
+
+    # ---- actions
+
+    def _act(self, verb: str, **options: Any) -> None:
+        names = [b.name for b in self.targets() if allowed(verb, b.status)]
+        if names:
+            self.tapp.perform(verb, names, **options)
+
+    def action_start(self) -> None:
+        self._act("start")
+
+    def action_stop(self) -> None:
+        self._act("stop")
+
+    def action_restart(self) -> None:
+        self._act("restart")
+
+    def action_pause(self) -> None:
+        self._act("pause")
+
+    def action_resume(self) -> None:
+        self._act("resume")
+
+    def action_kill(self) -> None:
+        from tuibox.screens.signal import SignalScreen
+
+        names = [b.name for b in self.targets() if allowed("kill", b.status)]
+        if not names:
+            return
+
+        def chosen(sig: str | None) -> None:
+            if sig:
+                self.tapp.perform("kill", names, sig=sig)
+
+        self.app.push_screen(SignalScreen(f"Send a signal to {', '.join(names)}"), chosen)
+
+    def action_destroy(self) -> None:
+        from tuibox.screens.confirm import ConfirmScreen
+
+        boxes = self.targets()
+        if not boxes:
+            return
+        names = [b.name for b in boxes]
+        live = [b.name for b in boxes if b.status not in GUARDS["destroy"]]
+        lines = [f"Destroy {'box' if len(names) == 1 else 'boxes'} {', '.join(names)}?"]
+        if live:
+            lines.append(f"{', '.join(live)} still running: killed first (--force).")
+        lines.append("Its state, mounts, cgroup and network go away; this cannot be undone.")
+
+        def confirmed(yes: bool | None) -> None:
+            if yes:
+                self.selected -= set(names)
+                self.tapp.perform("destroy", names)
+
+        self.app.push_screen(ConfirmScreen("\n".join(lines), confirm="Destroy"), confirmed)
+
+    def action_shell(self) -> None:
+        box = self.current_box()
+        if box:
+            self.tapp.open_shell(box.name)
+
+    def action_processes(self) -> None:
+        from tuibox.screens.processes import ProcessesScreen
+
+        box = self.current_box()
+        if box:
+            self.app.push_screen(ProcessesScreen(box.name))
+
+    def action_logs(self) -> None:
+        from tuibox.screens.logs import LogsScreen
+
+        box = self.current_box()
+        if box:
+            self.app.push_screen(LogsScreen(box.name))
+
+    def action_create(self) -> None:
+        from tuibox.screens.create import CreateBoxScreen
+
+        taken = {b.name for b in self.tapp.boxes}
+        self.app.push_screen(CreateBoxScreen(suggest_name(taken)), self._created)
+
+    def action_create_bundle(self) -> None:
+        from tuibox.screens.bundle import BundleScreen
+
+        taken = {b.name for b in self.tapp.boxes}
+        self.app.push_screen(BundleScreen(suggest_name(taken)), self._created)
+
+    def _created(self, name: str | None) -> None:
+        if name:
+            self.pending_select = name
+            self.filter_text = ""
+            self.query_one("#filter", Input).value = ""
+            self.tapp.request_refresh()
+
+    def action_toggle_select(self) -> None:
+        box = self.current_box()
+        if box is None:
+            return
+        self.selected ^= {box.name}
+        self.boxes_changed()
+        if self.table.cursor_row < self.table.row_count - 1:
+            self.table.action_cursor_down()
+
+    def action_select_all(self) -> None:
+        shown = {b.name for b in self.visible_boxes()}
+        self.selected = set() if shown <= self.selected else self.selected | shown
+        self.boxes_changed()
+
+    def action_filter(self) -> None:
+        box = self.query_one("#filter", Input)
+        box.remove_class("hidden")
+        box.focus()
+
+    @on(Input.Changed, "#filter")
+    def _filter_changed(self, event: Input.Changed) -> None:
+        self.filter_text = event.value.strip()
+        self.boxes_changed()
+
+    @on(Input.Submitted, "#filter")
+    def _filter_done(self) -> None:
+        if not self.filter_text:
+            self.query_one("#filter", Input).add_class("hidden")
+        self.table.focus()
+
+    def action_clear(self) -> None:
+        field = self.query_one("#filter", Input)
+        if self.filter_text or field.has_focus:
+            field.value = ""
+            field.add_class("hidden")
+            self.table.focus()
+        elif self.selected:
+            self.selected.clear()
+            self.boxes_changed()
+
+    def action_sort(self) -> None:
+        i = SORTABLE.index(self.sort_column)
+        self.sort_column = SORTABLE[(i + 1) % len(SORTABLE)]
+        self.sort_reverse = False
+        self._resort()
+
+    def action_sort_reverse(self) -> None:
+        self.sort_reverse = not self.sort_reverse
+        self._resort()
+
+    def _resort(self) -> None:
+        self._update_headers()
+        self.boxes_changed()
+
+    def _update_headers(self) -> None:
+        table = self.table
+        arrow = "▼" if self.sort_reverse else "▲"
+        for key, label in COLUMNS:
+            if key == "sel":
+                continue
+            table.columns[key].label = Text(  # type: ignore[index]
+                f"{label} {arrow}" if key == self.sort_column else f"{label}  "
+            )
+        # Labels are cached with the rendered header; this drops the caches.
+        table.notify_style_update()
+        table.refresh()
+
+    def go_to_box(self, name: str) -> None:
+        """Put the cursor on a box (clearing a filter that hides it)."""
+        if name not in {b.name for b in self.visible_boxes()}:
+            self.filter_text = ""
+            self.query_one("#filter", Input).value = ""
+        self.pending_select = name
+        self.boxes_changed()
+        self.table.focus()
+
+    def action_toggle_details(self) -> None:
+        self.query_one(BoxDetails).toggle_class("hidden")

@@ -1,0 +1,171 @@
+"""The output of a detached box, followed live, with search (highlight, n/N, matches only)."""
+
+from __future__ import annotations
+
+import asyncio
+import codecs
+from typing import TYPE_CHECKING, ClassVar, cast
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.screen import Screen
+from textual.widgets import Footer, Header, Input, Static
+
+from tuibox.service import LOG_READ_LIMIT, ServiceError
+from tuibox.widgets.logview import LogView
+
+if TYPE_CHECKING:
+    from tuibox.app import TuiboxApp
+
+POLL = 0.5  # seconds between reads of new bytes
+
+
+class LogsScreen(Screen[None]):
+    HELP_TITLE = "logs"
+    CSS_PATH = "logs.tcss"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "back", "Back", id="logs.back"),
+        Binding("question_mark", "app.help", "Help", id="app.help"),
+        Binding("slash", "search", "Search", id="logs.search"),
+        Binding("n", "next_match", "Next match", id="logs.next"),
+        Binding("N", "previous_match", "Previous match", id="logs.previous"),
+        Binding(
+            "m",
+            "only_matches",
+            "Matches only",
+            id="logs.only_matches",
+            tooltip="Show only the lines that match the search",
+        ),
+        Binding("f", "follow", "Follow", id="logs.follow", tooltip="Keep showing new lines"),
+    ]
+
+    def __init__(self, box_name: str, poll: float = POLL) -> None:
+        super().__init__()
+        self.box_name = box_name
+        self.poll = poll
+        self.error: str | None = None
+
+    @property
+    def tapp(self) -> TuiboxApp:
+        return cast("TuiboxApp", self.app)
+
+    @property
+    def view(self) -> LogView:
+        return self.query_one(LogView)
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Static("", id="logs-title")
+        yield LogView(id="log")
+        yield Input(
+            placeholder="search (Enter: next match, Escape: close)", id="search", classes="hidden"
+        )
+        yield Static("", id="logs-status", classes="status-line")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        box = self.tapp.box(self.box_name)
+        self.query_one("#logs-title", Static).update(
+            Text.assemble("log of ", (self.box_name, "bold"), f"  {box.log if box else ''}")
+        )
+        self.view.focus()
+        self.watch(self.view, "follow", lambda _: self._update_status(), init=False)
+        self.tail(box.log if box else "")
+
+    @work(exclusive=True, exit_on_error=False, group="logs")
+    async def tail(self, path: str) -> None:
+        if not path:
+            self.error = "this box has no log file (it was not started detached)"
+            self._update_status()
+            return
+        offset = 0
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        while True:
+            try:
+                chunk = await self.tapp.backend.read_log(path, offset)
+            except ServiceError as exc:
+                self.error = exc.message
+                self._update_status()
+                await asyncio.sleep(self.poll * 4)
+                continue
+            self.error = None
+            if chunk.reset:
+                self.view.clear()
+                decoder.reset()
+            if chunk.data:
+                self.view.append(decoder.decode(chunk.data))
+                self._update_status()
+            offset = chunk.offset
+            # A full read means more is waiting: read on at once (catch up), else wait.
+            if len(chunk.data) < LOG_READ_LIMIT:
+                await asyncio.sleep(self.poll)
+
+    def _update_status(self) -> None:
+        view = self.view
+        parts = [f"{len(view.lines)} lines"]
+        if view.query_text:
+            found = view.matches
+            where = f"{found.index(view.current) + 1}/" if view.current in found else ""
+            parts.append(f"“{view.query_text}”: {where}{len(found)} matches")
+            if view.only_matches:
+                parts.append("matches only")
+        parts.append("following" if view.follow else "paused (f to follow)")
+        status = Text(" · ".join(parts))
+        if self.error:
+            status = Text(self.error, style="bold red")
+        self.query_one("#logs-status", Static).update(status)
+
+    # ---- search
+
+    def action_search(self) -> None:
+        field = self.query_one("#search", Input)
+        field.remove_class("hidden")
+        field.focus()
+
+    @on(Input.Changed, "#search")
+    def _query_changed(self, event: Input.Changed) -> None:
+        self.view.set_query(event.value)
+        self._update_status()
+        self.refresh_bindings()
+
+    @on(Input.Submitted, "#search")
+    def _query_submitted(self) -> None:
+        self.view.jump(forward=True)
+        self.view.focus()
+        self._update_status()
+
+    def action_next_match(self) -> None:
+        self.view.jump(forward=True)
+        self._update_status()
+
+    def action_previous_match(self) -> None:
+        self.view.jump(forward=False)
+        self._update_status()
+
+    def action_only_matches(self) -> None:
+        self.view.set_only_matches(not self.view.only_matches)
+        self._update_status()
+
+    def action_follow(self) -> None:
+        view = self.view
+        view.follow = not view.follow
+        if view.follow:
+            view.scroll_end(animate=False)
+        self._update_status()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in ("next_match", "previous_match", "only_matches"):
+            views = self.query(LogView)
+            return True if views and views.first().query_text else None
+        return True
+
+    def action_back(self) -> None:
+        field = self.query_one("#search", Input)
+        if field.has_focus:
+            field.add_class("hidden")
+            self.view.focus()
+            self.refresh_bindings()
+            return
+        self.dismiss()

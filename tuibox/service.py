@@ -1,0 +1,643 @@
+"""The TUI's only door to the runtime.
+
+Every call that changes or inspects boxes spawns the CLI (`python -m tuibox --root R ...`) as
+an asyncio subprocess and parses its JSON: the TUI process has threads (Textual's driver, the
+child watcher), and forking a threaded Python to set up namespaces is unsafe, so the box is
+always forked by a fresh single-threaded CLI. The CLI's own one-line error becomes
+`ServiceError(message)`, which the screens show as a notification.
+
+The `Backend` protocol is what the screens see; `CliBackend` is the real one, and tests inject
+a fake with the same methods to check pure UI behaviour fast. Nothing here imports textual.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import re
+import shlex
+import signal
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+from tuibox.runtime.box import GUARDS as GUARDS  # re-exported: the screens grey keys by it
+
+ERROR_PREFIX = "tuibox: error: "
+DEFAULT_ROOT = "/run/tuibox"
+DEFAULT_DATA_ROOT = "/var/lib/tuibox"
+LOG_READ_LIMIT = 1 << 20  # per poll: a chatty box must not stall the UI for one huge read
+SIGNALS = ("TERM", "KILL", "INT", "HUP", "STOP", "CONT")
+STATUSES = ("creating", "created", "running", "paused", "stopped")
+
+# Phrases the CLI uses when a verb or flag exists in the contract but not yet in this build;
+# those verbs are greyed out with the reason instead of failing every second.
+_UNAVAILABLE_HINTS = (
+    "unknown command",
+    "unknown option",
+    "invalid choice",
+    "unrecognized arguments",
+    "not implemented",
+    "not supported",
+)
+
+
+class ServiceError(Exception):
+    """A runtime call failed; `message` is the runtime's own one-line text."""
+
+    def __init__(self, message: str, verb: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.verb = verb
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class ServiceUnavailable(ServiceError):
+    """The runtime does not offer this verb (yet): the UI shows it as unavailable."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Typed rows
+
+
+@dataclass(frozen=True)
+class Limits:
+    memory: int | None = None
+    cpus: float | None = None
+    pids: int | None = None
+
+
+@dataclass(frozen=True)
+class BoxRow:
+    id: str
+    status: str
+    pid: int = 0
+    bundle: str = ""
+    rootfs: str = ""
+    image: str | None = None
+    command: tuple[str, ...] = ()
+    hostname: str = ""
+    created: datetime | None = None
+    started: datetime | None = None
+    exit_status: int | None = None
+    terminal: bool = False
+    address: str | None = None
+    ports: tuple[str, ...] = ()
+    log: str = ""
+    namespaces: tuple[str, ...] = ()
+    cgroup: str | None = None
+    limits: Limits = field(default_factory=Limits)
+
+    @property
+    def name(self) -> str:
+        return self.id
+
+    @property
+    def source(self) -> str:
+        """What the box runs from, as a user would name it."""
+        return self.image or self.rootfs or self.bundle
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> BoxRow:
+        # Tolerant on purpose: the CLI grows fields stage by stage, the list must not break.
+        lim = d.get("limits") or {}
+        return cls(
+            id=str(d["id"]),
+            status=str(d.get("status", "unknown")),
+            pid=int(d.get("pid") or 0),
+            bundle=str(d.get("bundle") or ""),
+            rootfs=str(d.get("rootfs") or ""),
+            image=d.get("image") or None,
+            command=tuple(str(a) for a in d.get("command") or ()),
+            hostname=str(d.get("hostname") or ""),
+            created=parse_time(d.get("created")),
+            started=parse_time(d.get("started")),
+            exit_status=_opt_int(d.get("exit_status")),
+            terminal=bool(d.get("terminal", False)),
+            address=d.get("address") or None,
+            ports=tuple(str(p) for p in d.get("ports") or ()),
+            log=str(d.get("log") or ""),
+            namespaces=tuple(str(n) for n in d.get("namespaces") or ()),
+            cgroup=d.get("cgroup") or None,
+            limits=Limits(
+                memory=_opt_int(lim.get("memory")),
+                cpus=_opt_float(lim.get("cpus")),
+                pids=_opt_int(lim.get("pids")),
+            ),
+        )
+
+
+@dataclass(frozen=True)
+class ProcessRow:
+    pid: int  # on the host
+    box_pid: int
+    ppid: int
+    user: str
+    state: str
+    cpu_percent: float
+    rss: int
+    started: datetime | None
+    command: str
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> ProcessRow:
+        return cls(
+            pid=int(d["pid"]),
+            box_pid=int(d.get("box_pid") or 0),
+            ppid=int(d.get("ppid") or 0),
+            user=str(d.get("user") or ""),
+            state=str(d.get("state") or ""),
+            cpu_percent=float(d.get("cpu_percent") or 0.0),
+            rss=int(d.get("rss") or 0),
+            started=parse_time(d.get("started")),
+            command=str(d.get("command") or ""),
+        )
+
+
+@dataclass(frozen=True)
+class StatsRow:
+    id: str
+    cpu_percent: float = 0.0
+    memory_usage: int = 0
+    memory_limit: int | None = None
+    pids: int = 0
+    net_rx: int = 0
+    net_tx: int = 0
+    block_read: int = 0
+    block_write: int = 0
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> StatsRow:
+        return cls(
+            id=str(d["id"]),
+            cpu_percent=float(d.get("cpu_percent") or 0.0),
+            memory_usage=int(d.get("memory_usage") or 0),
+            memory_limit=_opt_int(d.get("memory_limit")) or None,
+            pids=int(d.get("pids") or 0),
+            net_rx=int(d.get("net_rx") or 0),
+            net_tx=int(d.get("net_tx") or 0),
+            block_read=int(d.get("block_read") or 0),
+            block_write=int(d.get("block_write") or 0),
+        )
+
+
+@dataclass(frozen=True)
+class ImageRow:
+    name: str
+    size: int = 0
+    created: datetime | None = None
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> ImageRow:
+        return cls(
+            name=str(d["name"]),
+            size=int(d.get("size") or 0),
+            created=parse_time(d.get("created")),
+        )
+
+
+@dataclass(frozen=True)
+class MountRow:
+    destination: str
+    type: str
+    source: str
+    options: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class SpecSummary:
+    """The parts of a box's config.json the details pane shows."""
+
+    args: tuple[str, ...] = ()
+    cwd: str = "/"
+    user: str = "0:0"
+    env: tuple[str, ...] = ()
+    root: str = ""
+    readonly: bool = False
+    mounts: tuple[MountRow, ...] = ()
+    namespaces: tuple[str, ...] = ()
+
+    @classmethod
+    def from_config(cls, cfg: dict[str, Any]) -> SpecSummary:
+        proc = cfg.get("process") or {}
+        user = proc.get("user") or {}
+        root = cfg.get("root") or {}
+        linux = cfg.get("linux") or {}
+        return cls(
+            args=tuple(str(a) for a in proc.get("args") or ()),
+            cwd=str(proc.get("cwd") or "/"),
+            user=f"{user.get('uid', 0)}:{user.get('gid', 0)}",
+            env=tuple(str(e) for e in proc.get("env") or ()),
+            root=str(root.get("path") or ""),
+            readonly=bool(root.get("readonly", False)),
+            mounts=tuple(
+                MountRow(
+                    destination=str(m.get("destination", "")),
+                    type=str(m.get("type") or "bind"),
+                    source=str(m.get("source") or ""),
+                    options=tuple(str(o) for o in m.get("options") or ()),
+                )
+                for m in cfg.get("mounts") or ()
+            ),
+            namespaces=tuple(str(n.get("type", "")) for n in linux.get("namespaces") or ()),
+        )
+
+
+@dataclass(frozen=True)
+class LogChunk:
+    data: bytes
+    offset: int  # where the next read starts
+    reset: bool = False  # the file shrank (recreated or truncated): drop what was shown
+
+
+@dataclass
+class CreateOptions:
+    """What the create form asks for; `to_args` turns it into a `run -d` command line."""
+
+    name: str
+    image: str | None = "busybox"
+    rootfs: str | None = None
+    command: tuple[str, ...] = ("/bin/sh",)
+    hostname: str | None = None
+    terminal: bool = True
+    network: bool = False
+    ports: tuple[str, ...] = ()
+    memory: str | None = None
+    cpus: str | None = None
+    pids: str | None = None
+    env: tuple[str, ...] = ()
+
+    def to_args(self) -> list[str]:
+        args = ["run", "-d"]
+        if self.rootfs:
+            args += ["--rootfs", self.rootfs]
+        elif self.image:
+            args += ["--image", self.image]
+        if self.hostname:
+            args += ["--hostname", self.hostname]
+        if self.terminal:
+            args.append("-t")
+        if self.network:
+            args += ["--network", "default"]
+        for port in self.ports:
+            args += ["-p", port]
+        if self.memory:
+            args += ["--memory", self.memory]
+        if self.cpus:
+            args += ["--cpus", self.cpus]
+        if self.pids:
+            args += ["--pids-limit", self.pids]
+        for kv in self.env:
+            args += ["-e", kv]
+        # "--" so a command starting with "-" is never read as a flag of run.
+        args += ["--", self.name, *self.command]
+        return args
+
+
+# ---------------------------------------------------------------------------------------------
+# Which actions a status allows (the runtime's own guard table, plus the TUI-only actions)
+
+_TUI_GUARDS: dict[str, frozenset[str]] = {
+    **GUARDS,
+    "restart": frozenset({"created", "running", "paused", "stopped"}),
+    "destroy": GUARDS["destroy-force"],  # the confirmation asks before forcing
+    "shell": GUARDS["exec"],
+    "processes": frozenset({"created", "running", "paused"}),
+    "logs": frozenset(STATUSES),
+}
+
+
+def allowed(action: str, status: str) -> bool:
+    return status in _TUI_GUARDS.get(action, frozenset())
+
+
+def allowed_states(action: str) -> frozenset[str]:
+    return _TUI_GUARDS.get(action, frozenset())
+
+
+# ---------------------------------------------------------------------------------------------
+# The protocol the screens use
+
+
+@runtime_checkable
+class Backend(Protocol):
+    root: str
+    data_root: str
+
+    async def list_boxes(self) -> list[BoxRow]: ...
+    async def stats(self) -> list[StatsRow]: ...
+    async def processes(self, name: str) -> list[ProcessRow]: ...
+    async def images(self) -> list[ImageRow]: ...
+    async def run(self, options: CreateOptions) -> None: ...
+    async def create_from_bundle(self, name: str, bundle: str) -> None: ...
+    async def start(self, name: str) -> None: ...
+    async def stop(self, name: str, timeout: float | None = None) -> None: ...
+    async def kill(self, name: str, sig: str = "TERM") -> None: ...
+    async def pause(self, name: str) -> None: ...
+    async def resume(self, name: str) -> None: ...
+    async def destroy(self, name: str, force: bool = False) -> None: ...
+    async def signal_process(self, box: BoxRow, process: ProcessRow, sig: str) -> None: ...
+    async def spec(self, box: BoxRow) -> SpecSummary | None: ...
+    async def read_log(self, path: str, offset: int) -> LogChunk: ...
+    def shell_command(self, name: str, shell: str = "/bin/sh") -> list[str]: ...
+    async def unavailable_verbs(self, verbs: Sequence[str]) -> dict[str, str]: ...
+
+
+class CliBackend:
+    """Runs the tuibox CLI for every call; one process per list, one per stats of all boxes."""
+
+    def __init__(
+        self,
+        root: str | None = None,
+        data_root: str | None = None,
+        python: str = sys.executable,
+    ) -> None:
+        self.root = root or os.environ.get("TUIBOX_ROOT") or DEFAULT_ROOT
+        self.data_root = data_root or os.environ.get("TUIBOX_DATA") or DEFAULT_DATA_ROOT
+        self._base = [python, "-m", "tuibox", "--root", self.root, "--data-root", self.data_root]
+        # The CLI must import this very tuibox even when the TUI was started from elsewhere.
+        pkg_parent = str(Path(__file__).resolve().parent.parent)
+        path = os.environ.get("PYTHONPATH")
+        self._env = {**os.environ, "PYTHONPATH": f"{pkg_parent}:{path}" if path else pkg_parent}
+        self._spec_cache: dict[str, tuple[int, SpecSummary]] = {}
+
+    def argv(self, *args: str) -> list[str]:
+        return [*self._base, *args]
+
+    async def call(self, *args: str, timeout: float = 30.0, mutating: bool = False) -> str:
+        """Run one CLI verb; return its stdout or raise ServiceError with its message."""
+        verb = args[0] if args else ""
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *self.argv(*args),
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+                env=self._env,
+                # Its own session: keys typed in the TUI's terminal never signal the CLI/boxes.
+                start_new_session=True,
+            )
+        except OSError as exc:
+            raise ServiceError(f"cannot run the tuibox cli: {exc.strerror}", verb) from exc
+        try:
+            out, err = await asyncio.wait_for(proc.communicate(), timeout)
+        except TimeoutError:
+            _kill_quietly(proc)
+            await proc.wait()
+            raise ServiceError(f"tuibox {verb} did not finish in {timeout:g} s", verb) from None
+        except asyncio.CancelledError:
+            # A read can be dropped; a half-done create or destroy must finish on its own
+            # (the CLI rolls back or completes), so only readers are killed.
+            if not mutating:
+                _kill_quietly(proc)
+                # Reap it now: a transport left for the garbage collector outlives the loop.
+                with contextlib.suppress(BaseException):
+                    await asyncio.wait_for(proc.wait(), 1.0)
+            raise
+        if proc.returncode != 0:
+            raise error_from_cli(verb, proc.returncode or 0, err.decode(errors="replace"))
+        return out.decode(errors="replace")
+
+    async def _json(self, *args: str, timeout: float = 30.0) -> list[dict[str, Any]]:
+        out = await self.call(*args, timeout=timeout)
+        try:
+            data = json.loads(out or "[]")
+        except json.JSONDecodeError as exc:
+            raise ServiceError(
+                f"tuibox {args[0]} printed invalid json: {exc.msg}", args[0]
+            ) from None
+        if not isinstance(data, list):
+            raise ServiceError(f"tuibox {args[0]} printed {type(data).__name__}, not a list")
+        return data
+
+    async def list_boxes(self) -> list[BoxRow]:
+        return [BoxRow.from_json(d) for d in await self._json("list", "--format", "json")]
+
+    async def stats(self) -> list[StatsRow]:
+        rows = await self._json("stats", "--no-stream", "--format", "json")
+        return [StatsRow.from_json(d) for d in rows]
+
+    async def processes(self, name: str) -> list[ProcessRow]:
+        return [ProcessRow.from_json(d) for d in await self._json("ps", "--format", "json", name)]
+
+    async def images(self) -> list[ImageRow]:
+        return [ImageRow.from_json(d) for d in await self._json("image", "ls", "--format", "json")]
+
+    async def run(self, options: CreateOptions) -> None:
+        await self.call(*options.to_args(), timeout=120.0, mutating=True)
+
+    async def create_from_bundle(self, name: str, bundle: str) -> None:
+        await self.call("create", "--bundle", bundle, name, timeout=120.0, mutating=True)
+
+    async def start(self, name: str) -> None:
+        await self.call("start", name, mutating=True)
+
+    async def stop(self, name: str, timeout: float | None = None) -> None:
+        args = ["stop", name] if timeout is None else ["stop", "--timeout", f"{timeout:g}", name]
+        await self.call(*args, timeout=(timeout or 10.0) + 30.0, mutating=True)
+
+    async def kill(self, name: str, sig: str = "TERM") -> None:
+        await self.call("kill", name, sig, mutating=True)
+
+    async def pause(self, name: str) -> None:
+        await self.call("pause", name, mutating=True)
+
+    async def resume(self, name: str) -> None:
+        await self.call("resume", name, mutating=True)
+
+    async def destroy(self, name: str, force: bool = False) -> None:
+        args = ["destroy", "--force", name] if force else ["destroy", name]
+        await self.call(*args, timeout=60.0, mutating=True)
+
+    async def signal_process(self, box: BoxRow, process: ProcessRow, sig: str) -> None:
+        if process.box_pid == 1 or process.pid == box.pid:
+            # The init: let the runtime signal it, so its bookkeeping sees the same thing.
+            await self.kill(box.name, sig)
+            return
+        try:
+            # The runtime checks the pid still belongs to the box before signalling it.
+            await self.call("kill", "--pid", str(process.pid), box.name, sig, mutating=True)
+        except ServiceUnavailable:
+            # A CLI without `kill --pid`: the same check, done here.
+            await asyncio.to_thread(_signal_in_box, box, process, sig)
+
+    async def spec(self, box: BoxRow) -> SpecSummary | None:
+        # The state dir keeps a copy of the spec the box was made from; the bundle may be gone.
+        for path in (Path(self.root) / box.name / "config.json", Path(box.bundle) / "config.json"):
+            summary = await asyncio.to_thread(self._read_spec, path)
+            if summary is not None:
+                return summary
+        return None
+
+    def _read_spec(self, path: Path) -> SpecSummary | None:
+        try:
+            mtime = path.stat().st_mtime_ns
+        except OSError:
+            return None
+        cached = self._spec_cache.get(str(path))
+        if cached and cached[0] == mtime:
+            return cached[1]
+        try:
+            summary = SpecSummary.from_config(json.loads(path.read_text()))
+        except (OSError, ValueError, AttributeError, TypeError):
+            return None
+        self._spec_cache[str(path)] = (mtime, summary)
+        return summary
+
+    async def read_log(self, path: str, offset: int) -> LogChunk:
+        return await asyncio.to_thread(read_log_chunk, path, offset)
+
+    def shell_command(self, name: str, shell: str = "/bin/sh") -> list[str]:
+        return self.argv("exec", "-it", name, shell)
+
+    async def unavailable_verbs(self, verbs: Sequence[str]) -> dict[str, str]:
+        """Which of `verbs` this CLI lacks, from one `tuibox --help` (not one call per verb)."""
+        try:
+            known = verbs_in_help(await self.call("--help", timeout=15.0))
+        except ServiceError:
+            return {}
+        if not known:  # a help text we cannot read: assume everything is there
+            return {}
+        return {v: f"this runtime has no '{v}' command yet" for v in verbs if v not in known}
+
+
+def make_backend(root: str | None, data_root: str | None) -> Backend:
+    return CliBackend(root, data_root)
+
+
+# ---------------------------------------------------------------------------------------------
+# Helpers (pure, unit-tested)
+
+
+def error_from_cli(verb: str, returncode: int, stderr: str) -> ServiceError:
+    """The CLI's last `tuibox: error:` line, or the last line of whatever it printed."""
+    lines = [ln.strip() for ln in stderr.splitlines() if ln.strip()]
+    errors = [ln for ln in lines if ln.startswith(ERROR_PREFIX)]
+    if errors:
+        message = errors[-1][len(ERROR_PREFIX) :]
+    elif lines and any(ln.startswith("Traceback") for ln in lines):
+        message = f"tuibox {verb} crashed: {lines[-1]}"
+    elif lines:
+        message = lines[-1]
+    else:
+        message = f"tuibox {verb} failed with exit status {returncode}"
+    if any(hint in message.lower() for hint in _UNAVAILABLE_HINTS):
+        return ServiceUnavailable(message, verb)
+    return ServiceError(message, verb)
+
+
+def verbs_in_help(text: str) -> set[str]:
+    """The verbs listed under 'verbs:' in `tuibox --help`."""
+    verbs: set[str] = set()
+    inside = False
+    for line in text.splitlines():
+        if line.strip().lower().rstrip(":") in ("verbs", "commands"):
+            inside = True
+            continue
+        if inside and line.startswith("  ") and line.split():
+            verbs.add(line.split()[0])
+        elif inside and line.strip():
+            inside = False
+    return verbs
+
+
+def read_log_chunk(path: str, offset: int, limit: int = LOG_READ_LIMIT) -> LogChunk:
+    if not path:
+        raise ServiceError("this box has no log file (it was not started detached)")
+    try:
+        with open(path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            reset = size < offset
+            start = 0 if reset else offset
+            f.seek(start)
+            data = f.read(limit)
+    except FileNotFoundError:
+        return LogChunk(b"", 0, reset=offset > 0)
+    except OSError as exc:
+        raise ServiceError(f"cannot read log {path}: {exc.strerror}") from None
+    return LogChunk(data, start + len(data), reset)
+
+
+def _signal_in_box(box: BoxRow, process: ProcessRow, sig: str) -> None:
+    # The pid came from a `ps` up to a second old: check it is still in this box's pid
+    # namespace before signalling, so a recycled pid on the host is never hit.
+    try:
+        mine = os.stat(f"/proc/{process.pid}/ns/pid").st_ino
+        theirs = os.stat(f"/proc/{box.pid}/ns/pid").st_ino
+    except OSError:
+        raise ServiceError(f"process {process.pid} is gone") from None
+    if mine != theirs:
+        raise ServiceError(f"process {process.pid} is no longer in box {box.name!r}")
+    try:
+        os.kill(process.pid, signal_number(sig))
+    except ProcessLookupError:
+        raise ServiceError(f"process {process.pid} is gone") from None
+    except PermissionError:
+        raise ServiceError(f"not allowed to signal process {process.pid}") from None
+
+
+def signal_number(sig: str) -> int:
+    name = sig.upper().removeprefix("SIG")
+    if name.isdigit():
+        return int(name)
+    try:
+        return int(signal.Signals[f"SIG{name}"])
+    except KeyError:
+        raise ServiceError(f"unknown signal {sig!r}") from None
+
+
+def parse_time(value: object) -> datetime | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?\s*$", re.IGNORECASE)
+
+
+def parse_size(text: str) -> int | None:
+    """'256m' -> bytes, as the CLI reads --memory; None when it is not a size."""
+    m = _SIZE.match(text)
+    if not m:
+        return None
+    scale = 1024 ** "_kmgt".index(m.group(2).lower() or "_")
+    return int(float(m.group(1)) * scale)
+
+
+def split_words(text: str) -> tuple[str, ...]:
+    """Shell-like split for the command and env fields; raises ValueError on bad quotes."""
+    return tuple(shlex.split(text))
+
+
+def _opt_int(v: object) -> int | None:
+    if v is None or v == "":
+        return None
+    try:
+        return int(v)  # type: ignore[call-overload,no-any-return]
+    except (TypeError, ValueError):
+        return None
+
+
+def _opt_float(v: object) -> float | None:
+    if v is None or v == "":
+        return None
+    try:
+        return float(v)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+
+
+def _kill_quietly(proc: asyncio.subprocess.Process) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        proc.kill()

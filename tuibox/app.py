@@ -33,7 +33,7 @@ from tuibox.widgets.sparklines import StatsHistory
 
 CAP_SYS_ADMIN = 21
 # Verbs that land in the runtime at different times; probed once so their keys start greyed.
-PROBED_VERBS = ("pause", "resume", "ps", "stats", "image", "exec")
+PROBED_VERBS = ("pause", "resume", "ps", "stats", "image", "exec", "attach")
 
 
 class BoxesRefreshed(Message):
@@ -265,8 +265,9 @@ class TuiboxApp(App[int]):
         else:
             raise ServiceError(f"unknown action {verb!r}")
 
-    def open_shell(self, name: str, shell: str = "/bin/sh") -> None:
-        """Hook for a shell in a box: today the real terminal, later the terminal pane."""
+    def shell_in_real_terminal(self, name: str, shell: str = "/bin/sh") -> None:
+        """The fallback to the panes: suspend the TUI and run the shell in the real terminal
+        (for programs the pane's emulation gets wrong, or a terminal's own features)."""
         argv = self.backend.shell_command(name, shell)
         try:
             with self.suspend():

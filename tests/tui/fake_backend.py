@@ -26,6 +26,7 @@ from tuibox.service import (
     ServiceUnavailable,
     SpecSummary,
     StatsRow,
+    TerminalCommand,
     allowed_states,
     parse_size,
 )
@@ -57,6 +58,7 @@ class FakeBackend:
         self.logs: dict[str, bytes] = {}
         self.images_list = [ImageRow("busybox", 2_000_000, NOW), ImageRow("alpine", 8_000_000, NOW)]
         self.list_delay = 0.0
+        self.terminal_argv: tuple[str, ...] = ()  # a prefix for the pane's program (tests)
         self._next_pid = 4000
 
     # ---- helpers
@@ -235,6 +237,15 @@ class FakeBackend:
 
     def shell_command(self, name: str, shell: str = "/bin/sh") -> list[str]:
         return ["true", name, shell]
+
+    def terminal_command(self, name: str, mode: str, shell: str = "/bin/sh") -> TerminalCommand:
+        # A local shell stands in for the box's: a known prompt, no rc files, nothing of
+        # the test runner's environment (so the screen text is the same everywhere).
+        self.calls.append(("terminal", mode, name))
+        self._get(name)
+        prompt = "$ " if mode == "shell" else "console$ "
+        env = {"PS1": prompt, "PATH": "/usr/bin:/bin", "TERM": "xterm-256color", "ENV": ""}
+        return TerminalCommand((*self.terminal_argv, shell), env)
 
     async def unavailable_verbs(self, verbs: Sequence[str]) -> dict[str, str]:
         return {v: self.unavailable[v] for v in verbs if v in self.unavailable}

@@ -21,6 +21,17 @@ VERBS: dict[str, tuple[str, str]] = {
     "list": ("lifecycle", "list boxes (alias: ls)"),
     "logs": ("lifecycle", "print the output of a detached box"),
     "spec": ("lifecycle", "write a starter config.json"),
+    "exec": ("actions", "run a command inside a running box"),
+    "attach": ("attach", "attach your terminal to the console of a box made with -t"),
+    "ps": ("actions", "list the processes of a box"),
+    "stats": ("actions", "show CPU, memory, pids, network and I/O of boxes"),
+    "wait": ("actions", "wait for a box to stop and print its exit status"),
+    "pause": ("actions", "freeze every process of a box"),
+    "resume": ("actions", "thaw a paused box"),
+    "update": ("actions", "change the resource limits of a live box"),
+    "network": ("network", "manage networks: ls, create, rm"),
+    "port": ("network", "list the ports a box publishes"),
+    "image": ("images", "manage images: ls, import, rm, inspect, bootstrap"),
 }
 ALIASES = {"delete": "destroy", "rm": "destroy", "ls": "list"}
 # Verbs that need nothing beyond the standard library (unless a box asks for a network).
@@ -37,6 +48,7 @@ FAST_VERBS = frozenset(
         "logs",
         "spec",
         "exec",
+        "attach",
         "ps",
         "stats",
         "wait",

@@ -7,6 +7,8 @@ import sys
 
 from tuibox.cli import Globals, warn
 from tuibox.cli.args import Arg, Command, Opt, UsageError, parse
+from tuibox.cli.limits import LIMIT_OPTS, apply_limit_flags
+from tuibox.cli.network import NET_OPTS, network_options
 from tuibox.runtime import fastjson
 from tuibox.runtime.errors import SpecError, TuiboxError
 
@@ -21,6 +23,7 @@ SPEC_OPTS = (
     Opt(("--bundle", "-b"), "bundle", "DIR", help="bundle directory (its config.json)"),
     Opt(("--netconf", "-n"), "netconf", "FILE", help="netconf.json (default ./netconf.json)"),
     Opt(("--rootfs",), "rootfs", "DIR", help="run this root filesystem with a generated spec"),
+    Opt(("--image",), "image", "NAME", help="an image to run (busybox is built in)"),
     Opt(("--hostname",), "hostname", "NAME", help="the box's hostname"),
     Opt(("-e", "--env"), "env", "K=V", multiple=True, help="set an environment variable"),
     Opt(("-w", "--workdir", "--cwd"), "cwd", "DIR", help="working directory inside the box"),
@@ -28,6 +31,14 @@ SPEC_OPTS = (
     Opt(("-t", "--tty"), "tty", help="give the box a terminal"),
     Opt(("--read-only",), "read_only", help="mount the root filesystem read-only"),
     Opt(("--pid-file",), "pid_file", "FILE", help="write the init's pid here (runc)"),
+    Opt(
+        ("--console-socket",),
+        "console_socket",
+        "PATH",
+        help="send the terminal's master fd to this unix socket (OCI; needs -t, detached)",
+    ),
+    *LIMIT_OPTS,
+    *NET_OPTS,
 )
 
 COMMANDS: dict[str, Command] = {
@@ -124,16 +135,23 @@ def load_request(opts: dict[str, Any], g: Globals, detach: bool) -> Any:
     from tuibox.runtime.state import check_name
 
     name = check_name(opts["name"])
+    # First: with a network this forks the netlink worker, whose import of pyroute2 then
+    # overlaps with loading the spec and creating the box (cli/network.py).
+    net = network_options(opts)
     command: list[str] = opts.get("command") or []
     image = None
     overlay = None
     if opts.get("rootfs"):
+        if opts.get("image"):
+            raise SpecError("use either --rootfs or --image, not both")
         rootfs = os.path.abspath(opts["rootfs"])
         data = spec_mod.starter_spec(command or ["/bin/sh"], rootfs=rootfs)
         spec = spec_mod.parse_spec(data, os.getcwd(), "generated spec")
     else:
         image_opt = opts.get("image")
         if image_opt:
+            if opts.get("spec") or opts.get("bundle"):
+                raise SpecError("--image makes its own spec: drop --spec/--bundle")
             from tuibox.cli import images_bridge
 
             spec, image, overlay = images_bridge.spec_for_image(image_opt, command, g)
@@ -147,13 +165,25 @@ def load_request(opts: dict[str, Any], g: Globals, detach: bool) -> Any:
             bundle = os.path.realpath(opts["bundle"]) if opts.get("bundle") else None
             spec = spec_mod.load_spec(path, bundle)
     spec = apply_overrides(spec, opts)
-    if command:
+    spec = apply_limit_flags(spec, opts)
+    if command and image is None:
+        # (With an image the bridge already put the words after its Entrypoint.)
         spec = spec.replace(process=spec.process.replace(args=tuple(command)))
     for line in getattr(spec, "warnings", ()):
         warn(line)
     if spec.unsupported:
         warn("config.json: not implemented, ignored: " + ", ".join(spec.unsupported))
-    return CreateRequest(name=name, spec=spec, detach=detach, image=image, overlay=overlay)
+    req = CreateRequest(name=name, spec=spec, detach=detach, image=image, overlay=overlay)
+    if opts.get("console_socket"):
+        if not detach:
+            raise UsageError("run: --console-socket needs -d (the box's terminal goes there)")
+        if not spec.process.terminal:
+            raise SpecError("--console-socket: the box has no terminal (use -t)")
+        # The console stage (runtime/console.py) connects and sends the pty master there.
+        req.options["console"] = {"socket": os.path.abspath(opts["console_socket"])}
+    if net is not None:
+        req.options["network"] = net  # the network stage (runtime/network/stage.py)
+    return req
 
 
 def apply_overrides(spec: Any, opts: dict[str, Any]) -> Any:
@@ -313,6 +343,8 @@ def record_json(r: Any, root: str) -> dict[str, Any]:
         "started": r.started,
         "exit_status": r.exit_status,
         "terminal": r.terminal,
+        # keeper (attach works), socket (--console-socket owns it), foreground, or None
+        "console": extra.get("console"),
         "address": extra.get("address"),
         "ports": extra.get("ports", []),
         "log": os.path.join(root, r.id, "box.log"),

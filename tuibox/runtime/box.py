@@ -18,6 +18,7 @@ import time
 
 from tuibox.runtime import init as box_init
 from tuibox.runtime import state as st
+from tuibox.runtime.actions import Actions
 from tuibox.runtime.errors import BoxNotFound, InvalidState, SpecError, TuiboxError
 from tuibox.runtime.linux import proc
 from tuibox.runtime.linux import syscalls as sc
@@ -128,7 +129,7 @@ def register_stage(stage: Stage) -> None:
     STAGES[:] = [s for s in STAGES if s.name != stage.name] + [stage]
 
 
-class Runtime:
+class Runtime(Actions):  # exec, ps, stats, wait, pause, resume, update: actions.py
     def __init__(self, root: str | os.PathLike[str] | None = None) -> None:
         self.root = st.StateRoot(root)
         self._channels: dict[str, Channel] = {}
@@ -179,6 +180,8 @@ class Runtime:
             raise SpecError(f"config.json: root.path: no such directory: {rootfs}")
         if spec.hostname and spec.namespace("uts") is None:
             raise SpecError("config.json: hostname: needs a uts namespace of its own")
+        if spec.process.terminal:
+            req.options.setdefault("console", {})  # the console stage (runtime/console.py)
         _load_stages(req)
         stages = [s for s in STAGES if s.wanted(req)]
         d = self.root.make_box_dir(req.name)
@@ -226,6 +229,9 @@ class Runtime:
             for sub in ("upper", "work", "rootfs"):
                 os.mkdir(os.path.join(d, sub), 0o755)
             rootfs = record.rootfs = os.path.join(d, "rootfs")
+            # `image rm` asks which boxes use an image; the name alone is ambiguous when
+            # two data roots share one state root.
+            record.extra["image_rootfs"] = lower
             overlay = f"lowerdir={lower},upperdir={d}/upper,workdir={d}/work"
         hostname = spec.hostname or req.name
         _write(os.path.join(d, "hostname"), hostname + "\n")
@@ -339,6 +345,13 @@ class Runtime:
                 time.sleep(delay)
                 delay = min(delay * 2, 0.01)
                 if not proc.is_alive(record.pid, record.starttime):
+                    # A short program may have been released, exec'd and exited between
+                    # our read and this check: its byte is then waiting in the fifo.
+                    try:
+                        if os.read(fd, 1):
+                            break
+                    except BlockingIOError:
+                        pass
                     raise TuiboxError(f"box {record.id!r}: its init died before it could start")
                 if time.monotonic() > deadline:
                     raise TuiboxError(f"box {record.id!r}: init did not answer start")
@@ -380,7 +393,12 @@ class Runtime:
             chan.close()
             if msg is not None and msg.get("type") == "error":
                 raise error_from_message(msg)
-            code = _exit_code(_wait_child(record.pid))
+            relayed = None
+            if record.extra.get("console") == "foreground":
+                from tuibox.runtime.console import relay_foreground  # loaded by its stage
+
+                relayed = relay_foreground(req.name, record.pid)
+            code = _exit_code(_wait_child(record.pid)) if relayed is None else relayed
             st.atomic_write(os.path.join(self.root.box_dir(req.name), "exit"), f"{code}\n".encode())
         except BaseException:
             _kill_and_reap(record.pid, True)
@@ -449,7 +467,15 @@ class Runtime:
 # ---- stage loading -----------------------------------------------------------------------
 
 # name -> (module registering it, predicate module-free check on the request)
-STAGE_MODULES: dict[str, str] = {}
+STAGE_MODULES: dict[str, str] = {
+    # Every box: capabilities (default hardening) and a cgroup (limits, stats, freezer).
+    "always:confine": "tuibox.runtime.confine",
+    "always:cgroups": "tuibox.runtime.cgroups.stage",
+    # Only boxes that ask for one (options["network"]); see docs/NETWORKING.md.
+    "network": "tuibox.runtime.network.stage",
+    # Boxes with process.terminal: the pty and its keeper (runtime/console.py, keeper.py).
+    "console": "tuibox.runtime.console",
+}
 
 
 def _load_stages(req: CreateRequest) -> None:
@@ -534,10 +560,18 @@ def _monitor_main(
         null = os.open("/dev/null", os.O_RDWR)
         for fd in (0, 1, 2):
             os.dup2(null, fd)
-        _close_all_but({0, 1, 2})
-        code = _exit_code(_wait_child(init_pid))
-        if os.path.isdir(box_dir):
-            st.atomic_write(os.path.join(box_dir, "exit"), f"{code}\n".encode())
+        keeper_fds = plan.console.monitor_fds() if plan.console is not None else None
+        _close_all_but({0, 1, 2, *(keeper_fds or ())})
+        if keeper_fds is not None:
+            # A detached terminal box: this monitor also keeps its console. Imported only
+            # now, in this process, so the CLI pays nothing; it records the exit itself.
+            from tuibox.runtime.keeper import keep_console
+
+            keep_console(*keeper_fds, init_pid, box_dir)
+        else:
+            code = _exit_code(_wait_child(init_pid))
+            if os.path.isdir(box_dir):
+                st.atomic_write(os.path.join(box_dir, "exit"), f"{code}\n".encode())
         code = 0
     except BaseException:
         pass
@@ -591,6 +625,16 @@ def _kill_box(record: st.BoxRecord) -> None:
         os.kill(record.pid, _signal.SIGKILL)
     except ProcessLookupError:
         pass
+    if record.extra.get("cgroup_dirs"):
+        # Every process of the cgroup too, and thaw a paused box: frozen tasks die only thawed.
+        from tuibox.runtime.cgroups import for_record
+
+        cg = for_record(record)
+        if cg is not None:
+            try:
+                cg.signal_all(_signal.SIGKILL)
+            except (TuiboxError, OSError):
+                pass
 
 
 def _wait_gone(pid: int, starttime: int | None, timeout: float) -> bool:

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import NoReturn
 
+    from tuibox.runtime.console import ConsoleSetup
     from tuibox.runtime.spec_model import Spec
     from tuibox.runtime.sync import Channel
 
@@ -59,6 +60,7 @@ class InitPlan:
         self.before_user: list[Callable[[InitPlan], None]] = []
         self.before_exec: list[Callable[[InitPlan], None]] = []
         self.keep_fds: set[int] = set()  # further fds the child must not close
+        self.console: ConsoleSetup | None = None  # process.terminal (console.py)
         self.exe = ""  # filled by the lookup step
 
 
@@ -153,6 +155,13 @@ def _cwd_exists(plan: InitPlan, chan: Channel) -> None:
             os.makedirs(target, 0o755, exist_ok=True)
         except OSError:
             pass
+
+
+def _console(plan: InitPlan, chan: Channel) -> None:
+    # After pivot_root: the pty must come from the box's own devpts, so that `tty` and
+    # /dev/console name it inside; console.py sends the master out and takes the slave.
+    if plan.console is not None:
+        plan.console.in_init(plan)
 
 
 def _pivot_root(plan: InitPlan, chan: Channel) -> None:
@@ -272,6 +281,7 @@ STEPS: tuple[tuple[str, Callable[[InitPlan, Channel], None]], ...] = (
     ("masked-paths", _masked_paths),
     ("readonly-paths", _readonly_paths),
     ("pivot_root", _pivot_root),
+    ("console", _console),
     ("readonly-root", _readonly_root),
     ("rlimits", _rlimits),
     ("user", _user),

@@ -25,6 +25,8 @@ from tuibox.widgets.format import (
 )
 from tuibox.widgets.quiet import show
 from tuibox.widgets.table_sync import cursor_key, sync_rows
+from tuibox.widgets.terminal import TerminalPane
+from tuibox.widgets.terminal_tabs import TerminalTab, TerminalTabs, exit_text
 
 if TYPE_CHECKING:
     from tuibox.app import TuiboxApp
@@ -59,11 +61,15 @@ VERB_OF: dict[str, str] = {
     "kill": "kill",
     "destroy": "destroy",
     "shell": "exec",
+    "shell_suspend": "exec",
+    "attach": "attach",
     "processes": "ps",
     "logs": "logs",
 }
 # Actions on the one box under the cursor; the others act on the whole selection.
-SINGLE = frozenset({"shell", "processes", "logs"})
+SINGLE = frozenset({"shell", "shell_suspend", "attach", "processes", "logs"})
+# Actions on the terminal panes: hidden from the footer while no pane is open.
+PANE_ACTIONS = frozenset({"focus_pane", "close_pane", "next_pane", "zoom_pane"})
 
 
 def sort_value(box: BoxRow, column: str, app: TuiboxApp) -> Any:
@@ -128,7 +134,38 @@ class BoxesScreen(Screen[None], BoxesAware):
         Binding("p", "pause", "Pause", id="box.pause", group=PAUSE_RESUME),
         Binding("u", "resume", "Resume", id="box.resume", group=PAUSE_RESUME),
         Binding("d", "destroy", "Destroy", id="box.destroy"),
-        Binding("e", "shell", "Shell", id="box.shell", tooltip="Open /bin/sh in the box"),
+        Binding(
+            "e",
+            "shell",
+            "Shell",
+            id="box.shell",
+            tooltip="Open /bin/sh in the box, in a terminal pane below the list",
+        ),
+        Binding(
+            "a",
+            "attach",
+            "Attach",
+            id="box.attach",
+            tooltip="A terminal pane on the box's own console (boxes made with a terminal)",
+        ),
+        Binding(
+            "E",
+            "shell_suspend",
+            "Shell (full terminal)",
+            id="box.shell_suspend",
+            show=False,
+            tooltip="Suspend the TUI and run /bin/sh in the box in the real terminal",
+        ),
+        Binding("f", "focus_pane", "To pane", id="pane.focus", tooltip="Type into the pane"),
+        Binding(
+            "w",
+            "close_pane",
+            "Close pane",
+            id="pane.close",
+            tooltip="Close the terminal pane; a shell ends, an attach detaches",
+        ),
+        Binding("n", "next_pane", "Next pane", id="pane.next", show=False),
+        Binding("z", "zoom_pane", "Zoom pane", id="pane.zoom", show=False),
         Binding("t", "processes", "Processes", id="box.processes"),
         Binding("l", "logs", "Logs", id="box.logs"),
         Binding("k", "kill", "Kill", id="box.kill", tooltip="Send a signal to the box's init"),
@@ -148,7 +185,7 @@ class BoxesScreen(Screen[None], BoxesAware):
             id="box.create_bundle",
             tooltip="Create a box from an existing bundle's config.json",
         ),
-        Binding("a", "select_all", "Select all", id="box.select_all", show=False),
+        Binding("A", "select_all", "Select all", id="box.select_all", show=False),
         Binding("O", "sort_reverse", "Reverse sort", id="box.sort_reverse", show=False),
         Binding("i", "toggle_details", "Details", id="box.details", show=False),
         Binding("escape", "clear", "Clear filter/selection", id="box.clear", show=False),
@@ -164,6 +201,7 @@ class BoxesScreen(Screen[None], BoxesAware):
         self.specs: dict[str, SpecSummary | None] = {}
         self._details_for: str | None = None
         self._binding_state: tuple[Any, ...] = ()
+        self._details_hidden_before_panes = False
 
     @property
     def tapp(self) -> TuiboxApp:
@@ -180,6 +218,7 @@ class BoxesScreen(Screen[None], BoxesAware):
         yield table
         yield Static("", id="list-status", classes="status-line")
         yield BoxDetails(id="details")
+        yield TerminalTabs(id="panes")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -345,6 +384,8 @@ class BoxesScreen(Screen[None], BoxesAware):
             boxes = [box] if box else []
         if not boxes:
             return "no box selected"
+        if action == "attach" and not boxes[0].terminal:
+            return f"{boxes[0].name} has no console (made without a terminal, -t); use Shell"
         if any(allowed(action, b.status) for b in boxes):
             return None
         states = " or ".join(sorted(allowed_states(action))) or "never"
@@ -353,12 +394,18 @@ class BoxesScreen(Screen[None], BoxesAware):
         return f"none of {len(boxes)} boxes is {states}"
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in PANE_ACTIONS:
+            # False hides them: pane keys are noise in the footer until a pane is open.
+            return self.is_mounted and self.panes.count > 0
         # None, not False: a greyed key stays in the footer, so the user learns it exists.
         return None if self.action_reason(action) else True
 
     def _maybe_refresh_bindings(self) -> None:
         # Refreshing the footer every poll would repaint it every second; only on a change.
-        state = tuple(self.action_reason(a) is None for a in VERB_OF)
+        state = (
+            *(self.action_reason(a) is None for a in VERB_OF),
+            self.panes.count if self.is_mounted else 0,
+        )
         if state != self._binding_state:
             self._binding_state = state
             self.refresh_bindings()
@@ -418,10 +465,102 @@ class BoxesScreen(Screen[None], BoxesAware):
 
         self.app.push_screen(ConfirmScreen("\n".join(lines), confirm="Destroy"), confirmed)
 
-    def action_shell(self) -> None:
+    async def action_shell(self) -> None:
         box = self.current_box()
         if box:
-            self.tapp.open_shell(box.name)
+            await self.open_pane(box.name, "shell")
+
+    async def action_attach(self) -> None:
+        box = self.current_box()
+        if box:
+            await self.open_pane(box.name, "attach")
+
+    def action_shell_suspend(self) -> None:
+        box = self.current_box()
+        if box:
+            self.tapp.shell_in_real_terminal(box.name)
+
+    # ---- terminal panes
+
+    @property
+    def panes(self) -> TerminalTabs:
+        return self.query_one("#panes", TerminalTabs)
+
+    async def open_pane(self, name: str, mode: str, shell: str = "/bin/sh") -> TerminalTab | None:
+        """A terminal pane on box `name`: a new shell, or its console (one attach per box)."""
+        tabs = self.panes
+        if mode == "attach" and (open_tab := tabs.find(name, mode)) is not None:
+            tabs.active = open_tab.id or ""
+            tabs.focus_current()
+            return open_tab
+        try:
+            command = self.tapp.backend.terminal_command(name, mode, shell)
+        except (ServiceError, ValueError) as exc:
+            self.app.notify(str(exc), title=f"{mode} {name}", severity="error")
+            return None
+        self._panes_shown(True)
+        tab = await tabs.open(name, mode, command.argv, command.env)
+        self._maybe_refresh_bindings()
+        return tab
+
+    def _panes_shown(self, shown: bool) -> None:
+        if shown == self.has_class("with-panes"):
+            return
+        details = self.query_one(BoxDetails)
+        if shown:
+            # The panes take the details' room; the user can still bring them back (i).
+            self._details_hidden_before_panes = details.has_class("hidden")
+            details.add_class("hidden")
+        else:
+            details.set_class(self._details_hidden_before_panes, "hidden")
+            if self.maximized is not None:
+                self.minimize()
+        self.set_class(shown, "with-panes")
+
+    def on_terminal_pane_detached(self, message: TerminalPane.Detached) -> None:
+        # The program keeps running in its tab; the keys come back to the list.
+        if self.maximized is not None:
+            self.minimize()
+        self.table.focus()
+
+    def on_terminal_pane_exited(self, message: TerminalPane.Exited) -> None:
+        tab = next((t for t in self.panes.tabs() if t.terminal is message.pane), None)
+        if tab is not None and message.status:
+            # A non-zero end is worth a word even when that tab is not in view.
+            self.app.notify(
+                f"{tab.base_title}: {exit_text(message.status)}", severity="warning", timeout=6
+            )
+        self.tapp.request_refresh()
+        self.refresh_bindings()
+
+    def on_terminal_tab_failed(self, message: TerminalTab.Failed) -> None:
+        self.app.notify(message.error, title=message.tab.base_title, severity="error")
+
+    def action_focus_pane(self) -> None:
+        self.panes.focus_current()
+
+    def action_next_pane(self) -> None:
+        self.panes.cycle()
+
+    async def action_close_pane(self) -> None:
+        tabs = self.panes
+        tab = tabs.current
+        if tab is None:
+            return
+        await tabs.close(tab)
+        if tabs.count == 0:
+            self._panes_shown(False)
+            self.table.focus()
+        elif not tabs.focus_current():
+            self.table.focus()
+        self._maybe_refresh_bindings()
+
+    def action_zoom_pane(self) -> None:
+        if self.maximized is not None:
+            self.minimize()
+        else:
+            self.maximize(self.panes, container=False)
+            self.panes.focus_current()
 
     def action_processes(self) -> None:
         from tuibox.screens.processes import ProcessesScreen

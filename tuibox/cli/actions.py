@@ -1,0 +1,362 @@
+"""Runtime actions: exec, ps, stats, wait, pause, resume, update. Each a few lines over the
+Runtime facade (runtime/actions.py); tables and JSON are made here."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+from tuibox.cli import Globals
+from tuibox.cli.args import Arg, Command, Opt, UsageError, parse
+from tuibox.cli.limits import LIMIT_OPTS
+from tuibox.runtime import fastjson
+from tuibox.runtime.errors import SpecError, TuiboxError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    from tuibox.runtime.exec import ExecHandle
+
+NAME = Arg("name", "the box's name")
+FORMAT = Opt(("-f", "--format"), "format", "table|json", default="table")
+
+COMMANDS: dict[str, Command] = {
+    "exec": Command(
+        "exec",
+        "Run a command inside a running box (its namespaces, cgroup, user and capabilities).\n"
+        "The exit status is the command's; 126/127 when it cannot be executed/found.",
+        (
+            Opt(("-i", "--interactive"), "interactive", help="keep stdin attached"),
+            Opt(("-t", "--tty"), "tty", help="allocate a terminal (resizes follow yours)"),
+            Opt(("-d", "--detach"), "detach", help="start it and return at once"),
+            Opt(("-e", "--env"), "env", "K=V", multiple=True, help="set an environment variable"),
+            Opt(("-w", "--workdir", "--cwd"), "cwd", "DIR", help="working directory in the box"),
+            Opt(("-u", "--user"), "user", "UID[:GID]", help="user (and group) to run as"),
+            Opt(("-p", "--process"), "process", "FILE", help="runc process.json to run"),
+            Opt(("--pid-file",), "pid_file", "FILE", help="write the process's host pid here"),
+        ),
+        (NAME, Arg("command", required=False, rest=True)),
+    ),
+    "ps": Command("ps", "List the processes of a box (from its cgroup).", (FORMAT,), (NAME,)),
+    "stats": Command(
+        "stats",
+        "Show CPU, memory, pids, network and block I/O of boxes (all live ones by default),\n"
+        "refreshed every second until ctrl-c, or once with --no-stream.",
+        (
+            Opt(("--no-stream",), "no_stream", help="print one sample and exit"),
+            FORMAT,
+            Opt(("--interval",), "interval", "SECONDS", help="refresh (1) / sample (0.2) time"),
+        ),
+        (Arg("names", required=False, rest=True),),
+    ),
+    "wait": Command(
+        "wait", "Wait for boxes to stop; print each exit status.", (), (Arg("names", rest=True),)
+    ),
+    "pause": Command("pause", "Freeze every process of a box.", (), (Arg("names", rest=True),)),
+    "resume": Command("resume", "Thaw a paused box.", (), (Arg("names", rest=True),)),
+    "update": Command(
+        "update",
+        "Change the resource limits of a live box.",
+        (
+            *LIMIT_OPTS,
+            Opt(
+                ("-r", "--resources"), "resources", "FILE", help="linux.resources JSON ('-': stdin)"
+            ),
+        ),
+        (NAME,),
+    ),
+}
+
+
+def dispatch(verb: str, words: list[str], g: Globals) -> int:
+    opts = parse(COMMANDS[verb], words)
+    handler = globals()[f"do_{verb}"]
+    code: int = handler(opts, g)
+    return code
+
+
+def runtime(g: Globals) -> Any:
+    from tuibox.runtime.box import Runtime
+
+    return Runtime(g.root)
+
+
+def _names(opts: dict[str, Any], verb: str) -> list[str]:
+    names: list[str] = opts["names"]
+    if not names:
+        raise UsageError(f"{verb}: missing NAME")
+    return names
+
+
+def _format(opts: dict[str, Any]) -> str:
+    fmt: str = opts["format"]
+    if fmt not in ("table", "json"):
+        raise SpecError(f"--format {fmt!r}: must be table or json")
+    return fmt
+
+
+# ---- exec --------------------------------------------------------------------------------------
+
+
+def parse_ids(text: str) -> tuple[int, int]:
+    uid_s, _, gid_s = text.partition(":")
+    if not uid_s.isdigit() or (gid_s and not gid_s.isdigit()):
+        raise SpecError(f"--user {text!r}: must be UID or UID:GID (numbers)")
+    uid = int(uid_s)
+    return uid, int(gid_s) if gid_s else uid
+
+
+def _env(items: list[str]) -> tuple[str, ...]:
+    out = []
+    for item in items:
+        key, eq, value = item.partition("=")
+        if not key:
+            raise SpecError(f"--env {item!r}: must be KEY=VALUE")
+        out.append(f"{key}={value if eq else os.environ.get(key, '')}")
+    return tuple(out)
+
+
+def load_process(path: str) -> Any:
+    """A runc process.json, validated by the spec loader's own rules."""
+    from tuibox.runtime.spec import parse_spec
+
+    try:
+        with open(path, "rb") as f:
+            data = fastjson.loads(f.read())
+    except OSError as e:
+        raise SpecError(f"--process {path}: {(e.strerror or str(e)).lower()}") from None
+    except ValueError as e:
+        raise SpecError(f"--process {path}: invalid JSON: {e}") from None
+    wrapper = {"ociVersion": "1.0.2", "root": {"path": "/"}, "process": data}
+    return parse_spec(wrapper, "/", os.path.basename(path)).process
+
+
+def do_exec(opts: dict[str, Any], g: Globals) -> int:
+    from tuibox.runtime.exec import ExecRequest, get_size
+
+    command: list[str] = opts["command"]
+    process = None
+    if opts.get("process"):
+        if command:
+            raise UsageError("exec: give a COMMAND or --process, not both")
+        process = load_process(opts["process"])
+    elif not command:
+        raise UsageError("exec: missing COMMAND (see 'tuibox exec --help')")
+    tty = bool(opts["tty"]) or bool(process is not None and process.terminal)
+    if tty and opts["detach"]:
+        raise UsageError("exec: -t with -d is not supported (nothing would read the terminal)")
+    req = ExecRequest(
+        args=tuple(command),
+        env=_env(opts["env"]),
+        cwd=opts.get("cwd"),
+        user=parse_ids(opts["user"]) if opts.get("user") else None,
+        tty=tty,
+        interactive=bool(opts["interactive"]) or process is not None,
+        detach=bool(opts["detach"]),
+        process=process,
+        size=(get_size(0) or get_size(1)) if tty else None,
+    )
+    if req.cwd is not None and not req.cwd.startswith("/"):
+        raise SpecError("--workdir: must be an absolute path")
+    handle = runtime(g).exec(opts["name"], req)
+    if opts.get("pid_file"):
+        from tuibox.runtime.state import atomic_write
+
+        atomic_write(os.path.abspath(opts["pid_file"]), str(handle.pid).encode())
+    if req.detach:
+        return 0
+    if tty:
+        from tuibox.runtime.relay import relay
+
+        return relay(handle, forward_stdin=req.interactive)
+    return _wait_forwarding(handle)
+
+
+def _wait_forwarding(handle: ExecHandle) -> int:
+    """Wait for the process, passing on the signals a user sends to us."""
+    import _signal
+
+    forwarded = (_signal.SIGINT, _signal.SIGTERM, _signal.SIGHUP, _signal.SIGQUIT)
+    old = {s: _signal.getsignal(s) for s in forwarded}
+
+    def forward(signum: int, _frame: object) -> None:
+        handle.signal(signum)
+
+    for s in forwarded:
+        _signal.signal(s, forward)
+    try:
+        code = handle.wait()
+    finally:
+        for s, h in old.items():
+            _signal.signal(s, h)
+    return code if code is not None else 1
+
+
+# ---- ps ----------------------------------------------------------------------------------------
+
+
+def human(n: float | None) -> str:
+    if n is None:
+        return "-"
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(n) < 1024 or unit == "TiB":
+            return f"{n:.0f}{unit}" if unit == "B" else f"{n:.1f}{unit}"
+        n /= 1024
+    return f"{n:.1f}TiB"
+
+
+def table(rows: list[tuple[str, ...]]) -> str:
+    """Left-aligned columns; the last one is not padded."""
+    if not rows:
+        return ""
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
+    lines = []
+    for r in rows:
+        cells = [c.ljust(w) for c, w in zip(r, widths, strict=False)]
+        lines.append("  ".join([*cells, r[-1]]).rstrip())
+    return "\n".join(lines) + "\n"
+
+
+def do_ps(opts: dict[str, Any], g: Globals) -> int:
+    fmt = _format(opts)
+    procs = runtime(g).ps(opts["name"])
+    if fmt == "json":
+        sys.stdout.write(fastjson.dumps(procs) + "\n")
+        return 0
+    rows = [("PID", "BOX-PID", "PPID", "USER", "STAT", "%CPU", "RSS", "STARTED", "COMMAND")]
+    for p in procs:
+        rows.append(
+            (
+                str(p["pid"]),
+                str(p["box_pid"]),
+                str(p["ppid"]),
+                p["user"],
+                p["state"],
+                f"{p['cpu_percent']:.1f}",
+                human(p["rss"]),
+                p["started"][11:19],
+                p["command"][:80],
+            )
+        )
+    sys.stdout.write(table(rows))
+    return 0
+
+
+# ---- stats -------------------------------------------------------------------------------------
+
+
+def stats_table(rows: list[dict[str, Any]]) -> str:
+    out = [("NAME", "CPU %", "MEM USAGE / LIMIT", "MEM %", "PIDS", "NET I/O", "BLOCK I/O")]
+    for r in rows:
+        limit = r["memory_limit"]
+        pct = f"{r['memory_usage'] / limit * 100:.2f}%" if limit else "-"
+        out.append(
+            (
+                r["id"],
+                f"{r['cpu_percent']:.2f}%",
+                f"{human(r['memory_usage'])} / {human(limit) if limit else 'no limit'}",
+                pct,
+                str(r["pids"]),
+                f"{human(r['net_rx'])} / {human(r['net_tx'])}",
+                f"{human(r['block_read'])} / {human(r['block_write'])}",
+            )
+        )
+    return table(out)
+
+
+def do_stats(opts: dict[str, Any], g: Globals) -> int:
+    from tuibox.runtime import stats
+
+    fmt = _format(opts)
+    default = "0.2" if opts["no_stream"] else "1"
+    try:
+        interval = float(opts["interval"] or default)
+    except ValueError:
+        raise SpecError(f"--interval {opts['interval']!r}: must be a number of seconds") from None
+    rt = runtime(g)
+    names = opts["names"] or None
+
+    def emit(rows: list[dict[str, Any]], clear: bool) -> None:
+        text = fastjson.dumps(rows) + "\n" if fmt == "json" else stats_table(rows)
+        sys.stdout.write(("\033[H\033[J" if clear else "") + text)
+        sys.stdout.flush()
+
+    if opts["no_stream"]:
+        # CPU % needs two samples: one sleep for every box, kept short for pollers.
+        emit(rt.stats(names, interval=min(max(interval, 0.05), 1.0)), False)
+        return 0
+    clear = fmt == "table" and sys.stdout.isatty()
+    before: dict[str, Any] = {}
+    try:
+        while True:
+            records = rt.stats_records(names)
+            now = {r.id: stats.sample(r) for r in records}
+            emit([stats.row(r, now[r.id], before.get(r.id)) for r in records], clear)
+            before = now
+            time.sleep(max(interval, 0.1))
+    except KeyboardInterrupt:
+        return 0
+
+
+# ---- wait, pause, resume, update ---------------------------------------------------------------
+
+
+def do_wait(opts: dict[str, Any], g: Globals) -> int:
+    rt = runtime(g)
+    for name in _names(opts, "wait"):
+        code = rt.wait(name)
+        sys.stdout.write(f"{code}\n")
+        sys.stdout.flush()
+    return 0
+
+
+def _each(opts: dict[str, Any], g: Globals, verb: str) -> int:
+    rt = runtime(g)
+    names = _names(opts, verb)
+    failed = 0
+    for name in names:
+        try:
+            getattr(rt, verb)(name)
+        except TuiboxError as e:
+            if len(names) == 1:
+                raise
+            sys.stderr.write(f"tuibox: error: {e}\n")
+            failed = e.exit_code
+    return failed
+
+
+def do_pause(opts: dict[str, Any], g: Globals) -> int:
+    return _each(opts, g, "pause")
+
+
+def do_resume(opts: dict[str, Any], g: Globals) -> int:
+    return _each(opts, g, "resume")
+
+
+def do_update(opts: dict[str, Any], g: Globals) -> int:
+    from tuibox.runtime.cgroups.resources import flags_to_raw, merge_raw
+
+    raw: dict[str, Any] = {}
+    if opts.get("resources"):
+        path = opts["resources"]
+        try:
+            if path == "-":
+                text = sys.stdin.read()
+            else:
+                with open(path) as f:
+                    text = f.read()
+            loaded = fastjson.loads(text)
+        except OSError as e:
+            raise SpecError(f"--resources {path}: {(e.strerror or str(e)).lower()}") from None
+        except ValueError as e:
+            raise SpecError(f"--resources {path}: invalid JSON: {e}") from None
+        if not isinstance(loaded, dict):
+            raise SpecError(f"--resources {path}: must be a JSON object (linux.resources)")
+        raw = loaded
+    raw = merge_raw(raw, flags_to_raw(opts))
+    if not raw:
+        raise UsageError("update: nothing to change (give --memory, --cpus, --pids-limit ...)")
+    runtime(g).update(opts["name"], raw)
+    return 0

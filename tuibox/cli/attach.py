@@ -1,0 +1,70 @@
+"""`tuibox attach NAME`: the user's terminal on the console of a box started with -t.
+
+A few lines over runtime/console.py: connect to the box's console keeper, relay in raw mode
+until the box exits (its status is ours) or the detach keys are typed (exit 0, the box keeps
+running). It behaves the same under a pty of the TUI's: sizes come from the controlling
+terminal (TIOCGWINSZ) at once and on SIGWINCH, and SIGHUP (the pane closed) just detaches.
+"""
+
+from __future__ import annotations
+
+import _signal
+import sys
+
+from tuibox.cli import Globals
+from tuibox.cli.args import Arg, Command, Opt, parse
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+DEFAULT_DETACH_KEYS = "ctrl-]"
+
+COMMAND = Command(
+    "attach",
+    "Attach your terminal to the console of a box created with -t (process.terminal).\n"
+    "Type the detach keys to leave it running; when the box exits, attach exits with its\n"
+    "status.",
+    (
+        Opt(
+            ("--detach-keys",),
+            "detach_keys",
+            "KEYS",
+            default=DEFAULT_DETACH_KEYS,
+            help="keys that detach, e.g. ctrl-p,ctrl-q ('' for none; default ctrl-])",
+        ),
+    ),
+    (Arg("name", "the box's name"),),
+)
+
+
+def dispatch(verb: str, words: list[str], g: Globals) -> int:
+    opts: dict[str, Any] = parse(COMMAND, words)
+    from tuibox.runtime import console
+    from tuibox.runtime.errors import TuiboxError
+
+    keys = console.parse_detach_keys(opts["detach_keys"])
+    name: str = opts["name"]
+    sock = console.connect(g.root, name)
+    # Ignored outside the relay (which catches it): a closing pane closes the pty and also
+    # sends SIGHUP; the second one must not kill us on the way out.
+    _signal.signal(_signal.SIGHUP, _signal.SIG_IGN)
+    try:
+        code = console.attach_terminal(sock, keys)
+    finally:
+        sock.close()
+    if code == console.DETACHED:
+        sys.stderr.write(f"\r\ntuibox: detached from box {name!r}; it keeps running\r\n")
+        return 0
+    if code == console.HUNG_UP:
+        return 0  # nobody left to tell
+    if code is None:
+        # The keeper left without an exit frame: it was killed, or the box destroyed.
+        from tuibox.runtime.box import Runtime
+
+        rt = Runtime(g.root)
+        record = rt.get(name)
+        if record.status == "stopped" and record.exit_status is not None:
+            return int(record.exit_status)
+        raise TuiboxError(f"lost the console of box {name!r}")
+    return code

@@ -1,0 +1,50 @@
+"""The resource-limit flags shared by run, create and update (docker's names).
+
+Kept apart and tiny: lifecycle.py builds SPEC_OPTS from LIMIT_OPTS at import, on `run`'s
+start-up path; the parsing itself (runtime/cgroups/resources.py) is imported only when a
+request is built.
+"""
+
+from __future__ import annotations
+
+from tuibox.cli.args import Opt
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+LIMIT_OPTS = (
+    Opt(("-m", "--memory"), "memory", "SIZE", help="memory limit (256m, 1g)"),
+    Opt(("--memory-swap",), "memory_swap", "SIZE", help="memory + swap limit (-1: no limit)"),
+    Opt(("--cpus",), "cpus", "N", help="CPU limit in CPUs (0.5 = half of one)"),
+    Opt(("--cpu-shares",), "cpu_shares", "N", help="relative CPU weight (2-262144)"),
+    Opt(("--cpuset-cpus",), "cpuset_cpus", "LIST", help="CPUs the box may use (0-1,3)"),
+    Opt(("--cpuset-mems",), "cpuset_mems", "LIST", help="memory nodes the box may use"),
+    Opt(("--pids-limit",), "pids_limit", "N", help="most processes at once (-1: no limit)"),
+)
+
+
+def apply_limit_flags(spec: Any, opts: dict[str, Any]) -> Any:
+    """The spec with the flags laid over linux.resources, validated now (one-line errors
+    before anything is created); warnings about limits this host cannot enforce added."""
+    from tuibox.runtime.cgroups.hierarchy import detect
+    from tuibox.runtime.cgroups.resources import (
+        V2_DEVICES_WARNING,
+        flags_to_raw,
+        merge_raw,
+        parse_resources,
+    )
+
+    flags = flags_to_raw(opts)
+    resources = merge_raw(spec.linux.resources, flags) if flags else spec.linux.resources
+    res = parse_resources(resources)
+    if flags:
+        spec = spec.replace(linux=spec.linux.replace(resources=resources))
+    warnings = list(spec.warnings)
+    if detect().version("devices") != 1:
+        warnings.append(V2_DEVICES_WARNING)
+    if warnings != list(spec.warnings) or res.unsupported:
+        spec = spec.replace(
+            warnings=tuple(warnings), unsupported=(*spec.unsupported, *res.unsupported)
+        )
+    return spec

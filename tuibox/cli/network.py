@@ -1,0 +1,209 @@
+"""Network flags of run/create (`--network`, `-p`, with lifecycle's `--netconf`), and the
+`network` and `port` verbs.
+
+Lifecycle imports this module for NET_OPTS on `run`'s start-up path, so it imports nothing
+but the argument parser at module level; the network runtime is imported by the verbs, and
+by `box.create` only when a request carries options["network"].
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from tuibox.cli.args import Arg, Command, Opt, UsageError, parse
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    from tuibox.cli import Globals
+
+NET_OPTS = (
+    Opt(
+        ("--network", "--net"),
+        "network",
+        "NAME",
+        help="join a network: default, none, or one of 'network ls'",
+    ),
+    Opt(
+        ("-p", "--publish"),
+        "publish",
+        "[IP:]HOST:BOX[/PROTO]",
+        multiple=True,
+        help="publish a box port on the host (needs a network)",
+    ),
+)
+
+DEFAULT_NETCONF = "netconf.json"
+
+
+def network_options(opts: dict[str, Any]) -> dict[str, Any] | None:
+    """What the network stage reads from req.options["network"], or None for no network.
+
+    --netconf FILE, else ./netconf.json when it exists and no --network was given (box's
+    behaviour), else --network NAME; -p alone means the default network.
+
+    Called first thing when a request is built: with a network, it forks the netlink worker
+    at once, so pyroute2's import runs while the spec is loaded and the box is created
+    (runtime/network/helper.py)."""
+    from tuibox.runtime.errors import SpecError
+
+    name = opts.get("network")
+    ports = list(opts.get("publish") or ())
+    conf = opts.get("netconf")
+    if conf and name not in (None, "none"):
+        raise SpecError("use either --netconf or --network, not both")
+    if conf is None and name is None and os.path.isfile(DEFAULT_NETCONF):
+        conf = DEFAULT_NETCONF
+    if name == "none":
+        if ports:
+            raise SpecError("--publish needs a network (not --network none)")
+        return None
+    if conf is None and name is None and not ports:
+        return None
+    from tuibox.runtime.network.helper import Helper
+
+    worker = Helper.start()
+    if conf is not None:
+        from tuibox.runtime.network.netconf import load_netconf
+
+        # Parsed now: a bad file is reported before anything is created.
+        parsed = load_netconf(os.path.abspath(conf))
+        if parsed.unsupported:
+            from tuibox.cli import warn
+
+            warn(f"{conf}: not implemented, ignored: {', '.join(parsed.unsupported)}")
+        return {"netconf": parsed, "ports": ports, "worker": worker}
+    from tuibox.runtime.network.netconf import parse_ports
+
+    parse_ports(ports)  # one-line errors before anything exists
+    return {"name": name or "default", "ports": ports, "worker": worker}
+
+
+# ---- verbs ----------------------------------------------------------------------------------
+
+NETWORK_HELP = "Manage networks: network ls | create NAME --subnet CIDR | rm NAME..."
+
+COMMANDS: dict[str, Command] = {
+    "network": Command("network", NETWORK_HELP, (), (Arg("action"),)),
+    "network ls": Command(
+        "network ls",
+        "List the networks of this state root.",
+        (Opt(("-f", "--format"), "format", "table|json", default="table"),),
+    ),
+    "network create": Command(
+        "network create",
+        "Define a network; its bridge is made when its first box arrives.",
+        (
+            Opt(("--subnet",), "subnet", "CIDR", help="the subnet, e.g. 10.214.0.0/24"),
+            Opt(("--bridge",), "bridge", "NAME", help="the bridge (default tb-NAME)"),
+            Opt(("--gateway",), "gateway", "IP", help="default: the subnet's first address"),
+            Opt(("--no-nat",), "no_nat", help="no outbound NAT (no ip_forward either)"),
+        ),
+        (Arg("name"),),
+    ),
+    "network rm": Command(
+        "network rm",
+        "Remove networks without boxes: their table, their bridge if tuibox made it.",
+        (),
+        (Arg("names", rest=True),),
+        aliases=("remove", "delete"),
+    ),
+    "port": Command("port", "List the ports a box publishes.", (), (Arg("name"),)),
+}
+ACTIONS = {"ls": "ls", "list": "ls", "create": "create", "rm": "rm", "remove": "rm", "delete": "rm"}
+
+
+def dispatch(verb: str, words: list[str], g: Globals) -> int:
+    if verb == "port":
+        return do_port(parse(COMMANDS["port"], words), g)
+    first = parse(COMMANDS["network"], words[:1])
+    action = ACTIONS.get(first["action"])
+    if action is None:
+        raise UsageError(f"network: unknown action {first['action']!r} (ls, create, rm)")
+    opts = parse(COMMANDS[f"network {action}"], words[1:])
+    handler = {"ls": do_ls, "create": do_create, "rm": do_rm}[action]
+    return handler(opts, g)
+
+
+def _root(g: Globals) -> str:
+    from tuibox.runtime.state import default_root
+
+    return g.root or default_root()
+
+
+def do_ls(opts: dict[str, Any], g: Globals) -> int:
+    from tuibox.runtime import fastjson
+    from tuibox.runtime.network.manage import list_networks
+
+    nets = list_networks(_root(g))
+    if opts["format"] == "json":
+        sys.stdout.write(fastjson.dumps(nets) + "\n")
+        return 0
+    rows = [("NAME", "BRIDGE", "SUBNET", "GATEWAY", "NAT", "OWNS BRIDGE", "BOXES")]
+    for n in nets:
+        rows.append(
+            (
+                n["name"],
+                n["bridge"],
+                n["subnet"] or "-",
+                n["gateway"] or "-",
+                "yes" if n["nat"] else "no",
+                "yes" if n["created_bridge"] else "no",
+                str(len(n["boxes"])),
+            )
+        )
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for r in rows:
+        sys.stdout.write("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+        sys.stdout.write("\n")
+    return 0
+
+
+def do_create(opts: dict[str, Any], g: Globals) -> int:
+    from tuibox.runtime.network.manage import create_network
+
+    if not opts.get("subnet"):
+        raise UsageError("network create: --subnet is required")
+    create_network(
+        _root(g),
+        opts["name"],
+        opts["subnet"],
+        opts.get("bridge"),
+        opts.get("gateway"),
+        not opts.get("no_nat"),
+    )
+    sys.stdout.write(opts["name"] + "\n")
+    return 0
+
+
+def do_rm(opts: dict[str, Any], g: Globals) -> int:
+    from tuibox.cli import warn
+    from tuibox.runtime.errors import TuiboxError
+    from tuibox.runtime.network.manage import remove_network
+
+    names = opts["names"]
+    if not names:
+        raise UsageError("network rm: missing NAME")
+    failed = 0
+    for name in names:
+        try:
+            for note in remove_network(_root(g), name):
+                warn(note)
+        except TuiboxError as e:
+            if len(names) == 1:
+                raise
+            sys.stderr.write(f"tuibox: error: {e}\n")
+            failed = e.exit_code
+    return failed
+
+
+def do_port(opts: dict[str, Any], g: Globals) -> int:
+    from tuibox.runtime.network.manage import box_ports
+    from tuibox.runtime.state import StateRoot
+
+    record = StateRoot(g.root).read(opts["name"])
+    for p in box_ports(record):
+        sys.stdout.write(f"{p['box']} -> {p['host']}\n")
+    return 0

@@ -1,0 +1,200 @@
+"""The runtime actions beyond the lifecycle: exec, ps, stats, wait, signal processes, pause,
+resume, update. Mixed into `box.Runtime`, so the CLI and the TUI see one facade.
+
+Each verb is refresh -> guard -> act -> save like the lifecycle verbs; the modules doing the
+work (cgroups, exec, ps, stats) are imported inside the verb that needs them, so `tuibox
+list` or `tuibox run` pay nothing for them.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+from tuibox.runtime import state as st
+from tuibox.runtime.errors import BoxNotFound, InvalidState, TuiboxError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    from tuibox.runtime.cgroups.group import BoxCgroup
+    from tuibox.runtime.exec import ExecHandle, ExecRequest
+
+# verb -> statuses that allow it (box.GUARDS holds the lifecycle ones)
+ACTION_GUARDS: dict[str, frozenset[str]] = {
+    "update": frozenset({"created", "running", "paused"}),
+    "ps": frozenset({"created", "running", "paused"}),
+}
+
+
+class Actions:
+    if TYPE_CHECKING:
+        root: st.StateRoot
+
+        def get(self, name: str) -> st.BoxRecord: ...
+
+    # ---- helpers ------------------------------------------------------------------------------
+
+    def _cgroup(self, record: st.BoxRecord) -> BoxCgroup:
+        from tuibox.runtime.cgroups import for_record
+
+        cg = for_record(record)
+        if cg is None:
+            raise TuiboxError(f"box {record.id!r} has no cgroup (it was made without one)")
+        return cg
+
+    # ---- exec ---------------------------------------------------------------------------------
+
+    def exec(
+        self, name: str, req: ExecRequest, stdio: tuple[int, int, int] | None = None
+    ) -> ExecHandle:
+        """Start a process in the running box; returns once it has exec'd (or raises the
+        child's error: CommandNotFound 127, CommandNotExecutable 126, InitError).
+
+        Forks: call it from a single-threaded process (the CLI), never from the TUI."""
+        from tuibox.runtime import exec as box_exec
+
+        record = self.get(name)
+        if record.status != "running":
+            raise InvalidState(name, record.status, "exec in", "running")
+        return box_exec.start(record, req, stdio)
+
+    # ---- queries -----------------------------------------------------------------------------
+
+    def ps(self, name: str) -> list[dict[str, Any]]:
+        from tuibox.runtime import ps
+
+        record = self.get(name)
+        if record.status not in ACTION_GUARDS["ps"]:
+            raise InvalidState(name, record.status, "list processes of", "created or running")
+        return ps.processes(self._cgroup(record).procs(), record.pid)
+
+    def stats(self, names: list[str] | None = None, interval: float = 0.2) -> list[dict[str, Any]]:
+        """One row per box (given names, else every live box); CPU % over `interval`."""
+        from tuibox.runtime import stats
+
+        return stats.collect(self.stats_records(names), interval)
+
+    def stats_records(self, names: list[str] | None = None) -> list[st.BoxRecord]:
+        if names:
+            return [self.get(n) for n in names]
+        out = []
+        for n in self.root.names():
+            try:
+                r = self.get(n)
+            except TuiboxError:
+                continue  # being created or destroyed right now
+            if r.status != "stopped" and r.extra.get("cgroup_dirs"):
+                out.append(r)
+        return out
+
+    def wait(self, name: str, timeout: float | None = None) -> int:
+        """Block until the box's init exits; its exit status."""
+        record = self.get(name)
+        d = self.root.box_dir(name)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        if record.status != "stopped":
+            _wait_exit(record.pid, record.starttime, deadline)
+        # Whoever reaps the init (the monitor, or a foreground run) writes `exit` just after.
+        delay = 0.001
+        settle = time.monotonic() + 5.0
+        while True:
+            code = st.read_exit_status(d)
+            if code is not None:
+                return code
+            if not os.path.isdir(d):
+                raise BoxNotFound(name)
+            if time.monotonic() > settle or (deadline is not None and time.monotonic() > deadline):
+                if record.exit_status is not None:
+                    return record.exit_status
+                raise TuiboxError(f"box {name!r} stopped, but its exit status was not recorded")
+            time.sleep(delay)
+            delay = min(delay * 2, 0.05)
+
+    # ---- signals ------------------------------------------------------------------------------
+
+    def kill_processes(self, name: str, sig: int, pid: int | None = None) -> list[int]:
+        """Signal one process of the box (host pid, checked against its cgroup) or all."""
+        record = self.get(name)
+        if record.status not in ("created", "running", "paused"):
+            raise InvalidState(name, record.status, "kill", "created, running or paused")
+        cg = self._cgroup(record)
+        if pid is None:
+            return cg.signal_all(sig)
+        if pid not in cg.procs():
+            raise TuiboxError(f"process {pid} is not in box {name!r}")
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            raise TuiboxError(f"process {pid} of box {name!r} has exited") from None
+        return [pid]
+
+    # ---- freezer ------------------------------------------------------------------------------
+
+    def pause(self, name: str) -> st.BoxRecord:
+        with self.root.locked(name):
+            record = self.get(name)
+            if record.status != "running":
+                raise InvalidState(name, record.status, "pause", "running")
+            self._cgroup(record).freeze()
+            record.status = "paused"
+            self.root.write(record)
+        return record
+
+    def resume(self, name: str) -> st.BoxRecord:
+        with self.root.locked(name):
+            record = self.get(name)
+            if record.status != "paused":
+                raise InvalidState(name, record.status, "resume", "paused")
+            self._cgroup(record).thaw()
+            record.status = "running"
+            self.root.write(record)
+        return record
+
+    # ---- limits -------------------------------------------------------------------------------
+
+    def update(self, name: str, resources: dict[str, Any], where: str = "update") -> st.BoxRecord:
+        """Change the limits of a live box; `resources` is a linux.resources fragment."""
+        from tuibox.runtime.cgroups.resources import limits, parse_resources
+
+        res = parse_resources(resources, where)
+        if res.devices:
+            raise TuiboxError("update: device rules cannot be changed on a live box")
+        with self.root.locked(name):
+            record = self.get(name)
+            if record.status not in ACTION_GUARDS["update"]:
+                raise InvalidState(name, record.status, "update", "created, running or paused")
+            self._cgroup(record).apply(res)
+            record.extra["limits"] = limits(res, record.extra.get("limits"))
+            self.root.write(record)
+        return record
+
+
+def _wait_exit(pid: int, starttime: int | None, deadline: float | None) -> None:
+    """Until pid is gone or a zombie: a pidfd when we can (no polling), else backoff."""
+    import select
+
+    from tuibox.runtime.linux import proc
+
+    fd = -1
+    try:
+        fd = os.pidfd_open(pid)
+    except OSError:
+        pass  # gone already, or a kernel without pidfd: poll below
+    try:
+        # Opened after the liveness check could race with pid reuse: check the start time.
+        delay = 0.001
+        while proc.is_alive(pid, starttime):
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                raise TuiboxError(f"process {pid} still running after the timeout")
+            if fd >= 0:
+                # Readable at exit; re-checked every second (a zombie counts as gone).
+                select.select([fd], [], [], min(left, 1.0) if left is not None else 1.0)
+            else:
+                time.sleep(min(delay, left) if left is not None else delay)
+                delay = min(delay * 2, 0.1)
+    finally:
+        if fd >= 0:
+            os.close(fd)

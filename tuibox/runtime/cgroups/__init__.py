@@ -1,0 +1,47 @@
+"""A box's cgroups: one interface (`group.BoxCgroup`), v1 and v2 behind it, per controller.
+
+    hierarchy.py   which hierarchy serves each controller; the box's cgroup path
+    resources.py   linux.resources and the limit flags -> validated Resources -> file writes
+    v1.py, v2.py   the version-specific files and quirks
+    group.py       BoxCgroup: create, add pid, apply limits, freeze/thaw, stats, procs,
+                   signal/kill all, destroy
+    stage.py       the create/destroy Stage that box.py loads
+
+This package's __init__ stays tiny: `state.live_status` calls `is_frozen` for every live box
+in `list`, so it reads one file from the paths kept in the record and imports nothing else.
+"""
+
+from __future__ import annotations
+
+import os
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from tuibox.runtime.cgroups.group import BoxCgroup
+    from tuibox.runtime.state import BoxRecord
+
+
+def is_frozen(record: BoxRecord) -> bool:
+    """True when the box's freezer says FROZEN (v1) or `frozen 1` (v2)."""
+    dirs = record.extra.get("cgroup_dirs")
+    if not isinstance(dirs, dict):
+        return False
+    freezer = (dirs.get("v1") or {}).get("freezer")
+    try:
+        if freezer:
+            with open(os.path.join(freezer, "freezer.state"), "rb") as f:
+                return f.read().strip() == b"FROZEN"
+        unified = dirs.get("unified")
+        if unified:
+            with open(os.path.join(unified, "cgroup.events"), "rb") as f:
+                return b"frozen 1" in f.read()
+    except OSError:
+        return False
+    return False
+
+
+def for_record(record: BoxRecord) -> BoxCgroup | None:
+    """The box's cgroup as its record remembers it (None for a box made without one)."""
+    from tuibox.runtime.cgroups.group import BoxCgroup
+
+    return BoxCgroup.from_record(record.extra)

@@ -1,0 +1,505 @@
+"""exec: start a new process inside a running box, confined like the box's own.
+
+The caller (the CLI: single-threaded, so it may fork) does, in this order:
+
+1. opens what the child needs while it can still see the host: the box's namespaces
+   (/proc/<init>/ns/*, only those that differ from ours), its root (/proc/<init>/root) and,
+   for a terminal, a pty from the box's own devpts (so `tty` inside names /dev/pts/N);
+2. joins the box's PID namespace for its children only (setns), forks, and goes back: the
+   child is born inside the box's pid tree yet stays our child, so we can wait for it;
+3. the child joins the cgroup (host paths, before the mount namespace hides them), then the
+   user, ipc, uts, net, cgroup and time namespaces, the mount namespace last, then
+   `fchdir(root fd); chroot(".")`; takes the pty as controlling terminal; applies rlimits,
+   the bounding set and keep-caps, the user, cwd, lookup, no_new_privs, capset; execve.
+
+A failing child step comes back as error{step, errno, msg} on a close-on-exec pipe, exactly
+like the init's (so 126/127 and the messages match `run`); end-of-file means execve worked.
+Every module the child uses is imported here, at module level, before the fork.
+"""
+
+from __future__ import annotations
+
+import _signal
+import errno
+import fcntl
+import os
+import resource
+import select
+import stat
+import struct
+import termios
+
+from tuibox.runtime import defaults
+from tuibox.runtime.cgroups import fs as cgroup_fs
+from tuibox.runtime.errors import InvalidState, SpecError
+from tuibox.runtime.linux import capabilities as caps
+from tuibox.runtime.linux import syscalls as sc
+from tuibox.runtime.plain import Plain
+from tuibox.runtime.sync import Channel, error_from_message
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, NoReturn
+
+    from tuibox.runtime.spec_model import Process
+    from tuibox.runtime.state import BoxRecord
+
+# Joined in this order; the mount namespace last (it hides /proc/<init> and the cgroup files),
+# pid is handled by the parent (it only affects children).
+JOIN_ORDER = ("user", "ipc", "uts", "network", "cgroup", "time", "mount")
+
+TIOCSPTLCK = 0x40045431
+TIOCGPTPEER = 0x5441
+PTMX_RDEV = os.makedev(5, 2)
+
+
+class ExecRequest(Plain):
+    """What to run. `process` (a runc process.json) replaces the box's defaults entirely."""
+
+    __slots__ = ("args", "cwd", "detach", "env", "interactive", "process", "size", "tty", "user")
+
+    def __init__(
+        self,
+        args: tuple[str, ...] = (),
+        env: tuple[str, ...] = (),
+        cwd: str | None = None,
+        user: tuple[int, int] | None = None,
+        tty: bool = False,
+        interactive: bool = False,
+        detach: bool = False,
+        process: Process | None = None,
+        size: tuple[int, int] | None = None,
+    ) -> None:
+        self.args = args
+        self.env = env  # K=V laid over the box's environment
+        self.cwd = cwd
+        self.user = user  # (uid, gid); None: the box's user
+        self.tty = tty
+        self.interactive = interactive  # keep stdin attached
+        self.detach = detach
+        self.process = process
+        self.size = size  # (rows, cols) of the pty before the program starts
+
+
+class _Plan(Plain):
+    """Everything the child does, resolved by the parent."""
+
+    __slots__ = (
+        "args",
+        "cwd",
+        "env",
+        "gid",
+        "groups",
+        "no_new_privileges",
+        "rlimits",
+        "sets",
+        "uid",
+        "umask",
+    )
+
+    def __init__(
+        self,
+        args: tuple[str, ...],
+        env: dict[str, str],
+        cwd: str,
+        uid: int,
+        gid: int,
+        groups: tuple[int, ...],
+        umask: int,
+        sets: caps.CapSets,
+        no_new_privileges: bool,
+        rlimits: tuple[tuple[str, int, int, int], ...],
+    ) -> None:
+        self.args = args
+        self.env = env
+        self.cwd = cwd
+        self.uid = uid
+        self.gid = gid
+        self.groups = groups
+        self.umask = umask
+        self.sets = sets
+        self.no_new_privileges = no_new_privileges
+        self.rlimits = rlimits
+
+
+def _env_dict(items: tuple[str, ...] | list[str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in items:
+        key, _, value = item.partition("=")
+        if key:
+            out[key] = value
+    return out
+
+
+def plan_for(record: BoxRecord, req: ExecRequest) -> _Plan:
+    """The box's confinement (from its record) with the request laid over it."""
+    if req.process is not None:
+        from tuibox.runtime.confine import check
+
+        p = req.process
+        return _Plan(
+            args=p.args,
+            env=_env_dict(p.env),
+            cwd=p.cwd,
+            uid=p.user.uid,
+            gid=p.user.gid,
+            groups=p.user.additional_gids,
+            umask=p.user.umask if p.user.umask is not None else 0o022,
+            sets=check(p, "process.json: capabilities"),
+            no_new_privileges=p.no_new_privileges,
+            rlimits=tuple((r.type, r.resource, r.soft, r.hard) for r in p.rlimits),
+        )
+    box: dict[str, Any] = record.extra.get("process") or {}
+    if box.get("capabilities"):
+        sets = caps.CapSets.from_json(box["capabilities"])
+    else:
+        sets = caps.resolve(None, defaults.CAPABILITIES)
+    env = _env_dict(box.get("env") or list(defaults.DEFAULT_ENV))
+    env.update(_env_dict(req.env))
+    uid, gid = (
+        req.user if req.user is not None else (int(box.get("uid", 0)), int(box.get("gid", 0)))
+    )
+    groups = tuple(box.get("additional_gids") or ()) if req.user is None else ()
+    umask = box.get("umask")
+    cwd = req.cwd or box.get("cwd") or "/"
+    if not cwd.startswith("/"):
+        raise SpecError(f"--workdir {cwd!r}: must be an absolute path")
+    if not req.args:
+        raise SpecError("exec: no command given")
+    return _Plan(
+        args=req.args,
+        env=env,
+        cwd=cwd,
+        uid=uid,
+        gid=gid,
+        groups=groups,
+        umask=umask if isinstance(umask, int) else 0o022,
+        sets=sets,
+        no_new_privileges=bool(box.get("no_new_privileges", False)),
+        rlimits=tuple((str(k), int(r), int(s), int(h)) for k, r, s, h in box.get("rlimits") or ()),
+    )
+
+
+# ---- the handle ----------------------------------------------------------------------------------
+
+
+class ExecHandle:
+    """A process started in a box: its host pid, its pty master (with -t), a way to wait.
+
+    `wait` reaps it, so only the process that called `start` (its parent) can use it."""
+
+    def __init__(self, pid: int, master_fd: int | None, box: str) -> None:
+        self.pid = pid
+        self.master_fd = master_fd
+        self.box = box
+        self.returncode: int | None = None
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            try:
+                pid, status = os.waitpid(self.pid, os.WNOHANG)
+            except ChildProcessError:
+                self.returncode = -1
+                return self.returncode
+            if pid:
+                self.returncode = exit_code(status)
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int | None:
+        """The exit status (128+N for a signal), or None when `timeout` ran out."""
+        if self.returncode is not None:
+            return self.returncode
+        if timeout is None:
+            while True:
+                try:
+                    _, status = os.waitpid(self.pid, 0)
+                except InterruptedError:
+                    continue
+                except ChildProcessError:
+                    self.returncode = -1
+                    return self.returncode
+                self.returncode = exit_code(status)
+                return self.returncode
+        fd = os.pidfd_open(self.pid)
+        try:
+            select.select([fd], [], [], timeout)
+        finally:
+            os.close(fd)
+        return self.poll()
+
+    def resize(self, rows: int, cols: int) -> None:
+        if self.master_fd is not None:
+            set_size(self.master_fd, rows, cols)
+
+    def signal(self, sig: int) -> None:
+        if self.returncode is None:
+            try:
+                os.kill(self.pid, sig)
+            except ProcessLookupError:
+                pass
+
+    def close(self) -> None:
+        if self.master_fd is not None:
+            _close(self.master_fd)
+            self.master_fd = None
+
+
+def exit_code(status: int) -> int:
+    code = os.waitstatus_to_exitcode(status)
+    return 128 - code if code < 0 else code
+
+
+# ---- ptys ----------------------------------------------------------------------------------------
+
+
+def set_size(fd: int, rows: int, cols: int) -> None:
+    fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+
+
+def get_size(fd: int) -> tuple[int, int] | None:
+    try:
+        rows, cols, _, _ = struct.unpack("HHHH", fcntl.ioctl(fd, termios.TIOCGWINSZ, b"\0" * 8))
+    except OSError:
+        return None
+    return (rows, cols) if rows and cols else None
+
+
+def box_pty(init_pid: int) -> tuple[int, int]:
+    """(master, slave) of a new pty in the box's devpts, else on the host's.
+
+    The box's own devpts keeps `tty` and ttyname() right inside. The path runs through the
+    box's root, which the box controls, so what it opens is checked to be a ptmx."""
+    try:
+        master = os.open(
+            f"/proc/{init_pid}/root/dev/pts/ptmx",
+            os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK,
+        )
+    except OSError:
+        return os.openpty()
+    try:
+        st = os.fstat(master)
+        if not stat.S_ISCHR(st.st_mode) or st.st_rdev != PTMX_RDEV:
+            raise OSError(errno.EINVAL, "not a ptmx")
+        os.set_blocking(master, True)
+        fcntl.ioctl(master, TIOCSPTLCK, struct.pack("i", 0))
+        slave = fcntl.ioctl(master, TIOCGPTPEER, os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
+    except OSError:
+        os.close(master)
+        return os.openpty()
+    return master, slave
+
+
+# ---- starting it ---------------------------------------------------------------------------------
+
+
+def _namespace_fds(init_pid: int) -> tuple[list[tuple[str, int]], int | None]:
+    """([(kind, fd)] to join in JOIN_ORDER, pid namespace fd) for those not already ours."""
+    joins: list[tuple[str, int]] = []
+    pid_fd: int | None = None
+    try:
+        for kind in (*JOIN_ORDER, "pid"):
+            name = sc.NAMESPACE_PROC_NAMES[kind]
+            theirs = f"/proc/{init_pid}/ns/{name}"
+            try:
+                if os.stat(theirs).st_ino == os.stat(f"/proc/self/ns/{name}").st_ino:
+                    continue
+            except FileNotFoundError:
+                continue  # a namespace kind this kernel does not have
+            fd = os.open(theirs, os.O_RDONLY | os.O_CLOEXEC)
+            if kind == "pid":
+                pid_fd = fd
+            else:
+                joins.append((kind, fd))
+    except BaseException:
+        for _, fd in joins:
+            os.close(fd)
+        raise
+    return joins, pid_fd
+
+
+def start(
+    record: BoxRecord, req: ExecRequest, stdio: tuple[int, int, int] | None = None
+) -> ExecHandle:
+    """Fork a process into the running box described by `record`; returns once it exec'd.
+
+    Call only from a single-threaded process (the CLI): it forks."""
+    if record.status != "running":
+        raise InvalidState(record.id, record.status, "exec in", "running")
+    plan = plan_for(record, req)
+    from tuibox.runtime.cgroups import for_record
+
+    cg = for_record(record)
+    cgroup_dirs = cg.dirs() if cg is not None else []
+    opened: list[int] = []
+    master: int | None = None
+    try:
+        joins, pid_fd = _namespace_fds(record.pid)
+        opened += [fd for _, fd in joins] + ([pid_fd] if pid_fd is not None else [])
+        root_fd = os.open(f"/proc/{record.pid}/root", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        opened.append(root_fd)
+        if req.tty:
+            master, slave = box_pty(record.pid)
+            opened.append(slave)
+            rows, cols = req.size or (24, 80)
+            set_size(master, rows, cols)  # before the program starts: its first frame is right
+            child_stdio = (slave, slave, slave)
+        elif stdio is not None:
+            child_stdio = stdio
+        else:
+            null = os.open("/dev/null", os.O_RDWR | os.O_CLOEXEC)
+            opened.append(null)
+            if req.detach and req.process is None:
+                # docker's -d: nothing of ours stays attached (runc's --process -d keeps the
+                # caller's stdio: podman's conmon reads the output there).
+                child_stdio = (null, null, null)
+            else:
+                child_stdio = (0 if req.interactive else null, 1, 2)
+        parent, child = Channel.pair()
+        opened += [child.rfd, child.wfd]
+        pid = _fork_in_pid_ns(pid_fd)
+        if pid == 0:  # pragma: no cover - the exec'd process
+            parent.close()
+            _child(plan, child, joins, root_fd, child_stdio, cgroup_dirs, req.tty)
+    except BaseException:
+        for fd in opened:
+            _close(fd)
+        if master is not None:
+            _close(master)
+        raise
+    for fd in opened:
+        _close(fd)
+    handle = ExecHandle(pid, master, record.id)
+    msg = parent.recv()
+    parent.close()
+    if msg is not None and msg.get("type") == "error":
+        handle.wait()
+        handle.close()
+        raise error_from_message(msg)
+    return handle
+
+
+def _fork_in_pid_ns(pid_fd: int | None) -> int:
+    """fork() with the child inside the box's PID namespace; this process stays where it is."""
+    if pid_fd is None:
+        return os.fork()
+    own = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        sc.setns(pid_fd, sc.CLONE_NEWPID)
+        try:
+            pid = os.fork()
+        except BaseException:
+            sc.setns(own, sc.CLONE_NEWPID)
+            raise
+        if pid != 0:
+            # Our own later children stay on the host. (The child keeps the box's, for its own.)
+            sc.setns(own, sc.CLONE_NEWPID)
+        return pid
+    finally:
+        os.close(own)
+
+
+def _child(
+    plan: _Plan,
+    chan: Channel,
+    joins: list[tuple[str, int]],
+    root_fd: int,
+    stdio: tuple[int, int, int],
+    cgroup_dirs: list[str],
+    tty: bool,
+) -> NoReturn:  # pragma: no cover - runs in the forked child
+    step = "reset"
+    try:
+        for sig in (
+            _signal.SIGPIPE,
+            _signal.SIGXFSZ,
+            _signal.SIGINT,
+            _signal.SIGTERM,
+            _signal.SIGHUP,
+            _signal.SIGQUIT,
+            _signal.SIGWINCH,
+            _signal.SIGCHLD,
+        ):
+            _signal.signal(sig, _signal.SIG_DFL)
+        _signal.pthread_sigmask(_signal.SIG_SETMASK, [])
+        step = "cgroup"
+        for d in cgroup_dirs:
+            cgroup_fs.write(os.path.join(d, "cgroup.procs"), "0")  # 0: the writer itself
+        step = "namespaces"
+        for kind, fd in joins:
+            try:
+                sc.setns(fd, sc.NAMESPACE_FLAGS[kind])
+            except OSError as e:
+                raise OSError(e.errno, f"join {kind} namespace: {e.strerror}") from None
+        step = "root"
+        os.fchdir(root_fd)
+        os.chroot(".")
+        step = "terminal"
+        os.setsid()
+        if tty:
+            fcntl.ioctl(stdio[0], termios.TIOCSCTTY, 0)
+        for target, fd in enumerate(stdio):
+            if fd != target:
+                os.dup2(fd, target)
+        _close_all_but(chan.wfd)
+        step = "rlimits"
+        for kind, res, soft, hard in plan.rlimits:
+            try:
+                resource.setrlimit(res, (soft, hard))
+            except (OSError, ValueError) as e:
+                raise OSError(getattr(e, "errno", 0) or errno.EPERM, f"{kind}: {e}") from None
+        step = "user"
+        caps.drop_bounding(plan.sets)
+        os.umask(plan.umask)
+        os.setgroups(list(plan.groups))
+        os.setgid(plan.gid)
+        os.setuid(plan.uid)
+        step = "cwd"
+        os.chdir(plan.cwd)
+        step = "lookup"
+        exe = _lookup(plan)
+        step = "no-new-privileges"
+        if plan.no_new_privileges:
+            sc.prctl(sc.PR_SET_NO_NEW_PRIVS, 1)
+        step = "confine"
+        caps.apply_sets(plan.sets)
+        step = "exec"
+        os.execve(exe, list(plan.args), plan.env)
+    except BaseException as e:
+        try:
+            chan.send_error(step, e)
+        except OSError:
+            pass
+    os._exit(127 if step == "lookup" else 126 if step == "exec" else 1)
+
+
+def _close(fd: int) -> None:
+    try:
+        os.close(fd)
+    except OSError:
+        pass
+
+
+def _close_all_but(keep: int) -> None:
+    os.closerange(3, keep)
+    os.closerange(keep + 1, 1 << 16)
+
+
+def _lookup(plan: _Plan) -> str:
+    """The init's lookup (same messages, so exec's 126/127 match run's)."""
+    name = plan.args[0]
+    path_var = plan.env.get("PATH", defaults.DEFAULT_ENV[0][5:])
+    candidates = (
+        [name] if "/" in name else [os.path.join(d or ".", name) for d in path_var.split(":")]
+    )
+    denied = None
+    for path in candidates:
+        try:
+            st = os.stat(path)
+        except OSError:
+            continue
+        if stat.S_ISREG(st.st_mode) and os.access(path, os.X_OK):
+            return path
+        denied = path
+    if denied is not None:
+        raise OSError(errno.EACCES, f"{denied}: permission denied")
+    raise OSError(errno.ENOENT, f"{name}: no such file or directory")

@@ -1,0 +1,104 @@
+"""Networks as a user manages them: `tuibox network ls / create / rm` and `tuibox port`.
+
+tuibox deletes only what it made: a bridge whose NetState says `created_bridge`, and tables
+named `tuibox-*`. A network still holding boxes is not removed.
+"""
+
+from __future__ import annotations
+
+import os
+
+from tuibox.runtime.errors import NetworkError, SpecError
+from tuibox.runtime.network import ip4, ipam, netconf
+from tuibox.runtime.network.netstore import NetState, NetStore
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    from tuibox.runtime.state import BoxRecord
+
+
+def list_networks(root: str) -> list[dict[str, Any]]:
+    """Networks known in this state root; `default` appears once it has been used."""
+    out = []
+    store = NetStore(root)
+    for s in store.all():
+        boxes = sorted({lease.box for lease in ipam.Leases(store.dir(s.bridge)).list()})
+        out.append(
+            {
+                "name": s.name,
+                "bridge": s.bridge,
+                "kind": s.kind,
+                "subnet": s.subnet,
+                "gateway": s.gateway,
+                "nat": s.nat,
+                "created_bridge": s.created_bridge,
+                "boxes": boxes,
+            }
+        )
+    return out
+
+
+def create_network(
+    root: str, name: str, subnet: str, bridge: str | None, gateway: str | None, nat: bool
+) -> dict[str, Any]:
+    """Define a network; its bridge is made when its first box arrives."""
+    if name in (netconf.DEFAULT_NETWORK, "none", "host") or not name.replace("-", "").isalnum():
+        raise SpecError(f"network create: invalid or reserved network name {name!r}")
+    bridge = bridge or ("tb-" + name)[: netconf.MAX_IFNAME]
+    net = netconf.network_def(name, bridge, subnet, gateway, nat, f"network {name}")
+    store = NetStore(root)
+    if store.find(name) is not None:
+        raise SpecError(f"network {name!r} already exists")
+    with store.locked(bridge):
+        if store.read(bridge) is not None:
+            raise SpecError(f"bridge {bridge!r} already belongs to another network")
+        store.write(NetState(name, bridge, "tuibox", str(net.subnet), ip4.fmt(net.gateway), nat))
+    return net.to_json()
+
+
+def remove_network(root: str, name: str) -> list[str]:
+    """Remove a network with no box left: its table, its bridge if tuibox made it, its
+    state. Returns notes for the user (e.g. a bridge kept because tuibox did not make it)."""
+    from tuibox.runtime.network import nat, rtnl
+
+    store = NetStore(root)
+    found = store.find(name)
+    if found is None:
+        raise NetworkError(f"network {name!r} does not exist (see 'tuibox network ls')")
+    notes = []
+    with store.locked(found.bridge) as d:
+        state = store.read(found.bridge)
+        if state is None:
+            raise NetworkError(f"network {name!r} does not exist")
+        boxes = sorted({lease.box for lease in ipam.Leases(d).list()})
+        alive = [b for b in boxes if os.path.isdir(os.path.join(root, b))]
+        if alive:
+            raise NetworkError(
+                f"network {name!r} still has boxes: {', '.join(alive)} (destroy them first)"
+            )
+        # Its table went with its last box; one left by a crash goes now.
+        if os.path.exists(os.path.join(d, "table")):
+            nft = nat.Nft.get()
+            nat.delete_table(nft, nat.table_name(state.bridge))
+            nat.release_forwarding(nft)
+        if state.created_bridge:
+            with rtnl.Rtnl() as nl:
+                nl.delete_link(state.bridge)
+        else:
+            with rtnl.Rtnl() as nl:
+                if nl.link(state.bridge) is not None:
+                    notes.append(f"bridge {state.bridge} left in place: tuibox did not create it")
+        store.remove(state.bridge)
+    return notes
+
+
+def box_ports(record: BoxRecord) -> list[dict[str, Any]]:
+    """The box's published ports: [{"box": "80/tcp", "host": "0.0.0.0:8080"}...]."""
+    out = []
+    for text in record.extra.get("ports") or ():
+        p = netconf.parse_port(text)
+        host_ip = ip4.fmt(p.host_ip) if p.host_ip is not None else "0.0.0.0"
+        out.append({"box": f"{p.box_port}/{p.proto}", "host": f"{host_ip}:{p.host_port}"})
+    return out

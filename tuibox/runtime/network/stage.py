@@ -1,0 +1,422 @@
+"""The network stage: what `create` does for a box that asked for a network, and its undoing.
+
+Imported by box.py (STAGE_MODULES) only when a request carries options["network"], or when a
+destroyed box's record lists the stage.
+
+    prepare (before the fork)  validate; hand the bridge to the netlink worker (helper.py,
+                               forked by the CLI or here), which imports pyroute2 and makes
+                               sure of the bridge meanwhile; under the
+                               network's lock: lease addresses, make the nft table (first box
+                               of a NAT network) and publish ports, write /etc/hosts and
+                               /etc/resolv.conf, update the hosts files of the other boxes
+    attach  (namespaces exist) the worker moves the veth peers into the box and configures
+                               loopback, addresses and routes there
+    teardown / undo            `leave`: the mirror of both, tolerant of a half-done join
+
+This process itself imports pyroute2 only for a netconf asking for an "auto" address (the
+bridge's subnet is needed before the fork), and on a few rare paths.
+
+req.options["network"] is a network name ("default", or one made by `tuibox network
+create`), or a dict {"name": ..., "netconf": NetConf or path, "ports": ["8080:80", ...],
+"worker": a Helper already started}.
+
+record.extra gets "address" (the first interface's, no prefix), "ports" (["8080:80/tcp"])
+and "network" (what `leave` needs: bridge, interfaces, leases, table).
+"""
+
+from __future__ import annotations
+
+import os
+
+from tuibox.runtime.box import Stage, register_stage
+from tuibox.runtime.errors import NetworkError, SpecError
+from tuibox.runtime.network import files, ip4, ipam, nat, netconf, veth
+from tuibox.runtime.network.helper import Helper
+from tuibox.runtime.network.ip4 import Cidr
+from tuibox.runtime.network.netconf import Interface, NetConf, NetworkDef, Route
+from tuibox.runtime.network.netstore import NetState, NetStore
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    from tuibox.runtime.box import CreateRequest, Runtime, SetupContext
+    from tuibox.runtime.state import BoxRecord
+
+NAME = "network"
+TABLE_MARK = "table"  # in the network's state dir while its nft table exists
+HINT = "pick another subnet with TUIBOX_SUBNET (and bridge with TUIBOX_BRIDGE)"
+
+# box name -> its netlink worker, from prepare to attach
+_HELPERS: dict[str, Helper] = {}
+
+
+def wanted(req: CreateRequest) -> bool:
+    opt = req.options.get(NAME)
+    return opt is not None and opt != "none"
+
+
+# ---- the request ----------------------------------------------------------------------------
+
+
+def _options(req: CreateRequest) -> dict[str, Any]:
+    opt = req.options[NAME]
+    if isinstance(opt, str):
+        return {"name": opt}
+    if not isinstance(opt, dict):
+        raise SpecError("network option must be a network name or a dict")
+    return opt
+
+
+def resolve(root: str, name: str) -> NetworkDef:
+    """A tuibox network by name: `default` (from the environment), else `network create`'s."""
+    if name == netconf.DEFAULT_NETWORK:
+        return netconf.default_network()
+    s = NetStore(root).find(name)
+    if s is None or s.kind != "tuibox" or s.subnet is None:
+        raise SpecError(f"--network {name!r}: no such network (see 'tuibox network ls')")
+    return netconf.network_def(s.name, s.bridge, s.subnet, s.gateway, s.nat, f"network {name}")
+
+
+def as_netconf(net: NetworkDef) -> NetConf:
+    """A tuibox network, said the way a netconf would say it."""
+    iface = Interface(
+        "veth", None, netconf.BOX_IFNAME, None, None, (Route(Cidr(0, 0), net.gateway),)
+    )
+    return NetConf(f"network {net.name}", "lo", net.bridge, (iface,), None)
+
+
+def _check_namespace(req: CreateRequest) -> None:
+    ns = req.spec.namespace("network")
+    if ns is None:
+        raise SpecError(
+            "a network needs the box to have its own network namespace "
+            "(config.json: linux.namespaces has no network entry)"
+        )
+    if ns.path:
+        raise SpecError(
+            f"a network needs a new network namespace, not the existing {ns.path} "
+            "(config.json: linux.namespaces network path)"
+        )
+
+
+# ---- prepare ------------------------------------------------------------------------------
+
+
+def prepare(ctx: SetupContext) -> None:
+    req, record = ctx.request, ctx.record
+    root = ctx.runtime.root.path
+    opts = _options(req)
+    _check_namespace(req)
+    mappings = netconf.parse_ports(opts.get("ports") or ())
+    netdef: NetworkDef | None = None
+    if opts.get("netconf") is not None:
+        if opts.get("name") not in (None, "none"):
+            raise SpecError("use either --netconf or --network, not both")
+        conf = opts["netconf"]
+        if not isinstance(conf, NetConf):
+            conf = netconf.load_netconf(os.fspath(conf))
+    else:
+        netdef = resolve(root, str(opts.get("name") or netconf.DEFAULT_NETWORK))
+        conf = as_netconf(netdef)
+    if mappings and conf.bridge is None:
+        raise SpecError("--publish needs a bridge: --network, or a netconf with a bridge model")
+    if conf.bridge is not None and netdef is None:
+        from tuibox.runtime.network import bridge as br
+
+        # Before anything exists, and without netlink: the bridge must be there already.
+        if not br.exists(conf.bridge):
+            raise NetworkError(
+                f"{conf.source}: model.bridge_name: bridge {conf.bridge!r} does not exist "
+                "(create it first, or use --network default)"
+            )
+        if not br.is_bridge(conf.bridge):
+            raise NetworkError(f"{conf.source}: model.bridge_name: {conf.bridge!r} is not a bridge")
+    # The netlink worker: forked by the CLI already if it knew early (cli/network.py).
+    helper = opts.get("worker")
+    if not isinstance(helper, Helper):
+        helper = Helper.start()
+    ctx.undo.callback(helper.finish)
+    _HELPERS[record.id] = helper
+    ctx.undo.callback(_HELPERS.pop, record.id, None)
+    if netdef is not None:
+        helper.ensure(
+            {
+                "root": root,
+                "name": netdef.name,
+                "bridge": netdef.bridge,
+                "subnet": str(netdef.subnet),
+                "gateway": ip4.fmt(netdef.gateway),
+                "nat": netdef.nat,
+                "hint": HINT,
+            }
+        )
+
+    hostname = record.hostname or req.name
+    ifaces: list[dict[str, Any]] = [
+        {
+            "host": f.name or veth.host_name(root, req.name, i),
+            "box": f.peer_name,
+            "address": str(f.peer_ip) if f.peer_ip is not None else None,
+            "host_address": str(f.ip) if f.ip is not None else None,
+            "routes": [
+                [str(r.subnet), ip4.fmt(r.gateway) if r.gateway is not None else None]
+                for r in f.routes
+            ],
+        }
+        for i, f in enumerate(conf.interfaces)
+    ]
+    net: dict[str, Any] = {
+        "name": netdef.name if netdef is not None else conf.bridge,
+        "bridge": conf.bridge,
+        "netconf": None if netdef is not None else conf.source,
+        "loopback": conf.loopback_name,
+        "interfaces": ifaces,
+        "leases": [],
+        "ports": [],
+        "table": None,
+    }
+    record.extra[NAME] = net
+    ctx.undo.callback(_leave_quietly, root, record)
+    if conf.bridge is not None:
+        _join_bridge(root, ctx.box_dir, record, conf, netdef, mappings, hostname)
+    else:
+        _write_own_files(ctx.box_dir, record, [], hostname, conf)
+    first = ifaces[0]["address"] if ifaces else None
+    record.extra["address"] = first.partition("/")[0] if first else None
+    record.extra["ports"] = list(net["ports"])
+    ctx.plan.etc_files["/etc/resolv.conf"] = os.path.join(ctx.box_dir, "resolv.conf")
+
+
+def _bridge_pool(bridge: str) -> tuple[Cidr | None, list[int]]:
+    """A netconf bridge's subnet and addresses (for "auto"): the one netlink query made in
+    this process."""
+    from tuibox.runtime.network import bridge as br
+    from tuibox.runtime.network import rtnl
+
+    with rtnl.Rtnl() as nl:
+        link = nl.link(bridge)
+        if link is None:
+            raise NetworkError(f"bridge {bridge!r} vanished")
+        return br.bridge_subnet(nl, link)
+
+
+def _join_bridge(
+    root: str,
+    box_dir: str,
+    record: BoxRecord,
+    conf: NetConf,
+    netdef: NetworkDef | None,
+    mappings: tuple[netconf.PortMapping, ...],
+    hostname: str,
+) -> None:
+    net = record.extra[NAME]
+    bridge = str(conf.bridge)
+    store = NetStore(root)
+    with store.locked(bridge) as d:
+        state = store.read(bridge)
+        old = state.as_dict() if state is not None else None
+        subnet: Cidr | None
+        if netdef is not None:
+            if state is None or state.kind != "tuibox":
+                state = NetState(netdef.name, bridge, "tuibox")
+            state.subnet, state.gateway = str(netdef.subnet), ip4.fmt(netdef.gateway)
+            state.nat = netdef.nat
+            subnet, reserved = netdef.subnet, [netdef.gateway]
+        else:
+            if state is None:
+                state = NetState(bridge, bridge, "netconf")
+            subnet, reserved = None, []
+            if any(f.peer_ip is None for f in conf.interfaces):
+                subnet, reserved = _bridge_pool(bridge)
+                state.subnet = str(subnet) if subnet is not None else state.subnet
+        if state.as_dict() != old:
+            store.write(state)  # only when it changed: each write is an fsync
+        net["gateway"] = state.gateway
+        leases = ipam.Leases(d)
+        alone = not leases.list()  # the network's first box: it makes the nft table
+        for i, (f, iface) in enumerate(zip(conf.interfaces, net["interfaces"], strict=True)):
+            where = f"{conf.source}: interfaces[{i}]"
+            if f.peer_ip is not None:
+                addr = f.peer_ip
+                if addr.ip in reserved:
+                    raise NetworkError(f"{where}.peer_ip: {addr.address} is the bridge's address")
+                if not leases.claim(addr.ip, record.id, hostname):
+                    holder = leases.holder(addr.ip)
+                    raise NetworkError(
+                        f"{where}.peer_ip: address {addr.address} is already in use"
+                        + (f" by box {holder!r}" if holder else "")
+                    )
+            else:
+                if subnet is None:
+                    raise NetworkError(
+                        f'{where}.peer_ip: "auto" needs an IPv4 address on bridge {bridge!r}'
+                    )
+                got = _allocate(root, leases, subnet, record.id, hostname, reserved)
+                addr = Cidr(got, subnet.prefix)
+                iface["address"] = str(addr)
+            net["leases"].append(ip4.fmt(addr.ip))
+            for j, (_, gw) in enumerate(iface["routes"]):
+                if gw is not None:
+                    netconf.check_gateway(ip4.parse(gw), addr, f"{where}.routes[{j}].gateway")
+        _firewall(d, net, bridge, state, subnet or _lease_subnet(net), mappings, alone)
+        peers = [(lease.address, lease.box, lease.hostname) for lease in leases.list()]
+        _write_own_files(box_dir, record, peers, hostname, conf)
+        _update_peers(root, record.id, peers)
+
+
+def _lease_subnet(net: dict[str, Any]) -> Cidr:
+    return Cidr.parse(net["interfaces"][0]["address"]).subnet
+
+
+def _allocate(
+    root: str, leases: ipam.Leases, subnet: Cidr, box: str, hostname: str, reserved: list[int]
+) -> int:
+    try:
+        return leases.allocate(subnet, box, hostname, reserved)
+    except NetworkError:
+        # Perhaps leases of boxes that no longer exist (a crash): collect them (the network
+        # lock is held) and try once more.
+        if not leases.collect(lambda b: os.path.isdir(os.path.join(root, b))):
+            raise
+        return leases.allocate(subnet, box, hostname, reserved)
+
+
+def _firewall(
+    net_dir: str,
+    net: dict[str, Any],
+    bridge: str,
+    state: NetState,
+    subnet: Cidr,
+    mappings: tuple[netconf.PortMapping, ...],
+    alone: bool,
+) -> None:
+    """The network's nft table (made by its first box, for NAT; or by the first box that
+    publishes a port), then this box's ports. `<net_dir>/table` says the table was made;
+    the last box to leave deletes it (see _leave_bridge)."""
+    if not (state.nat or mappings):
+        return
+    nft = nat.Nft.get()
+    table = nat.table_name(bridge)
+    marker = os.path.join(net_dir, TABLE_MARK)
+    if alone or not os.path.exists(marker):
+        nat.create_table(nft, table, bridge, subnet, state.nat)
+        os.close(os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644))
+        if state.nat:
+            nat.enable_forwarding()
+    net["table"] = table
+    if mappings:
+        from tuibox.runtime.network import ports
+
+        box_ip = ip4.parse(net["leases"][0])
+        net["ports"] = ports.publish(nft, table, mappings, box_ip)
+
+
+def _write_own_files(
+    box_dir: str,
+    record: BoxRecord,
+    peers: list[tuple[int, str, str]],
+    hostname: str,
+    conf: NetConf,
+) -> None:
+    own = [Cidr.parse(i["address"]).ip for i in record.extra[NAME]["interfaces"] if i["address"]]
+    files.write_in_place(
+        os.path.join(box_dir, "hosts"),
+        files.render_hosts(own, record.id, hostname, peers),
+        create=True,
+    )
+    files.write_in_place(
+        os.path.join(box_dir, "resolv.conf"), files.render_resolv(conf.dns), create=True
+    )
+
+
+def _update_peers(root: str, name: str, peers: list[tuple[int, str, str]]) -> None:
+    """Rewrite the hosts file of every other box on the network (in place: bind-mounted)."""
+    by_box: dict[str, list[int]] = {}
+    hostnames: dict[str, str] = {}
+    for addr, box, host in peers:
+        by_box.setdefault(box, []).append(addr)
+        hostnames[box] = host
+    for box, addrs in by_box.items():
+        if box == name:
+            continue
+        text = files.render_hosts(addrs, box, hostnames[box], peers)
+        files.write_in_place(os.path.join(root, box, "hosts"), text)
+
+
+# ---- attach -------------------------------------------------------------------------------
+
+
+def attach(ctx: SetupContext) -> None:
+    net = ctx.record.extra[NAME]
+    helper = _HELPERS.pop(ctx.record.id)
+    created = helper.attach(
+        {
+            "pid": ctx.pid,
+            "bridge": net["bridge"],
+            "loopback": net["loopback"],
+            "interfaces": net["interfaces"],
+        }
+    )
+    for iface in net["interfaces"]:
+        if iface["host"] in created:
+            iface["created"] = True
+
+
+# ---- leave (teardown and undo) ------------------------------------------------------------
+
+
+def teardown(runtime: Runtime, record: BoxRecord, box_dir: str) -> None:
+    leave(runtime.root.path, record)
+
+
+def _leave_quietly(root: str, record: BoxRecord) -> None:
+    try:
+        leave(root, record)
+    except Exception:
+        pass  # undo must go on with the other steps
+
+
+def leave(root: str, record: BoxRecord) -> None:
+    """Undo whatever part of a join is recorded in record.extra["network"]."""
+    net = record.extra.get(NAME)
+    if not net:
+        return
+    bridge = net.get("bridge")
+    store = NetStore(root)
+    if bridge is not None and os.path.isdir(store.dir(bridge)):
+        _leave_bridge(root, record, net, store)
+    # Last: by now the kernel has usually removed the pair with the box's namespace.
+    for iface in net.get("interfaces", ()):
+        if iface.get("created"):
+            veth.remove(iface["host"])
+
+
+def _leave_bridge(root: str, record: BoxRecord, net: dict[str, Any], store: NetStore) -> None:
+    bridge = net["bridge"]
+    with store.locked(bridge) as d:
+        state = store.read(bridge)
+        if net.get("ports") and net.get("table"):
+            from tuibox.runtime.network import ports
+
+            ports.unpublish(nat.Nft.get(), net["table"], net["ports"])
+        leases = ipam.Leases(d)
+        for address in net.get("leases", ()):
+            leases.release(ip4.parse(address), record.id)
+        remaining = leases.list()
+        peers = [(lease.address, lease.box, lease.hostname) for lease in remaining]
+        _update_peers(root, record.id, peers)
+        if remaining:
+            return
+        # The last box left: the network's table goes (and ip_forward, if tuibox set it),
+        # whichever box made it.
+        if os.path.exists(os.path.join(d, TABLE_MARK)):
+            nft = nat.Nft.get()
+            nat.delete_table(nft, nat.table_name(bridge))
+            os.unlink(os.path.join(d, TABLE_MARK))
+            nat.release_forwarding(nft)
+        if state is None or state.kind == "netconf":
+            store.remove(bridge)  # nothing to remember about a bridge tuibox does not own
+
+
+register_stage(Stage(NAME, wanted, prepare, attach, teardown))

@@ -1,0 +1,195 @@
+"""Terminal panes in tabs: each tab runs one program on its own pty (a shell, an attach).
+
+A tab is mounted first and its program spawned only once the tab has been laid out, at the
+tab's size: the program's first screen already fits (container TUI users ask for the size to be
+right from the first frame of an exec). `ptyspawn.spawn_local` uses posix_spawn, which runs no
+Python in the child, so spawning from this threaded process is safe.
+
+The pane (`TerminalPane`) owns the process: closing a tab unmounts the pane, which hangs the
+program up (SIGHUP) and reaps it. A program that exits leaves its tab open, labelled with the
+exit status, until the user closes it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import ClassVar
+
+from rich.text import Text
+from textual import events
+from textual.message import Message
+from textual.widgets import Static, TabbedContent, TabPane
+
+from tuibox.widgets.ptyspawn import spawn_local
+from tuibox.widgets.terminal import DEFAULT_DETACH_KEY, TerminalPane
+
+MODES = ("shell", "attach")
+
+
+def exit_text(status: int | None) -> str:
+    """`status` as TerminalPane.Exited gives it: -N means killed by signal N."""
+    if status is None:
+        return "exited"
+    if status < 0:
+        return f"killed by signal {-status}"
+    return f"exited {status}"
+
+
+class TerminalTab(TabPane):
+    """One tab: a box, a mode, the argv to run, and (once spawned) its TerminalPane."""
+
+    class Started(Message):
+        """The program runs: its pane is mounted and focused."""
+
+        def __init__(self, tab: TerminalTab) -> None:
+            super().__init__()
+            self.tab = tab
+
+    class Failed(Message):
+        """The program could not be started (`error` says why)."""
+
+        def __init__(self, tab: TerminalTab, error: str) -> None:
+            super().__init__()
+            self.tab = tab
+            self.error = error
+
+    def __init__(
+        self,
+        title: str,
+        *,
+        box: str,
+        mode: str,
+        argv: tuple[str, ...],
+        env: dict[str, str] | None,
+        detach_key: str = DEFAULT_DETACH_KEY,
+        id: str | None = None,
+    ) -> None:
+        super().__init__(title, id=id)
+        self.base_title = title
+        self.box = box
+        self.mode = mode
+        self.argv = argv
+        self.env = env
+        self.detach_key = detach_key
+        self.terminal: TerminalPane | None = None
+        self.error: str | None = None
+
+    @property
+    def exited(self) -> bool:
+        return self.error is not None or (self.terminal is not None and self.terminal.exited)
+
+    @property
+    def running(self) -> bool:
+        return self.terminal is not None and not self.terminal.exited
+
+    def on_resize(self, event: events.Resize) -> None:
+        # The first real size is when the program starts; later resizes are the pane's own
+        # business (it passes them on to the pty).
+        if self.terminal is not None or self.error is not None:
+            return
+        size = self.content_size
+        if size.width < 2 or size.height < 2:
+            return
+        try:
+            fd, pid = spawn_local(self.argv, env=self.env, rows=size.height, columns=size.width)
+        except OSError as exc:
+            self.error = f"cannot start {self.argv[0]}: {(exc.strerror or str(exc)).lower()}"
+            self.mount(Static(self.error, classes="pane-error"))
+            self.post_message(self.Failed(self, self.error))
+            return
+        self.terminal = TerminalPane(fd, pid, detach_key=self.detach_key)
+        self.mount(self.terminal)
+        self.terminal.focus()
+        self.post_message(self.Started(self))
+
+
+class TerminalTabs(TabbedContent):
+    """The tabbed area of terminal panes; the screen decides when it is shown."""
+
+    ALLOW_MAXIMIZE: ClassVar[bool | None] = True
+
+    def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
+        super().__init__(id=id, classes=classes)
+        self._serial = 0
+
+    # ---- queries
+
+    def tabs(self) -> Iterator[TerminalTab]:
+        yield from self.query(TerminalTab)
+
+    @property
+    def count(self) -> int:
+        return sum(1 for _ in self.tabs())
+
+    @property
+    def current(self) -> TerminalTab | None:
+        pane = self.active_pane
+        return pane if isinstance(pane, TerminalTab) else None
+
+    def find(self, box: str, mode: str) -> TerminalTab | None:
+        """A live tab of this box and mode, if one is open."""
+        return next((t for t in self.tabs() if (t.box, t.mode) == (box, mode) and t.running), None)
+
+    # ---- opening and closing
+
+    def title_for(self, box: str, mode: str) -> str:
+        title = f"{mode}: {box}"
+        same = sum(1 for t in self.tabs() if (t.box, t.mode) == (box, mode))
+        return f"{title} ({same + 1})" if same else title
+
+    async def open(
+        self,
+        box: str,
+        mode: str,
+        argv: tuple[str, ...],
+        env: dict[str, str] | None = None,
+        detach_key: str = DEFAULT_DETACH_KEY,
+    ) -> TerminalTab:
+        """Add a tab and make it active; its program starts once the tab has a size."""
+        self._serial += 1
+        tab = TerminalTab(
+            self.title_for(box, mode),
+            box=box,
+            mode=mode,
+            argv=argv,
+            env=env,
+            detach_key=detach_key,
+            id=f"term-{self._serial}",
+        )
+        await self.add_pane(tab)
+        self.active = tab.id or ""
+        return tab
+
+    async def close(self, tab: TerminalTab) -> None:
+        """Remove the tab; unmounting its pane hangs its program up."""
+        if tab.id is not None:
+            await self.remove_pane(tab.id)
+
+    def focus_current(self) -> bool:
+        tab = self.current
+        if tab is None or tab.terminal is None:
+            return False
+        tab.terminal.focus()
+        return True
+
+    def cycle(self, step: int = 1) -> None:
+        ids = [t.id for t in self.tabs() if t.id]
+        if not ids:
+            return
+        at = ids.index(self.active) if self.active in ids else -1
+        self.active = ids[(at + step) % len(ids)]
+        self.focus_current()
+
+    # ---- program exits
+
+    def on_terminal_pane_exited(self, message: TerminalPane.Exited) -> None:
+        # Not stopped: the screen hears about it too (footer keys change with it).
+        for tab in self.tabs():
+            if tab.terminal is message.pane and tab.id:
+                label = Text(f"{tab.base_title} · {exit_text(message.status)}", style="dim")
+                self.get_tab(tab.id).label = label
+
+    def on_terminal_tab_failed(self, message: TerminalTab.Failed) -> None:
+        if message.tab.id:
+            label = Text(f"{message.tab.base_title} · failed", style="dim")
+            self.get_tab(message.tab.id).label = label

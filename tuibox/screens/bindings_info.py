@@ -85,6 +85,32 @@ def current_keys(screen: Screen[Any]) -> list[KeyInfo]:
     return out
 
 
+def hidden_keys(app: TuiboxApp, screen: Screen[Any]) -> list[KeyInfo]:
+    """Keys of the open screen that its `check_action` hides now (False, not greyed: e.g.
+    the pane keys while no pane is open), listed as not possible, with the reason."""
+    shown = {(a.binding.action, a.binding.id) for a in screen.active_bindings.values()}
+    out = []
+    for b in class_bindings(type(screen)):
+        if not b.description or b.system or (b.action, b.id) in shown:
+            continue
+        if screen.check_action(b.action, ()) is not False:
+            continue  # not hidden: absent because a focused widget took its key
+        key = app.keymap.get(b.id, b.key) if b.id else b.key
+        out.append(
+            KeyInfo(
+                section=section_title(screen, screen),
+                keys=", ".join(app.get_key_display(b.with_key(k)) for k in key.split(",")),
+                description=b.description,
+                action=b.action,
+                binding_id=b.id,
+                enabled=False,
+                reason=_reason(screen, b.action),
+                node=screen,
+            )
+        )
+    return out
+
+
 def other_keys(app: TuiboxApp, screen: Screen[Any]) -> list[KeyInfo]:
     """Keys of the main screens that are not open, as their classes declare them."""
     from tuibox.screens.boxes import BoxesScreen
@@ -115,4 +141,8 @@ def other_keys(app: TuiboxApp, screen: Screen[Any]) -> list[KeyInfo]:
 
 
 def all_keys(app: TuiboxApp, screen: Screen[Any]) -> list[KeyInfo]:
-    return current_keys(screen) + other_keys(app, screen)
+    current = current_keys(screen)
+    hidden = hidden_keys(app, screen)
+    # Right after the open screen's own keys, before the app-wide ones.
+    at = next((i for i, k in enumerate(current) if k.node is not screen), len(current))
+    return current[:at] + hidden + current[at:] + other_keys(app, screen)

@@ -370,6 +370,8 @@ class BoxesScreen(Screen[None], BoxesAware):
 
     def action_reason(self, action: str) -> str | None:
         """Why an action cannot run now, or None when it can (shared by keys and palette)."""
+        if action in PANE_ACTIONS:
+            return None if self.is_mounted and self.panes.count else "no terminal pane is open"
         verb = VERB_OF.get(action)
         if verb is None:
             return None

@@ -289,7 +289,10 @@ class Runtime(Actions):  # exec, ps, stats, wait, pause, resume, update: actions
         for stage in stages:
             if stage.attach is not None:
                 stage.attach(ctx)
-        parent.send("continue")
+        try:
+            parent.send("continue")
+        except BrokenPipeError:
+            pass  # the init already failed; `expect` below reads its own account
         parent.expect("ready")
         # Kept so `run` can learn of a failure between start and exec (EOF means exec'd).
         self._channels[record.id] = parent
@@ -425,6 +428,8 @@ class Runtime(Actions):  # exec, ps, stats, wait, pause, resume, update: actions
         if record.status == "stopped":
             return record
         self.kill(name, _signal.SIGTERM)
+        if record.status == "paused":
+            self._cgroup(record).thaw()  # a frozen init only sees the SIGTERM once thawed
         if not _wait_gone(record.pid, record.starttime, timeout):
             _kill_box(record)
             _wait_gone(record.pid, record.starttime, 5.0)

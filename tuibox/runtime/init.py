@@ -91,8 +91,13 @@ def _namespaces(plan: InitPlan, chan: Channel) -> None:
         sc.unshare(plan.unshare_flags)
 
 
-def _sync_namespaces(plan: InitPlan, chan: Channel) -> None:
+def _announce_namespaces(plan: InitPlan, chan: Channel) -> None:
+    # The parent now places us in cgroups and wires the network (stage attach) while we do
+    # the mount work; we meet again at `_await_host` before anything the box runs.
     chan.send("namespaces")
+
+
+def _await_host(plan: InitPlan, chan: Channel) -> None:
     chan.expect("continue")
 
 
@@ -271,7 +276,7 @@ def _ready_then_wait_for_start(plan: InitPlan, chan: Channel) -> None:
 STEPS: tuple[tuple[str, Callable[[InitPlan, Channel], None]], ...] = (
     ("reset", _reset_process),
     ("namespaces", _namespaces),
-    ("sync", _sync_namespaces),
+    ("sync", _announce_namespaces),
     ("hostname", _hostname),
     ("rootfs", _rootfs),
     ("mounts", _mounts),
@@ -289,6 +294,7 @@ STEPS: tuple[tuple[str, Callable[[InitPlan, Channel], None]], ...] = (
     ("lookup", _lookup),
     ("no-new-privileges", _no_new_privileges),
     ("confine", _before_exec),
+    ("host-setup", _await_host),
     ("start", _ready_then_wait_for_start),
 )
 

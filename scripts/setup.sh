@@ -30,9 +30,16 @@ fi
 repo=$(pwd)
 cat > .venv/bin/tuibox <<LAUNCHER
 #!$repo/.venv/bin/python -IS
-import sys
+import os, sys
 sys.path.insert(0, "$repo")
 from tuibox.cli import main
-raise SystemExit(main())
+code = main()
+# Interpreter finalization (module teardown) costs milliseconds a verb for nothing.
+try:
+    sys.stdout.flush()
+    sys.stderr.flush()
+except OSError:
+    pass
+os._exit(code)
 LAUNCHER
 chmod +x .venv/bin/tuibox

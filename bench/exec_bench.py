@@ -21,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import (  # noqa: E402
+from bench.common import (
     TUIBOX,
     have,
     in_private_mount_ns,
@@ -33,7 +33,9 @@ from bench.common import (  # noqa: E402
     time_once,
 )
 
-QUIET = {"stdin": subprocess.DEVNULL, "stdout": subprocess.DEVNULL, "stderr": subprocess.PIPE}
+# A detached box inherits the runtime's stdio: a pipe here would never see end-of-file.
+X0 = f"bench{os.getpid()}-x"
+QUIET = {"stdin": subprocess.DEVNULL, "stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
 
 
 def _arg(flag: str, default: int) -> int:
@@ -42,7 +44,7 @@ def _arg(flag: str, default: int) -> int:
 
 def _check(proc: subprocess.CompletedProcess[bytes], what: str) -> None:
     if proc.returncode != 0:
-        raise RuntimeError(f"{what} failed: {proc.stderr.decode().strip()}")
+        raise RuntimeError(f"{what} failed with exit status {proc.returncode}")
 
 
 def _pid_of(runtime: str, root: Path, name: str) -> int:
@@ -58,6 +60,8 @@ def _remember(pids: list[int], starts: dict[int, int | None], pid: int) -> None:
 
 
 def main() -> int:
+    # SIGTERM (timeout, ctrl-c elsewhere) must still reach the clean-up below.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     rounds = _arg("--rounds", 30)
     many = _arg("--boxes", 50)
     in_private_mount_ns()
@@ -77,18 +81,16 @@ def main() -> int:
         for rt in ("tuibox", "runc", "crun"):
             if rt != "tuibox" and not have(rt):
                 continue
-            started[rt].append("x0")
-            _check(subprocess.run([*run[rt], "x0"], **QUIET), f"{rt} run")
+            started[rt].append(X0)
+            _check(subprocess.run([*run[rt], X0], **QUIET), f"{rt} run")
             if rt != "tuibox":
-                _remember(pids, starts, _pid_of(rt, roots[rt], "x0"))
-        _remember(
-            pids, starts, int(json.loads(subprocess.check_output([*tb, "state", "x0"]))["pid"])
-        )
+                _remember(pids, starts, _pid_of(rt, roots[rt], X0))
+        _remember(pids, starts, int(json.loads(subprocess.check_output([*tb, "state", X0]))["pid"]))
 
-        cases = {"tuibox exec": lambda i: time_once([*tb, "exec", "x0", "/bin/true"])}
+        cases = {"tuibox exec": lambda i: time_once([*tb, "exec", X0, "/bin/true"])}
         for rt in ("runc", "crun"):
             if started[rt]:
-                argv = [rt, "--root", str(roots[rt]), "exec", "x0", "/bin/true"]
+                argv = [rt, "--root", str(roots[rt]), "exec", X0, "/bin/true"]
                 cases[f"{rt} exec"] = lambda i, argv=argv: time_once(argv)
         for fn in cases.values():
             fn(0)  # warm the page cache and each runtime once
@@ -104,7 +106,8 @@ def main() -> int:
         lib = Runtime(roots["tuibox"])
         for count in (1, many):
             while len(started["tuibox"]) < count:
-                name = f"s{len(started['tuibox'])}"
+                # unique: the default cgroup path is /tuibox/<name> whatever the state root
+                name = f"bench{os.getpid()}-{len(started['tuibox'])}"
                 started["tuibox"].append(name)
                 _check(subprocess.run([*run["tuibox"], name], **QUIET), "tuibox run")
                 _remember(pids, starts, lib.get(name).pid)

@@ -196,6 +196,10 @@ class TuiboxApp(App[int]):
             wanted = any(b.status == "running" for b in self.boxes)
             if wanted and "stats" not in self.unavailable and _idle(self._stats_worker):
                 self._stats_worker = self.refresh_stats()
+                # Its answer redraws the list a moment later: redrawing now as well would
+                # repaint every visible row twice a second (with 50 boxes that repaint costs
+                # more CPU than all the runtime queries together).
+                return
         self._boxes_changed()
 
     def on_stats_refreshed(self, message: StatsRefreshed) -> None:

@@ -28,6 +28,7 @@ import re
 import shlex
 import signal
 import sys
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -561,6 +562,8 @@ class CliBackend:
 
 # Verbs the CLI's help lists before they work: the TUI asks each for its own --help.
 ASK_DIRECTLY = frozenset({"exec", "attach"})
+# How long the records of a list stand for the stats poll that follows it (seconds).
+LISTED_FRESH = 0.5
 
 
 class InProcessBackend(CliBackend):
@@ -582,6 +585,9 @@ class InProcessBackend(CliBackend):
         self.runtime = Runtime(self.root)
         # (box, init pid) -> its last sample; the pid in the key keeps a re-made box apart.
         self._samples: dict[tuple[str, int], Any] = {}
+        # The records of the last list: the app asks for stats right after a list, and
+        # reading every state.json again would double the cost of a refresh.
+        self._listed: tuple[float, list[Any]] = (0.0, [])
 
     async def _in_thread(self, verb: str, fn: Callable[..., T], *args: Any) -> T:
         try:
@@ -598,15 +604,24 @@ class InProcessBackend(CliBackend):
         from tuibox.cli.lifecycle import record_json
 
         path = self.runtime.root.path
-        return [BoxRow.from_json(record_json(r, path)) for r in self.runtime.list()]
+        records = self.runtime.list()
+        self._listed = (time.monotonic(), records)
+        return [BoxRow.from_json(record_json(r, path)) for r in records]
 
     async def list_boxes(self) -> list[BoxRow]:
         return await self._in_thread("list", self._list_rows)
 
+    def _stats_records(self) -> list[Any]:
+        at, records = self._listed
+        if time.monotonic() - at > LISTED_FRESH:
+            return self.runtime.stats_records(None)
+        # The same choice as Runtime.stats_records: live boxes that have a cgroup.
+        return [r for r in records if r.status != "stopped" and r.extra.get("cgroup_dirs")]
+
     def _sample_all(self) -> list[tuple[Any, Any]]:
         from tuibox.runtime import stats as rstats
 
-        return [(r, rstats.sample(r)) for r in self.runtime.stats_records(None)]
+        return [(r, rstats.sample(r)) for r in self._stats_records()]
 
     async def stats(self) -> list[StatsRow]:
         from tuibox.runtime import stats as rstats

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import TB, unique
-from tuibox.runtime.cgroups.hierarchy import detect, join
+from tuibox.runtime.cgroups.hierarchy import box_path, detect, join
 
 SLEEP = ("sleep", "1000")
 
@@ -23,6 +23,15 @@ def cgroup_dirs(path: str) -> list[str]:
     h = detect()
     mounts = sorted(set(h.v1.values())) + ([h.unified] if h.unified else [])
     return [join(m, path) for m in mounts]
+
+
+def cgpath(tb: TB, name: str) -> str:
+    """The default cgroup path of box `name` in the test's own state root."""
+    try:
+        # When default paths are tagged per state root (boxes of one name in two roots).
+        return box_path(None, name, str(tb.root))  # type: ignore[call-arg,unused-ignore]
+    except TypeError:
+        return box_path(None, name)
 
 
 def assert_no_cgroup(path: str) -> None:
@@ -69,7 +78,8 @@ class Boxes:
     ) -> str:
         name = name or unique("ab")
         # Registered before it exists: a failed run must be cleaned up and checked too.
-        self.cgroups[name] = bundle_fields.get("linux", {}).get("cgroupsPath") or f"/tuibox/{name}"
+        linux = bundle_fields.get("linux", {})
+        self.cgroups[name] = linux.get("cgroupsPath") or cgpath(self.tb, name)
         bundle = self.make_bundle(list(args), **bundle_fields)
         self.tb("run", "-d", "--bundle", str(bundle), *flags, name)
         return name

@@ -8,6 +8,8 @@ input (one line, non-zero, nothing left behind).
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -15,11 +17,12 @@ from pathlib import Path
 import pexpect
 import pytest
 
-from tests.conftest import TB, unique
+from tests.conftest import REPO, TB, unique
 from tests.integration import actions_helpers
 from tests.integration.actions_helpers import (
     Boxes,
     assert_no_cgroup,
+    cgpath,
     proc_state,
     wait_for,
 )
@@ -42,7 +45,7 @@ def test_exec_joins_the_box_pid_namespace(tb: TB, boxes: Boxes) -> None:
     assert cmdline.strip() == "sleep 1000"
     # and it is in the box's cgroup while it runs
     out = tb("exec", name, "sh", "-c", "cat /proc/self/cgroup").stdout
-    assert f"memory:/tuibox/{name}" in out
+    assert f"memory:{cgpath(tb, name)}" in out
 
 
 def test_exec_exit_status_env_workdir_and_user(tb: TB, boxes: Boxes) -> None:
@@ -167,7 +170,7 @@ def test_destroy_without_pid_namespace_kills_every_process(tb: TB, boxes: Boxes)
     assert all(p["box_pid"] == p["pid"] for p in boxes.ps(name))  # host pids: no pid ns
     tb("destroy", "--force", name)
     wait_for(lambda: all(proc_state(pid) in ("", "Z") for pid in pids), timeout=5)
-    assert_no_cgroup(f"/tuibox/{name}")
+    assert_no_cgroup(cgpath(tb, name))
 
 
 # ---- stats ---------------------------------------------------------------------------------------
@@ -209,7 +212,7 @@ def test_bad_input_is_one_line_and_leaves_nothing(
         other = unique("bad")
         assert words in tb.fails("run", "--bundle", str(bundle), *flags, other)
         assert other not in tb.names()
-        assert_no_cgroup(f"/tuibox/{other}")
+        assert_no_cgroup(cgpath(tb, other))
     assert "does not exist" in tb.fails("exec", unique("nobox"), "true")
     stopped = boxes.run(args=("true",))
     wait_for(lambda: tb.state(stopped)["status"] == "stopped")
@@ -218,3 +221,28 @@ def test_bad_input_is_one_line_and_leaves_nothing(
     assert "cannot pause" in tb.fails("pause", stopped)
     assert "nothing to change" in tb.fails("update", name)
     assert "exec: missing COMMAND" in tb.fails("exec", name)
+
+
+# ---- start-up hygiene ----------------------------------------------------------------------------
+
+
+def test_action_verbs_stay_lean(tb: TB, boxes: Boxes) -> None:
+    """exec/ps/stats import no UI, no pyroute2, nor the slow stdlib modules the run path avoids."""
+    name = boxes.run()
+    code = (
+        "import sys\n"
+        "sys.argv = ['tuibox'] + sys.argv[1:]\n"
+        "from tuibox.cli import main\n"
+        "rc = main()\n"
+        "heavy = ('textual', 'pyroute2', 'rich', 'argparse', 'json', 'contextlib', 'dataclasses',"
+        " 'pathlib', 'signal', 'typing', 'platform', 're')\n"
+        "print('LOADED', [m for m in heavy if m in sys.modules], rc)\n"
+    )
+    for verb in (("exec", name, "true"), ("ps", name), ("stats", "--no-stream", name)):
+        # -I -S: as the `tuibox` launcher starts Python (site itself imports more)
+        proc = subprocess.run(
+            [sys.executable, "-IS", "-c", f"import sys; sys.path.insert(0, {str(REPO)!r})\n"
+             + code, "--root", str(tb.root), *verb],
+            capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,
+        )  # fmt: skip
+        assert "LOADED [] 0" in proc.stdout, (verb, proc.stdout, proc.stderr)

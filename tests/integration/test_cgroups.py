@@ -5,6 +5,7 @@ the device allowlist, and clean-up after destroy and after a failed create."""
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from tests.integration import actions_helpers
 from tests.integration.actions_helpers import (
     Boxes,
     assert_no_cgroup,
+    cgpath,
     cgroup_dirs,
     proc_state,
     v1_file,
@@ -42,7 +44,7 @@ needs_v1 = pytest.mark.skipif(
 
 def test_box_gets_a_cgroup_in_every_hierarchy_and_destroy_removes_it(tb: TB, boxes: Boxes) -> None:
     name = boxes.run("--memory", "64m", "--cpus", "0.5", "--pids-limit", "100")
-    path = f"/tuibox/{name}"
+    path = cgpath(tb, name)
     for d in cgroup_dirs(path):
         assert os.path.isdir(d), d
     pid = boxes.pid(name)
@@ -61,7 +63,7 @@ def test_limits_from_flags_reach_the_files(tb: TB, boxes: Boxes) -> None:
         "--memory", "64m", "--memory-swap", "128m", "--cpus", "0.5", "--cpu-shares", "512",
         "--cpuset-cpus", "0", "--pids-limit", "100",
     )  # fmt: skip
-    path = f"/tuibox/{name}"
+    path = cgpath(tb, name)
     assert v1_file("memory", path, "memory.limit_in_bytes") == str(64 << 20)
     assert v1_file("memory", path, "memory.memsw.limit_in_bytes") == str(128 << 20)
     assert v1_file("cpu", path, "cpu.cfs_quota_us") == "50000"
@@ -97,10 +99,10 @@ def test_memory_hog_is_oom_killed_and_the_box_survives(tb: TB, boxes: Boxes) -> 
              check=False)  # fmt: skip
     assert hog.returncode == 137, hog
     assert "ok" not in hog.stdout
-    oom = v1_file("memory", f"/tuibox/{name}", "memory.oom_control")
+    oom = v1_file("memory", cgpath(tb, name), "memory.oom_control")
     assert (
         "oom_kill 1" in oom.splitlines()
-        or int(v1_file("memory", f"/tuibox/{name}", "memory.failcnt")) > 0
+        or int(v1_file("memory", cgpath(tb, name), "memory.failcnt")) > 0
     )
     assert tb.state(name)["status"] == "running"  # the box's init and the host live on
 
@@ -111,9 +113,9 @@ def test_pids_limit_stops_a_fork_loop(tb: TB, boxes: Boxes) -> None:
     loop = "for i in $(seq 1 40); do sleep 60 >/dev/null 2>&1 & done; echo looped"
     out = tb("exec", name, "sh", "-c", loop, check=False)
     assert "can't fork" in out.stderr, out
-    current = int(v1_file("pids", f"/tuibox/{name}", "pids.current"))
+    current = int(v1_file("pids", cgpath(tb, name), "pids.current"))
     assert current <= 20
-    assert int(v1_file("pids", f"/tuibox/{name}", "pids.events").split()[-1]) > 0
+    assert int(v1_file("pids", cgpath(tb, name), "pids.events").split()[-1]) > 0
 
 
 @needs_v1
@@ -124,25 +126,25 @@ def test_pause_freezes_and_resume_thaws(tb: TB, boxes: Boxes) -> None:
     assert len(pids) == 2
     tb("pause", name)
     assert tb.state(name)["status"] == "paused"
-    assert v1_file("freezer", f"/tuibox/{name}", "freezer.state") == "FROZEN"
+    assert v1_file("freezer", cgpath(tb, name), "freezer.state") == "FROZEN"
     assert all(proc_state(p) == "D" for p in pids)  # frozen tasks sleep uninterruptibly
     assert "paused" in tb("list").stdout
     assert "cannot exec in box" in tb.fails("exec", name, "true")
     assert "cannot pause" in tb.fails("pause", name)
     tb("resume", name)
     assert tb.state(name)["status"] == "running"
-    assert v1_file("freezer", f"/tuibox/{name}", "freezer.state") == "THAWED"
+    assert v1_file("freezer", cgpath(tb, name), "freezer.state") == "THAWED"
     wait_for(lambda: all(proc_state(p) == "S" for p in pids))
     assert "cannot resume" in tb.fails("resume", name)
     tb("pause", name)
     tb("destroy", "--force", name)  # a paused box still dies (thawed after SIGKILL)
-    assert_no_cgroup(f"/tuibox/{name}")
+    assert_no_cgroup(cgpath(tb, name))
 
 
 @needs_v1
 def test_update_changes_a_running_box(tb: TB, boxes: Boxes) -> None:
     name = boxes.run("--memory", "64m")
-    path = f"/tuibox/{name}"
+    path = cgpath(tb, name)
     tb("update", name, "--memory", "128m", "--cpus", "0.25", "--pids-limit", "30")
     assert v1_file("memory", path, "memory.limit_in_bytes") == str(128 << 20)
     assert v1_file("cpu", path, "cpu.cfs_quota_us") == "25000"
@@ -170,11 +172,21 @@ def test_failed_create_removes_its_cgroups(tb: TB, make_bundle: Callable[..., Pa
     err = tb.fails("run", "--bundle", str(bundle), "--cpuset-cpus", "250", name)
     assert "cpuset.cpus" in err
     assert name not in tb.names()
-    assert_no_cgroup(f"/tuibox/{name}")
+    assert_no_cgroup(cgpath(tb, name))
     # a failure inside the init (after the init joined the cgroup) is undone as well
     bundle = make_bundle(
         ["true"], process={"rlimits": [{"type": "RLIMIT_NOFILE", "soft": 10, "hard": 1 << 30}]}
     )
     assert "rlimits" in tb.fails("run", "-d", "--bundle", str(bundle), name)
     assert name not in tb.names()
-    assert_no_cgroup(f"/tuibox/{name}")
+    assert_no_cgroup(cgpath(tb, name))
+
+
+@needs_v1
+def test_stop_of_a_paused_box_delivers_sigterm(tb: TB, boxes: Boxes) -> None:
+    name = boxes.run(args=("sh", "-c", "trap 'exit 9' TERM; while :; do sleep 0.1; done"))
+    tb("pause", name)
+    t0 = time.monotonic()
+    tb("stop", "--timeout", "20", name)
+    assert time.monotonic() - t0 < 10  # thawed to take the SIGTERM, not killed at the timeout
+    assert tb("wait", name).stdout == "9\n"

@@ -11,7 +11,7 @@ import pytest
 
 from tests.conftest import TB, unique
 from tests.integration import actions_helpers
-from tests.integration.actions_helpers import Boxes, assert_no_cgroup
+from tests.integration.actions_helpers import Boxes, assert_no_cgroup, cgpath
 from tuibox.runtime import defaults
 from tuibox.runtime.linux.capabilities import mask
 
@@ -76,7 +76,7 @@ def test_unavailable_capability_is_named(tb: TB, make_bundle: Callable[..., Path
     err = tb.fails("run", "--bundle", str(make_bundle(process={"capabilities": sets})), name)
     assert "process.capabilities" in err and "CAP_SYS_RESOURCE" in err
     assert name not in tb.names()
-    assert_no_cgroup(f"/tuibox/{name}")
+    assert_no_cgroup(cgpath(tb, name))
     bad = {"bounding": ["CAP_NOT_A_THING"]}
     assert "CAP_NOT_A_THING" in tb.fails(
         "run", "--bundle", str(make_bundle(process={"capabilities": bad})), unique("caps")

@@ -1,7 +1,8 @@
-"""Fixtures for the TUI tests: the app on the in-memory fake, or on the real CLI.
+"""Fixtures for the TUI tests: the app on the in-memory fake, or on the real runtime.
 
 `make_app` gives fast, deterministic apps (fixed clock, no timed polling: tests refresh
-explicitly with `refresh(pilot)`). `real_app` runs the real CLI against a private --root
+explicitly with `refresh(pilot)`). `real_app` runs the real runtime (queries in-process,
+mutations through the CLI, as the app does by default) against a private --root
 (the `tb` fixture of tests/conftest.py destroys what is left and checks for leaks); tests
 using it must be marked `root`.
 """
@@ -22,7 +23,7 @@ from textual.pilot import Pilot
 from textual.widgets import Static
 
 from tuibox.app import TuiboxApp
-from tuibox.service import CliBackend
+from tuibox.service import InProcessBackend
 
 
 @pytest.fixture(autouse=True)
@@ -64,12 +65,13 @@ def make_app(fake: FakeBackend) -> Callable[..., TuiboxApp]:
 
 
 @pytest.fixture
-def real_backend(tb: Any) -> CliBackend:
-    return CliBackend(str(tb.root), str(tb.data_root))
+def real_backend(tb: Any) -> InProcessBackend:
+    # The app's default: queries in-process, everything else through the real CLI.
+    return InProcessBackend(str(tb.root), str(tb.data_root))
 
 
 @pytest.fixture
-def real_app(real_backend: CliBackend) -> TuiboxApp:
+def real_app(real_backend: InProcessBackend) -> TuiboxApp:
     return TuiboxApp(backend=real_backend, refresh_interval=0.5, privileged=True)
 
 

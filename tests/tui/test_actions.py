@@ -1,4 +1,4 @@
-"""Actions on boxes: greyed when the state forbids them, errors shown, palette, shell hook."""
+"""Actions on boxes: greyed when the state forbids them, errors shown, palette (panes elsewhere)."""
 
 from __future__ import annotations
 
@@ -205,29 +205,6 @@ async def test_kill_picks_a_signal(make_app: Callable[..., TuiboxApp], fake: Fak
         assert ("kill", "web", "KILL") in fake.calls
 
 
-async def test_shell_hook_needs_a_real_terminal(make_app: Callable[..., TuiboxApp]) -> None:
-    app = make_app()
-    async with app.run_test(size=SIZE) as pilot:
-        await refresh(pilot)
-        await goto(pilot, "web")
-        await pilot.press("e")
-        await pilot.pause()
-        # Headless runs cannot suspend: the user is told, the app carries on.
-        assert "a shell needs a real terminal" in messages(app)
-
-
-async def test_shell_uses_the_open_shell_hook(make_app: Callable[..., TuiboxApp]) -> None:
-    opened: list[str] = []
-    app = make_app()
-    # The terminal pane will replace this hook; the binding must go through it.
-    app.open_shell = lambda name, shell="/bin/sh": opened.append(name)  # type: ignore[method-assign]
-    async with app.run_test(size=SIZE) as pilot:
-        await refresh(pilot)
-        await goto(pilot, "web")
-        await pilot.press("e")
-        assert opened == ["web"]
-
-
 async def test_palette_offers_every_screen_action(make_app: Callable[..., TuiboxApp]) -> None:
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:
@@ -236,7 +213,8 @@ async def test_palette_offers_every_screen_action(make_app: Callable[..., Tuibox
         provider = ActionCommands(screen)
         titles = {hit.text: hit.help async for hit in provider.discover()}
         for title in ("Create", "Start", "Stop", "Restart", "Pause", "Resume", "Kill",
-                      "Destroy", "Shell", "Processes", "Logs", "Filter", "Select", "Sort",
+                      "Destroy", "Shell", "Attach", "Shell (full terminal)", "Processes",
+                      "Logs", "Filter", "Select", "Sort",
                       "From bundle", "Help", "Quit", "Select all", "Reverse sort"):  # fmt: skip
             assert title in titles, title
         assert "not now" in str(titles["Start"]) and "web is running" in str(titles["Start"])

@@ -64,6 +64,39 @@ async def test_form_defaults(make_app: Callable[..., TuiboxApp]) -> None:
         assert [v for _, v in select._options if isinstance(v, str)] == ["busybox", "alpine"]
 
 
+async def test_defaults_without_a_console_keeper(
+    make_app: Callable[..., TuiboxApp], fake: FakeBackend
+) -> None:
+    # Without `attach` nothing would hold a terminal box's console: /bin/sh would exit at
+    # once, so the form proposes a box that stays up, and says why.
+    fake.unavailable["attach"] = "this runtime has no 'attach' command yet"
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        form = await open_form(pilot, app)
+        assert form.query_one("#command", Input).value == "sleep infinity"
+        assert form.query_one("#terminal", Switch).value is False
+        assert "no console keeper" in error_of(form, "command")
+        await pilot.press("enter")
+        await app.workers.wait_for_complete()
+        box = fake.boxes["box-1"]
+        assert box.command == ("sleep", "infinity") and not box.terminal
+
+
+async def test_a_bare_shell_without_a_terminal_is_pointed_out(
+    make_app: Callable[..., TuiboxApp],
+) -> None:
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        form = await open_form(pilot, app)
+        assert error_of(form, "command") == ""  # the defaults: a shell on a console
+        form.query_one("#terminal", Switch).value = False
+        await pilot.pause()
+        assert "exits at once" in error_of(form, "command")
+        set_value(form, "command", "sleep 1000")
+        await pilot.pause()
+        assert error_of(form, "command") == ""
+
+
 async def test_invalid_name_shows_the_runtime_rule_inline(
     make_app: Callable[..., TuiboxApp], fake: FakeBackend
 ) -> None:

@@ -175,7 +175,7 @@ async def test_select_all_then_bulk_destroy_confirms_with_names(
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:
         await refresh(pilot)
-        await pilot.press("a", "d")
+        await pilot.press("A", "d")
         from tuibox.screens.confirm import ConfirmScreen
 
         assert isinstance(app.screen, ConfirmScreen)

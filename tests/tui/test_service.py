@@ -19,12 +19,14 @@ from tuibox.service import (
     BoxRow,
     CliBackend,
     CreateOptions,
+    InProcessBackend,
     ProcessRow,
     ServiceError,
     ServiceUnavailable,
     StatsRow,
     allowed,
     error_from_cli,
+    make_backend,
     parse_size,
     read_log_chunk,
     signal_number,
@@ -224,7 +226,11 @@ elif verb == "start":
 elif verb == "stop":
     time.sleep(30)
 elif verb == "--help":
-    print("usage\n\nverbs:\n  list   l\n  start  s\n  ps     p\n")
+    print("usage\n\nverbs:\n  list   l\n  start  s\n  ps     p\n  exec   e\n  attach a\n")
+elif verb == "attach":  # listed in the help, but its module has not landed
+    sys.stderr.write("Traceback (most recent call last):\n")
+    sys.stderr.write("ModuleNotFoundError: No module named 'tuibox.cli.attach'\n")
+    sys.exit(1)
 """
 
 
@@ -275,10 +281,55 @@ def test_cli_backend_probe(cli: tuple[CliBackend, Path]) -> None:
     assert "no 'pause' command" in missing["pause"]
 
 
+def test_cli_backend_probe_asks_late_verbs_themselves(cli: tuple[CliBackend, Path]) -> None:
+    backend, record = cli
+    missing = asyncio.run(backend.unavailable_verbs(["ps", "exec", "attach"]))
+    assert set(missing) == {"attach"}
+    assert "'attach' does not work in this runtime yet" in missing["attach"]
+    assert "No module named" in missing["attach"]
+    asked = [json.loads(line)["words"] for line in record.read_text().splitlines()]
+    assert ["exec", "--help"] in asked and ["ps", "--help"] not in asked
+
+
 def test_cli_backend_shell_command(cli: tuple[CliBackend, Path]) -> None:
     backend, _ = cli
     argv = backend.shell_command("web")
     assert argv[-4:] == ["exec", "-it", "web", "/bin/sh"]
+
+
+def test_cli_backend_terminal_commands(cli: tuple[CliBackend, Path], tmp_path: Path) -> None:
+    backend, _ = cli
+    shell = backend.terminal_command("web", "shell", "/bin/ash")
+    assert shell.argv[-4:] == ("exec", "-it", "web", "/bin/ash")
+    assert shell.argv[3:7] == (
+        "--root",
+        str(tmp_path / "state"),
+        "--data-root",
+        str(tmp_path / "data"),
+    )
+    attach = backend.terminal_command("web", "attach")
+    # The pane keeps the detach key for itself: the attach client gets none.
+    assert attach.argv[-4:] == ("attach", "--detach-keys", "", "web")
+    assert attach.env is not None and attach.env["TERM"] == "xterm-256color"
+    assert "COLUMNS" not in attach.env and "PYTHONPATH" in attach.env
+    with pytest.raises(ValueError, match="unknown terminal mode"):
+        backend.terminal_command("web", "spy")
+
+
+def test_the_default_backend_queries_in_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("TUIBOX_TUI_BACKEND", raising=False)
+    assert isinstance(make_backend("/tmp/r", "/tmp/d"), InProcessBackend)
+    monkeypatch.setenv("TUIBOX_TUI_BACKEND", "cli")
+    backend = make_backend("/tmp/r", "/tmp/d")
+    assert type(backend) is CliBackend
+
+
+def test_in_process_list_of_an_empty_root(tmp_path: Path) -> None:
+    backend = InProcessBackend(str(tmp_path / "none"), str(tmp_path / "data"))
+    assert asyncio.run(backend.list_boxes()) == []
+    assert asyncio.run(backend.stats()) == []
+    with pytest.raises(ServiceError, match="box 'web' does not exist"):
+        asyncio.run(backend.processes("web"))
 
 
 def test_cli_backend_spec_from_state_dir(tmp_path: Path) -> None:

@@ -9,11 +9,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from conftest import refresh
+from conftest import refresh, wait_until
 from textual.pilot import Pilot
 from textual.widgets import DataTable, Input
 
 from tuibox.app import TuiboxApp
+from tuibox.widgets.terminal_tabs import TerminalTabs
 
 SIZE = (120, 36)
 ROW = {"batch": 0, "db": 1, "old": 2, "web": 3}
@@ -54,3 +55,23 @@ def test_help(snap_compare: Any, make_app: Callable[..., TuiboxApp]) -> None:
     assert snap_compare(
         make_app(), terminal_size=(120, 40), run_before=on_box("web", "question_mark")
     )
+
+
+def test_terminal_panes(snap_compare: Any, make_app: Callable[..., TuiboxApp]) -> None:
+    async def before(pilot: Pilot[Any]) -> None:
+        await on_box("web")(pilot)
+        tabs = pilot.app.screen.query_one(TerminalTabs)
+
+        def shown() -> str:
+            tab = tabs.current
+            return tab.terminal.screen_text() if tab and tab.terminal else ""
+
+        for _ in range(2):  # two shells: the second tab is numbered
+            await pilot.press("e")
+            await wait_until(pilot, lambda: "$" in shown())
+            await pilot.press("ctrl+right_square_bracket")
+        await pilot.press("f", *"echo", "space", *"hello", "enter")
+        await wait_until(pilot, lambda: "\nhello" in shown())
+        await pilot.pause()
+
+    assert snap_compare(make_app(), terminal_size=SIZE, run_before=before)

@@ -3,23 +3,22 @@
 Our terminal goes into raw mode (when we forward its input), so every key, ctrl-c included,
 reaches the box's terminal, whose line discipline turns it into signals there. Window size
 changes (SIGWINCH) are copied to the pty (TIOCSWINSZ), which signals the box's foreground
-process group. Signals are noticed through `signal.set_wakeup_fd`, so one `select` waits for
+process group. Signals are noticed through `_signal.set_wakeup_fd`, so one `select` waits for
 keys, output and signals alike.
 """
 
 from __future__ import annotations
 
-import contextlib
+import _signal
 import errno
 import os
 import select
-import signal
 import termios
 import tty
 
 from tuibox.runtime.exec import ExecHandle, get_size, set_size
 
-_RELAYED = (signal.SIGWINCH, signal.SIGCHLD, signal.SIGTERM, signal.SIGHUP, signal.SIGINT)
+_RELAYED = (_signal.SIGWINCH, _signal.SIGCHLD, _signal.SIGTERM, _signal.SIGHUP, _signal.SIGINT)
 
 
 def _write_all(fd: int, data: bytes) -> None:
@@ -38,10 +37,10 @@ def relay(handle: ExecHandle, stdin: int = 0, stdout: int = 1, forward_stdin: bo
     raw = forward_stdin and os.isatty(stdin)
     saved = termios.tcgetattr(stdin) if raw else None
     wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
-    old_handlers = {s: signal.getsignal(s) for s in _RELAYED}
-    old_wakeup = signal.set_wakeup_fd(wake_w)
+    old_handlers = {s: _signal.getsignal(s) for s in _RELAYED}
+    old_wakeup = _signal.set_wakeup_fd(wake_w)
     for s in _RELAYED:
-        signal.signal(s, lambda *_: None)  # a Python handler, so the wakeup fd is written
+        _signal.signal(s, lambda *_: None)  # a Python handler, so the wakeup fd is written
     os.set_blocking(master, False)
     pending = b""  # keys not yet taken by the pty
     stdin_open = forward_stdin
@@ -71,14 +70,16 @@ def relay(handle: ExecHandle, stdin: int = 0, stdout: int = 1, forward_stdin: bo
                 else:
                     stdin_open = False
             if pending and (master in ready_w or not writers):
-                with contextlib.suppress(BlockingIOError):
+                try:
                     pending = pending[os.write(master, pending) :]
+                except BlockingIOError:
+                    pass  # the pty is full: select says when it drains
     finally:
         if saved is not None:
             termios.tcsetattr(stdin, termios.TCSADRAIN, saved)
-        signal.set_wakeup_fd(old_wakeup)
+        _signal.set_wakeup_fd(old_wakeup)
         for s, h in old_handlers.items():
-            signal.signal(s, h)
+            _signal.signal(s, h)
         os.close(wake_r)
         os.close(wake_w)
         handle.close()
@@ -86,11 +87,11 @@ def relay(handle: ExecHandle, stdin: int = 0, stdout: int = 1, forward_stdin: bo
 
 
 def _on_signal(handle: ExecHandle, signum: int, stdin: int, stdout: int) -> None:
-    if signum == signal.SIGWINCH:
+    if signum == _signal.SIGWINCH:
         size = get_size(stdin) or get_size(stdout)
         if size is not None and handle.master_fd is not None:
             set_size(handle.master_fd, *size)
-    elif signum in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
+    elif signum in (_signal.SIGTERM, _signal.SIGHUP, _signal.SIGINT):
         # In raw mode ctrl-c arrives as a key; these come from elsewhere (kill, a closed window).
         handle.signal(signum)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import time
 
+from tuibox.runtime.cgroups import fs
 from tuibox.runtime.cgroups.group import BoxCgroup, CgroupStats
 
 TYPE_CHECKING = False
@@ -58,8 +59,7 @@ def net_io(pid: int) -> tuple[int, int]:
             _OWN_NET.append(os.stat("/proc/self/ns/net").st_ino)
         if os.stat(f"/proc/{pid}/ns/net").st_ino == _OWN_NET[0]:
             return 0, 0
-        with open(f"/proc/{pid}/net/dev") as f:
-            return parse_net_dev(f.read())
+        return parse_net_dev(fs.read(f"/proc/{pid}/net/dev"))
     except (OSError, ValueError):
         return 0, 0
 

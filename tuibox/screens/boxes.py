@@ -24,7 +24,7 @@ from tuibox.widgets.format import (
     status_text,
 )
 from tuibox.widgets.quiet import show
-from tuibox.widgets.table_sync import cursor_key, sync_rows
+from tuibox.widgets.table_sync import LiveTable, cursor_key, sync_rows
 from tuibox.widgets.terminal import TerminalPane
 from tuibox.widgets.terminal_tabs import TerminalTab, TerminalTabs, exit_text
 
@@ -214,7 +214,7 @@ class BoxesScreen(Screen[None], BoxesAware):
             id="filter",
             classes="hidden",
         )
-        table: DataTable[Any] = DataTable(id="boxes", cursor_type="row", zebra_stripes=True)
+        table = LiveTable(id="boxes", cursor_type="row", zebra_stripes=True)
         yield table
         yield Static("", id="list-status", classes="status-line")
         yield BoxDetails(id="details")

@@ -24,6 +24,13 @@ if TYPE_CHECKING:
     from tuibox.app import TuiboxApp
 
 DEFAULT_IMAGE = "busybox"
+# A box's own default is /bin/sh on a terminal, which the console keeper holds open so the
+# user can attach later. Without the keeper (a runtime whose `attach` does not work) nothing
+# holds that terminal and the shell exits at once, so the form then proposes a box that stays
+# up. The switch is the probe's verdict on `attach`: nothing to flip by hand when it lands.
+WITH_CONSOLE = ("/bin/sh", True)
+WITHOUT_CONSOLE = ("sleep infinity", False)  # busybox's sleep takes "infinity"
+SHELLS = frozenset({"sh", "/bin/sh", "bash", "/bin/bash", "ash", "/bin/ash"})
 FIELDS = (
     "name",
     "image",
@@ -60,6 +67,14 @@ def field_for(message: str) -> str | None:
     return next((f for word, f in FIELD_HINTS if word in low), None)
 
 
+def form_defaults(unavailable: dict[str, str]) -> tuple[str, bool, str | None]:
+    """(command, terminal, why) for a new box; `why` says why it is not a shell on a console."""
+    if "attach" in unavailable:
+        why = f"no console keeper here ({unavailable['attach']}): a box that stays up instead"
+        return (*WITHOUT_CONSOLE, why)
+    return (*WITH_CONSOLE, None)
+
+
 def name_problem(name: str, taken: set[str]) -> str | None:
     try:
         check_name(name)
@@ -81,12 +96,14 @@ class CreateBoxScreen(ModalScreen[str | None]):
         super().__init__()
         self.suggested_name = suggested_name
         self.busy = False
+        self.defaults_note: str | None = None
 
     @property
     def tapp(self) -> TuiboxApp:
         return cast("TuiboxApp", self.app)
 
     def compose(self) -> ComposeResult:
+        command, terminal, self.defaults_note = form_defaults(self.tapp.unavailable)
         with Vertical(classes="dialog", id="create-dialog"):
             yield Label("Create and start a box", classes="dialog-title")
             with VerticalScroll(id="create-form"):
@@ -110,13 +127,17 @@ class CreateBoxScreen(ModalScreen[str | None]):
                         id="rootfs",
                     ),
                 )
-                yield from self._field("Command", Input("/bin/sh", id="command", compact=True))
+                yield from self._field("Command", Input(command, id="command", compact=True))
                 yield from self._field(
                     "Hostname", Input(compact=True, placeholder="same as the name", id="hostname")
                 )
                 with Horizontal(classes="row switches"):
                     yield Label("Terminal", classes="field-label")
-                    yield Switch(True, id="terminal", tooltip="Give the box a pty (-t)")
+                    yield Switch(
+                        terminal,
+                        id="terminal",
+                        tooltip="Give the box a pty, kept by a console keeper: attach to it (-t)",
+                    )
                     yield Label("Network", classes="field-label")
                     yield Switch(False, id="network", tooltip="Join the default bridge network")
                 yield Label("", id="network-error", classes="field-error hidden")
@@ -152,7 +173,26 @@ class CreateBoxScreen(ModalScreen[str | None]):
 
     def on_mount(self) -> None:
         self.query_one("#name", Input).focus()
+        if self.defaults_note:
+            self._note("command", self.defaults_note)
         self.load_images()
+
+    def _note(self, field: str, text: str) -> None:
+        label = self.query_one(f"#{field}-error", Label)
+        label.update(text)
+        label.set_classes("field-note" if text else "field-error hidden")
+
+    @on(Switch.Changed, "#terminal")
+    @on(Input.Changed, "#command")
+    def _shell_without_terminal(self) -> None:
+        # Not an error (sh -c scripts are fine): a bare shell without a terminal reads an
+        # empty stdin and exits at once, which surprises people.
+        command = self._value("command")
+        bare_shell = command in SHELLS and not self.query_one("#terminal", Switch).value
+        if bare_shell:
+            self._note("command", "without a terminal a shell reads nothing and exits at once")
+        elif self.query_one("#command-error", Label).has_class("field-note"):
+            self._note("command", self.defaults_note or "")
 
     @work(exclusive=True, exit_on_error=False, group="images")
     async def load_images(self) -> None:
@@ -172,8 +212,7 @@ class CreateBoxScreen(ModalScreen[str | None]):
 
     def _image_note(self, reason: str) -> None:
         # Not an error: the default image still works, the list of others is just unknown.
-        self.query_one("#image-error", Label).update(f"only the default image: {reason}")
-        self.query_one("#image-error", Label).set_classes("field-note")
+        self._note("image", f"only the default image: {reason}")
 
     # ---- validation
 

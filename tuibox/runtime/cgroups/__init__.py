@@ -27,17 +27,23 @@ def is_frozen(record: BoxRecord) -> bool:
     if not isinstance(dirs, dict):
         return False
     freezer = (dirs.get("v1") or {}).get("freezer")
+    unified = dirs.get("unified")
     try:
         if freezer:
-            with open(os.path.join(freezer, "freezer.state"), "rb") as f:
-                return f.read().strip() == b"FROZEN"
-        unified = dirs.get("unified")
+            return _read(os.path.join(freezer, "freezer.state")).strip() == b"FROZEN"
         if unified:
-            with open(os.path.join(unified, "cgroup.events"), "rb") as f:
-                return b"frozen 1" in f.read()
+            return b"frozen 1" in _read(os.path.join(unified, "cgroup.events"))
     except OSError:
         return False
     return False
+
+
+def _read(path: str) -> bytes:
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        return os.read(fd, 4096)
+    finally:
+        os.close(fd)
 
 
 def for_record(record: BoxRecord) -> BoxCgroup | None:

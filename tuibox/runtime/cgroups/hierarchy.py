@@ -129,9 +129,22 @@ def _detect(mountinfo: str) -> Hierarchies:
     return Hierarchies(v1, unified, controllers)
 
 
-def box_path(cgroups_path: str | None, name: str) -> str:
+def default_leaf(name: str, state_root: str | None) -> str:
+    """`tuibox/NAME` for the default state root; other roots get a tag of their own, so
+    boxes of one name in two state roots (tests, several users) never share a cgroup."""
+    from tuibox.runtime.state import DEFAULT_ROOT
+
+    if state_root is None or state_root.rstrip("/") == DEFAULT_ROOT:
+        return f"tuibox/{name}"
+    h = 0xCBF29CE484222325  # FNV-1a: stable across runs, unlike hash(), and needs no hashlib
+    for byte in state_root.rstrip("/").encode():
+        h = ((h ^ byte) * 0x100000001B3) & 0xFFFFFFFFFFFFFFFF
+    return f"tuibox/{h & 0xFFFFFFFF:08x}-{name}"
+
+
+def box_path(cgroups_path: str | None, name: str, state_root: str | None = None) -> str:
     """The box's cgroup path below each hierarchy's root, as '/a/b'."""
-    raw = cgroups_path if cgroups_path else f"tuibox/{name}"
+    raw = cgroups_path if cgroups_path else default_leaf(name, state_root)
     where = "config.json: linux.cgroupsPath"
     if not raw.startswith("/") and raw.count(":") == 2:
         raise SpecError(

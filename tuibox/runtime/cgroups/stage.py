@@ -13,6 +13,8 @@ from tuibox.runtime.cgroups import for_record
 from tuibox.runtime.cgroups.group import BoxCgroup
 from tuibox.runtime.cgroups.hierarchy import box_path, detect
 from tuibox.runtime.cgroups.resources import device_rules, limits, parse_resources
+from tuibox.runtime.errors import CgroupError
+from tuibox.runtime.linux import proc
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -27,7 +29,7 @@ def _wanted(req: CreateRequest) -> bool:
 def _prepare(ctx: SetupContext) -> None:
     spec = ctx.request.spec
     res = parse_resources(spec.linux.resources)
-    path = box_path(spec.linux.cgroups_path, ctx.record.id)
+    path = box_path(spec.linux.cgroups_path, ctx.record.id, ctx.runtime.root.path)
     cg = BoxCgroup.create(detect(), path)
     ctx.undo.callback(cg.destroy)
     warnings = cg.apply(res, device_rules(res, spec.linux.devices))
@@ -41,8 +43,15 @@ def _prepare(ctx: SetupContext) -> None:
 
 def _attach(ctx: SetupContext) -> None:
     cg = BoxCgroup.from_record(ctx.record.extra)
-    if cg is not None:
+    if cg is None:
+        return
+    try:
         cg.add(ctx.pid)
+    except CgroupError:
+        # The init works on while we attach; if it already failed and exited, its own
+        # error (read next by box.py) is the one to report, not our "no such process".
+        if proc.is_alive(ctx.pid, ctx.record.starttime):
+            raise
 
 
 def _teardown(runtime: Runtime, record: BoxRecord, box_dir: object) -> None:

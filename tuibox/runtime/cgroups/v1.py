@@ -90,8 +90,8 @@ def parse_blkio(text: str) -> tuple[int, int]:
 def memory_stats(directory: str) -> tuple[int, int | None]:
     """(usage without inactive page cache, as docker shows it; limit or None)."""
     usage = fs.read_int(os.path.join(directory, "memory.usage_in_bytes"))
-    stat = fs.keyed(fs.try_read(os.path.join(directory, "memory.stat")) or "")
-    usage -= min(usage, stat.get("total_inactive_file", 0))
+    stat = fs.try_read(os.path.join(directory, "memory.stat")) or ""
+    usage -= min(usage, fs.key(stat, "total_inactive_file"))
     limit = fs.read_int(os.path.join(directory, "memory.limit_in_bytes"))
     return usage, None if limit >= UNLIMITED else limit
 

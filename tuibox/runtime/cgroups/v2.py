@@ -86,15 +86,14 @@ def parse_io_stat(text: str) -> tuple[int, int]:
 
 def memory_stats(directory: str) -> tuple[int, int | None]:
     usage = fs.read_int(os.path.join(directory, "memory.current"))
-    stat = fs.keyed(fs.try_read(os.path.join(directory, "memory.stat")) or "")
-    usage -= min(usage, stat.get("inactive_file", 0))
+    stat = fs.try_read(os.path.join(directory, "memory.stat")) or ""
+    usage -= min(usage, fs.key(stat, "inactive_file"))
     raw = (fs.try_read(os.path.join(directory, "memory.max")) or "max").strip()
     return usage, None if raw == "max" else int(raw)
 
 
 def cpu_usage_ns(directory: str) -> int:
-    stat = fs.keyed(fs.try_read(os.path.join(directory, "cpu.stat")) or "")
-    return stat.get("usage_usec", 0) * 1000
+    return fs.key(fs.try_read(os.path.join(directory, "cpu.stat")) or "", "usage_usec") * 1000
 
 
 def io_stats(directory: str) -> tuple[int, int]:

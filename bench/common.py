@@ -86,8 +86,8 @@ def report(title: str, results: dict[str, list[float]], base: str) -> dict[str, 
     return medians
 
 
-def tempdir(prefix: str) -> Path:
-    return Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
+def tempdir(prefix: str, where: str = "/tmp") -> Path:
+    return Path(tempfile.mkdtemp(prefix=prefix, dir=where))
 
 
 def rmtree(path: Path) -> None:

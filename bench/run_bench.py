@@ -29,9 +29,12 @@ def main() -> int:
     rounds = int(sys.argv[sys.argv.index("--rounds") + 1]) if "--rounds" in sys.argv else 30
     in_private_mount_ns()
     base = tempdir("tuibox-bench-run-")
+    state = base
     try:
         bundle = make_bundle(base, ["/bin/true"])
-        roots = {k: base / f"root-{k}" for k in ("tuibox", "runc", "crun")}
+        # State roots on tmpfs, as each runtime's default (/run/runc, /run/crun, /run/tuibox).
+        state = tempdir("tuibox-bench-state-", "/run")
+        roots = {k: state / f"root-{k}" for k in ("tuibox", "runc", "crun")}
         cases = {
             "tuibox run": lambda i: time_once(
                 [*TUIBOX, "--root", str(roots["tuibox"]), "run", "--bundle", str(bundle), f"b{i}"]
@@ -56,13 +59,14 @@ def main() -> int:
         )
     finally:
         for rt in ("runc", "crun"):
-            root = base / f"root-{rt}"
+            root = state / f"root-{rt}"
             if root.exists() and have(rt):
                 for d in root.iterdir():
                     subprocess.run(
                         [rt, "--root", str(root), "delete", "-f", d.name], capture_output=True
                     )
         rmtree(base)
+        rmtree(state)
     return 0
 
 

@@ -264,6 +264,11 @@ class BoxCgroup:
         for d in reversed(self.made):
             if d not in leaves:
                 fs.rmdir(d)  # a parent still holding other boxes stays, and that is fine
+        # The shared `tuibox` parent is ours whoever made it: the last box out removes it.
+        for leaf in leaves:
+            parent = os.path.dirname(leaf)
+            if os.path.basename(parent) == "tuibox":
+                fs.rmdir(parent)
 
     # ---- stats ----------------------------------------------------------------------------
 

@@ -353,6 +353,8 @@ def fake_kernel(monkeypatch: pytest.MonkeyPatch) -> None:
             Path(path, name).write_text("")
 
     def rmdir(path: str) -> bool:
+        if not os.path.isdir(path):
+            return True  # as fs.rmdir: already gone is removed
         for entry in os.scandir(path):
             if entry.is_file():
                 os.unlink(entry.path)

@@ -157,6 +157,13 @@ async def test_detach_returns_to_the_list_and_back(
         assert app.focused is tab.terminal
         await type_line(pilot, "echo back")
         await wait_until(pilot, lambda: "back" in lines(tab.terminal))  # type: ignore[arg-type]
+        # Zoomed, the panes fill the screen; leaving the pane un-zooms.
+        await pilot.press("ctrl+right_square_bracket", "z")
+        assert screen.maximized is screen.query_one(TerminalTabs)
+        assert app.focused is tab.terminal
+        await pilot.press("ctrl+right_square_bracket")
+        assert screen.maximized is None
+        assert app.focused is screen.query_one("#boxes", DataTable)
 
 
 async def test_an_exited_program_says_so_and_its_tab_closes(
@@ -178,6 +185,7 @@ async def test_an_exited_program_says_so_and_its_tab_closes(
         assert tab_label(tabs, tab) == "shell: web · exited 3"
         assert any("exited 3" in n.message for n in app._notifications)
         # An exited pane hands its keys back: w closes it straight away.
+        assert app.focused is pane
         await pilot.press("w")
         await wait_until(pilot, lambda: tabs.count == 0)
         assert not tabs.display and screen.query_one(BoxDetails).display
@@ -220,7 +228,8 @@ async def test_several_panes_and_closing_ends_the_program(
         await pilot.press("ctrl+right_square_bracket", "w")
         await wait_until(pilot, lambda: tabs.count == 2)
         await wait_until(pilot, lambda: not _alive(pid))  # hung up and reaped
-        assert tabs.display and app.focused is tabs.current.terminal  # type: ignore[union-attr]
+        # Closed from the list: the keys stay on the list.
+        assert tabs.display and app.focused is screen.query_one("#boxes", DataTable)
 
 
 async def test_attach_needs_a_console_and_the_verb(
@@ -262,6 +271,9 @@ async def test_pane_keys_hide_without_panes_but_are_in_the_help(
         for title in ("Close pane", "To pane", "Next pane", "Zoom pane", "Shell (full terminal)"):
             assert title in described, title
         assert described["Close pane"].reason == "no terminal pane is open"
+        # The pane's own leave key is there before any pane is open.
+        assert described["Detach"].section == "terminal pane"
+        assert described["Detach"].keys == "^]"
         await pilot.press("question_mark")
         assert isinstance(app.screen, HelpScreen)
 

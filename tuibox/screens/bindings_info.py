@@ -116,10 +116,18 @@ def other_keys(app: TuiboxApp, screen: Screen[Any]) -> list[KeyInfo]:
     from tuibox.screens.boxes import BoxesScreen
     from tuibox.screens.logs import LogsScreen
     from tuibox.screens.processes import ProcessesScreen
+    from tuibox.widgets.terminal import TerminalPane
 
     out = []
-    for cls in (BoxesScreen, ProcessesScreen, LogsScreen):
-        if isinstance(screen, cls):
+    sections: list[tuple[type, str]] = [
+        (BoxesScreen, BoxesScreen.HELP_TITLE),
+        (ProcessesScreen, ProcessesScreen.HELP_TITLE),
+        (LogsScreen, LogsScreen.HELP_TITLE),
+        # The pane's keys (its leave key above all) are worth knowing before opening one.
+        (TerminalPane, "terminal pane"),
+    ]
+    for cls, title in sections:
+        if isinstance(screen, cls) or isinstance(screen.focused, cls):
             continue
         for b in class_bindings(cls):
             if not b.description or b.system or b.key in ("tab", "shift+tab"):
@@ -127,7 +135,7 @@ def other_keys(app: TuiboxApp, screen: Screen[Any]) -> list[KeyInfo]:
             key = app.keymap.get(b.id, b.key) if b.id else b.key
             out.append(
                 KeyInfo(
-                    section=cls.HELP_TITLE,
+                    section=title,
                     keys=", ".join(app.get_key_display(b.with_key(k)) for k in key.split(",")),
                     description=b.description,
                     action=b.action,

@@ -549,11 +549,14 @@ class BoxesScreen(Screen[None], BoxesAware):
         tab = tabs.current
         if tab is None:
             return
+        # Closed from inside (an exited pane has the keys): go on in the next pane. Closed
+        # from the list: stay on the list.
+        from_inside = self.focused is not None and tab in self.focused.ancestors_with_self
         await tabs.close(tab)
         if tabs.count == 0:
             self._panes_shown(False)
             self.table.focus()
-        elif not tabs.focus_current():
+        elif not (from_inside and tabs.focus_current()):
             self.table.focus()
         self._maybe_refresh_bindings()
 

@@ -147,9 +147,10 @@ class LiveTable(DataTable[Any]):
             return super().render_line(y)
         width = self.size.width
         scroll_x, scroll_y = self.scroll_offset
-        fixed_height = sum(
-            self.get_row_height(self._row_locations.get_key(i)) for i in range(self.fixed_rows)
-        )
+        fixed_height = 0
+        for i in range(self.fixed_rows):
+            fixed_key = self._row_locations.get_key(i)
+            fixed_height += self.get_row_height(fixed_key) if fixed_key is not None else 0
         if self.show_header:
             fixed_height += self.get_row_height(self._header_row_key)
         if y >= fixed_height:
@@ -220,8 +221,10 @@ class LiveTable(DataTable[Any]):
             return super()._render_cell(row_index, column_index, base_style, width, cursor, hover)
         row_key = self._row_locations.get_key(row_index)
         column_key = self._column_locations.get_key(column_index)
+        if row_key is None or column_key is None:
+            return super()._render_cell(row_index, column_index, base_style, width, cursor, hover)
         shown = content_key(self._data.get(row_key, {}).get(column_key))
-        if shown is None or row_key is None:
+        if shown is None:
             return super()._render_cell(row_index, column_index, base_style, width, cursor, hover)
         # Everything the render depends on: the position too, as Textual puts the row and
         # column into the segments' meta (what a mouse click reports).

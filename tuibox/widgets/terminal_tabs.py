@@ -13,7 +13,6 @@ exit status, until the user closes it.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import ClassVar
 
 from rich.text import Text
 from textual import events
@@ -106,7 +105,7 @@ class TerminalTab(TabPane):
 class TerminalTabs(TabbedContent):
     """The tabbed area of terminal panes; the screen decides when it is shown."""
 
-    ALLOW_MAXIMIZE: ClassVar[bool | None] = True
+    ALLOW_MAXIMIZE = True  # z: the panes fill the screen
 
     def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
         super().__init__(id=id, classes=classes)

@@ -215,3 +215,30 @@ async def test_in_process_queries_match_the_cli(
     procs = await real_backend.processes(idle)
     assert [(p.box_pid, p.command) for p in procs] == [(1, "sleep 1000")]
     assert procs == await cli.processes(idle)
+
+
+async def test_full_screen_programs_in_a_box_pane(
+    real_app: TuiboxApp, tb: Any, busybox_rootfs: Path
+) -> None:
+    """vi and top from busybox, inside a real box, drawn in the pane and quit again."""
+    app = real_app
+    name = f"tui-{uuid.uuid4().hex[:6]}"
+    tb("run", "-d", "--rootfs", str(busybox_rootfs), name, "sleep", "1000")
+    async with app.run_test(size=(120, 40)) as pilot:
+        tab = await open_pane_on(pilot, app, name, "shell")
+        await type_line(pilot, "vi /tmp/note")
+        # vi fills the screen with `~` for the lines past the end of the file.
+        await wait_until(pilot, lambda: sum(x == "~" for x in pane_lines(tab)) >= 10)
+        await pilot.press("i", "h", "e", "y", "escape")
+        await wait_until(pilot, lambda: "hey" in pane_lines(tab)[0])
+        await pilot.press("colon", "w", "q", "enter")
+        await wait_until(pilot, lambda: not any(x == "~" for x in pane_lines(tab)))
+        assert await answer(pilot, tab, "cat /tmp/note", "note") == ["hey"]
+
+        await type_line(pilot, "top")
+        # top's header and its process table, with the box's own `sleep` in it.
+        await wait_until(pilot, lambda: any(x.startswith("Mem:") for x in pane_lines(tab)))
+        await wait_until(pilot, lambda: any("sleep 1000" in x for x in pane_lines(tab)))
+        await pilot.press("q")
+        # busybox top leaves its last frame on the screen; the shell answering shows it quit.
+        assert await answer(pilot, tab, "echo back", "after") == ["back"]

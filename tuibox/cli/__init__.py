@@ -9,6 +9,10 @@ from __future__ import annotations
 import os
 import sys
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
 # verb -> (module, one-line help). Aliases point at the same module.
 VERBS: dict[str, tuple[str, str]] = {
     "create": ("lifecycle", "create a box from a bundle; its program waits for start"),
@@ -82,6 +86,23 @@ class Globals:
 def fail(message: str, code: int = 125) -> int:
     sys.stderr.write(f"tuibox: error: {message}\n")
     return code
+
+
+def for_each(names: list[str], act: Callable[[str], object]) -> int:
+    """Apply a verb to several boxes: one name fails as usual (its error, its exit code);
+    with several, each failure is one line and the others still run (docker's way)."""
+    from tuibox.runtime.errors import TuiboxError
+
+    failed = 0
+    for name in names:
+        try:
+            act(name)
+        except TuiboxError as e:
+            if len(names) == 1:
+                raise
+            sys.stderr.write(f"tuibox: error: {e}\n")
+            failed = e.exit_code
+    return failed
 
 
 def warn(message: str) -> None:

@@ -7,11 +7,11 @@ import os
 import sys
 import time
 
-from tuibox.cli import Globals
+from tuibox.cli import Globals, for_each
 from tuibox.cli.args import Arg, Command, Opt, UsageError, parse
 from tuibox.cli.limits import LIMIT_OPTS
 from tuibox.runtime import fastjson
-from tuibox.runtime.errors import SpecError, TuiboxError
+from tuibox.runtime.errors import SpecError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -315,16 +315,7 @@ def do_wait(opts: dict[str, Any], g: Globals) -> int:
 def _each(opts: dict[str, Any], g: Globals, verb: str) -> int:
     rt = runtime(g)
     names = _names(opts, verb)
-    failed = 0
-    for name in names:
-        try:
-            getattr(rt, verb)(name)
-        except TuiboxError as e:
-            if len(names) == 1:
-                raise
-            sys.stderr.write(f"tuibox: error: {e}\n")
-            failed = e.exit_code
-    return failed
+    return for_each(names, getattr(rt, verb))
 
 
 def do_pause(opts: dict[str, Any], g: Globals) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 
-from tuibox.cli import Globals, warn
+from tuibox.cli import Globals, for_each, warn
 from tuibox.cli.args import Arg, Command, Opt, UsageError, parse
 from tuibox.cli.limits import LIMIT_OPTS, apply_limit_flags
 from tuibox.cli.network import NET_OPTS, network_options
@@ -311,16 +311,8 @@ def do_destroy(opts: dict[str, Any], g: Globals) -> int:
     if not names:
         raise UsageError("destroy: missing NAME")
     rt = runtime(g)
-    failed = 0
-    for name in names:
-        try:
-            rt.destroy(name, force=bool(opts["force"]))
-        except TuiboxError as e:
-            if len(names) == 1:
-                raise
-            sys.stderr.write(f"tuibox: error: {e}\n")
-            failed = e.exit_code
-    return failed
+    force = bool(opts["force"])
+    return for_each(names, lambda name: rt.destroy(name, force=force))
 
 
 def do_state(opts: dict[str, Any], g: Globals) -> int:

@@ -179,24 +179,18 @@ def do_create(opts: dict[str, Any], g: Globals) -> int:
 
 
 def do_rm(opts: dict[str, Any], g: Globals) -> int:
-    from tuibox.cli import warn
-    from tuibox.runtime.errors import TuiboxError
+    from tuibox.cli import for_each, warn
     from tuibox.runtime.network.manage import remove_network
 
     names = opts["names"]
     if not names:
         raise UsageError("network rm: missing NAME")
-    failed = 0
-    for name in names:
-        try:
-            for note in remove_network(_root(g), name):
-                warn(note)
-        except TuiboxError as e:
-            if len(names) == 1:
-                raise
-            sys.stderr.write(f"tuibox: error: {e}\n")
-            failed = e.exit_code
-    return failed
+
+    def remove(name: str) -> None:
+        for note in remove_network(_root(g), name):
+            warn(note)
+
+    return for_each(names, remove)
 
 
 def do_port(opts: dict[str, Any], g: Globals) -> int:

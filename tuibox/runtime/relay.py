@@ -76,7 +76,10 @@ def relay(handle: ExecHandle, stdin: int = 0, stdout: int = 1, forward_stdin: bo
                     pass  # the pty is full: select says when it drains
     finally:
         if saved is not None:
-            termios.tcsetattr(stdin, termios.TCSADRAIN, saved)
+            try:
+                termios.tcsetattr(stdin, termios.TCSADRAIN, saved)
+            except (termios.error, OSError):
+                pass  # our terminal was hung up (a closed pane): nothing left to restore
         _signal.set_wakeup_fd(old_wakeup)
         for s, h in old_handlers.items():
             _signal.signal(s, h)

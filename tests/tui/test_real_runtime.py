@@ -229,8 +229,12 @@ async def test_full_screen_programs_in_a_box_pane(
         await type_line(pilot, "vi /tmp/note")
         # vi fills the screen with `~` for the lines past the end of the file.
         await wait_until(pilot, lambda: sum(x == "~" for x in pane_lines(tab)) >= 10)
-        await pilot.press("i", "h", "e", "y", "escape")
+        await pilot.press("i", "h", "e", "y")
         await wait_until(pilot, lambda: "hey" in pane_lines(tab)[0])
+        # vi reads ESC followed at once by another byte as an escape sequence, as any
+        # terminal program does: leave it the pause a person would.
+        await pilot.press("escape")
+        await pilot.pause(0.5)
         await pilot.press("colon", "w", "q", "enter")
         await wait_until(pilot, lambda: not any(x == "~" for x in pane_lines(tab)))
         assert await answer(pilot, tab, "cat /tmp/note", "note") == ["hey"]

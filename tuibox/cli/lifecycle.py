@@ -169,7 +169,7 @@ def load_request(opts: dict[str, Any], g: Globals, detach: bool) -> Any:
     if command and image is None:
         # (With an image the bridge already put the words after its Entrypoint.)
         spec = spec.replace(process=spec.process.replace(args=tuple(command)))
-    for line in getattr(spec, "warnings", ()):
+    for line in spec.warnings:
         warn(line)
     if spec.unsupported:
         warn("config.json: not implemented, ignored: " + ", ".join(spec.unsupported))

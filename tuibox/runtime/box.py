@@ -471,7 +471,8 @@ class Runtime(Actions):  # exec, ps, stats, wait, pause, resume, update: actions
 
 # ---- stage loading -----------------------------------------------------------------------
 
-# name -> (module registering it, predicate module-free check on the request)
+# stage name -> the module that registers it. "always:" stages load for every box; the
+# others only when the request's options name them (so pyroute2 loads only for networks).
 STAGE_MODULES: dict[str, str] = {
     # Every box: capabilities (default hardening) and a cgroup (limits, stats, freezer).
     "always:confine": "tuibox.runtime.confine",

@@ -34,18 +34,25 @@ def default_root() -> str:
     return os.environ.get("TUIBOX_ROOT") or DEFAULT_ROOT
 
 
-def check_name(name: str) -> str:
-    """Box ids: what runc accepts, minus anything that could be a path."""
+def check_identifier(
+    kind: str, name: str, first: frozenset[str], rest: frozenset[str], letters: str
+) -> str:
+    """A name that becomes a directory: never empty, a path, hidden or over MAX_NAME."""
     if not name:
-        raise InvalidName("box name must not be empty")
+        raise InvalidName(f"{kind} name must not be empty")
     if len(name) > MAX_NAME:
-        raise InvalidName(f"box name {name[:16]!r}...: longer than {MAX_NAME} characters")
-    if name[0] not in _NAME_FIRST or any(c not in _NAME_REST for c in name):
+        raise InvalidName(f"{kind} name {name[:16]!r}...: longer than {MAX_NAME} characters")
+    if name[0] not in first or any(c not in rest for c in name):
         raise InvalidName(
-            f"invalid box name {name!r}: use letters, digits, '_', '.', '-', "
+            f"invalid {kind} name {name!r}: use {letters}, digits, '_', '.', '-', "
             "starting with a letter or digit"
         )
     return name
+
+
+def check_name(name: str) -> str:
+    """Box ids: what runc accepts, minus anything that could be a path."""
+    return check_identifier("box", name, _NAME_FIRST, _NAME_REST, "letters")
 
 
 _RECORD_DEFAULTS: dict[str, Any] = {

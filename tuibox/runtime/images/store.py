@@ -22,6 +22,7 @@ import os
 from tuibox.runtime import fastjson
 from tuibox.runtime.errors import ImageError, InvalidName
 from tuibox.runtime.plain import Plain
+from tuibox.runtime.state import check_identifier
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -35,7 +36,6 @@ if TYPE_CHECKING:
 
 DEFAULT_DATA_ROOT = "/var/lib/tuibox"
 BUSYBOX = "busybox"
-MAX_NAME = 64
 _FIRST = frozenset("abcdefghijklmnopqrstuvwxyz0123456789")
 _REST = _FIRST | frozenset("_.-")
 _TMP = ".tmp-"
@@ -47,16 +47,7 @@ def default_data_root() -> str:
 
 def check_image_name(name: str) -> str:
     """^[a-z0-9][a-z0-9_.-]{0,63}$: never a path, never hidden (temp dirs start with a dot)."""
-    if not name:
-        raise InvalidName("image name must not be empty")
-    if len(name) > MAX_NAME:
-        raise InvalidName(f"image name {name[:16]!r}...: longer than {MAX_NAME} characters")
-    if name[0] not in _FIRST or any(c not in _REST for c in name):
-        raise InvalidName(
-            f"invalid image name {name!r}: use lower-case letters, digits, '_', '.', '-', "
-            "starting with a letter or digit"
-        )
-    return name
+    return check_identifier("image", name, _FIRST, _REST, "lower-case letters")
 
 
 def _now() -> str:

@@ -268,7 +268,7 @@ class Runtime(Actions):  # exec, ps, stats, wait, pause, resume, update: actions
         ctx.undo.callback(parent.close)
         if req.detach and req.stdio is None:
             log = os.open(
-                f"{d}/box.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o640
+                f"{d}/box.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600
             )
             null = os.open("/dev/null", os.O_RDONLY | os.O_CLOEXEC)
             ctx.plan.stdio = (null, log, log)

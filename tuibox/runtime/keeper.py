@@ -63,7 +63,7 @@ class Keeper:
             self.log = os.open(
                 os.path.join(box_dir, "box.log"),
                 os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC,
-                0o640,
+                0o600,
             )
         except OSError:
             pass  # a box dir being destroyed: keep the console anyway

@@ -123,7 +123,7 @@ class BoxRecord:
         return out
 
 
-def atomic_write(path: str, data: bytes, mode: int = 0o644) -> None:
+def atomic_write(path: str, data: bytes, mode: int = 0o600) -> None:
     tmp = f"{path}.{os.getpid()}.tmp"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
     try:
@@ -209,9 +209,11 @@ class StateRoot:
     def make_box_dir(self, name: str) -> str:
         """Claim a name: mkdir is atomic, so two creates of one name cannot both win."""
         d = self.box_dir(name)
-        os.makedirs(self.path, 0o711, exist_ok=True)
+        # 0700 all the way: a box's writable layer and its records live below, and a setuid
+        # file a box made must not be reachable by the host's unprivileged users.
+        os.makedirs(self.path, 0o700, exist_ok=True)
         try:
-            os.mkdir(d, 0o711)
+            os.mkdir(d, 0o700)
         except FileExistsError:
             raise BoxExists(name) from None
         return d

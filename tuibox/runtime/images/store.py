@@ -212,12 +212,14 @@ class ImageStore:
         path = os.path.join(self.image_dir(name), "rootfs")
         if not os.path.isdir(path):
             raise ImageError(f"image {name!r} does not exist")
+        _make_private(self.images)
         return path
 
     # -- changing --------------------------------------------------------------------------
 
     def _lock(self) -> _Lock:
-        os.makedirs(self.images, 0o711, exist_ok=True)
+        os.makedirs(self.images, 0o700, exist_ok=True)
+        _make_private(self.images)
         return self._held
 
     def _new_temp(self) -> _Temp:
@@ -274,7 +276,7 @@ class ImageStore:
             info = ImageInfo(name, _now(), source, tree_size(rootfs), **defaults)
             data = fastjson.dumps(info.to_json(), indent=1).encode() + b"\n"
             _write_new(os.path.join(tmp.path, "image.json"), data)
-            os.chmod(tmp.path, 0o711)
+            os.chmod(tmp.path, 0o700)
             with self._lock():
                 # Another import of the same name may have finished meanwhile.
                 self._refuse_existing(name)
@@ -371,8 +373,18 @@ class ImageStore:
         _Temp(path, fd).discard()
 
 
+def _make_private(path: str) -> None:
+    """0700 on the images dir: an image may ship setuid-root files, and a store made by an
+    older tuibox (0711) would let any local user run them through <data>/images/X/rootfs."""
+    try:
+        if os.stat(path).st_mode & 0o077:
+            os.chmod(path, 0o700)
+    except FileNotFoundError:
+        pass
+
+
 def _write_new(path: str, data: bytes) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
     try:
         os.write(fd, data)
         os.fsync(fd)

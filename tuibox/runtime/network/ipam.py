@@ -42,10 +42,10 @@ class Leases:
 
     def claim(self, address: int, box: str, hostname: str = "") -> bool:
         """Take `address` for `box`; False when someone holds it already."""
-        os.makedirs(self.dir, 0o755, exist_ok=True)
+        os.makedirs(self.dir, 0o700, exist_ok=True)
         try:
             fd = os.open(
-                self._path(address), os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644
+                self._path(address), os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600
             )
         except FileExistsError:
             return False

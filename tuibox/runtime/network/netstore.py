@@ -60,7 +60,7 @@ class _Lock:
     def __enter__(self) -> str:
         lock = os.path.join(self.dir, "lock")
         while True:
-            os.makedirs(self.dir, 0o755, exist_ok=True)
+            os.makedirs(self.dir, 0o700, exist_ok=True)
             fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
             fcntl.flock(fd, fcntl.LOCK_EX)
             # `network rm` deletes the directory, lock included: whoever then wins the lock

@@ -301,7 +301,7 @@ def _firewall(
     marker = os.path.join(net_dir, TABLE_MARK)
     if alone or not os.path.exists(marker):
         nat.create_table(nft, table, bridge, subnet, state.nat)
-        os.close(os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644))
+        os.close(os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600))
         if state.nat:
             nat.enable_forwarding()
     net["table"] = table

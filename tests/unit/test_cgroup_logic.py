@@ -201,9 +201,25 @@ def test_resources_errors_name_the_field(raw: dict[str, object], field: str) -> 
 
 
 def test_unsupported_resources_are_reported_not_applied() -> None:
-    res = parse_resources({"hugepageLimits": [{"pageSize": "2MB", "limit": 1}], "cpu": {"idle": 1}})
-    assert res.unsupported == ("linux.resources.cpu.idle", "linux.resources.hugepageLimits")
+    res = parse_resources({"cpu": {"idle": 1}, "blockIO": {"leafWeight": 10}, "hugepageLimits": []})
+    assert res.unsupported == ("linux.resources.cpu.idle", "linux.resources.blockIO.leafWeight")
     assert plan_v1(res) == []
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("hugepageLimits", [{"pageSize": "2MB", "limit": 1}]),
+        ("network", {"classID": 1048577}),
+        ("rdma", {"mlx5_1": {"hcaHandles": 3}}),
+        ("unified", {"memory.high": "1G"}),
+    ],
+)
+def test_limits_tuibox_cannot_apply_are_refused(key: str, value: object) -> None:
+    # fail closed: a limit asked for and not applied leaves the host less protected
+    with pytest.raises(SpecError) as info:
+        parse_resources({key: value})
+    assert str(info.value).startswith(f"config.json: linux.resources.{key}: ")
 
 
 def test_device_rules_deny_all_then_spec_then_defaults() -> None:

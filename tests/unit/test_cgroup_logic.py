@@ -406,18 +406,25 @@ def test_v2_create_enables_controllers_on_the_way_down(tmp_path: Path, fake_kern
     assert (root / "tuibox" / "web" / "cgroup.subtree_control").read_text() == ""
 
 
-def test_v2_apply_freeze_stats_and_record_round_trip(tmp_path: Path, fake_kernel: None) -> None:
+def test_v2_apply_freeze_stats_and_record_round_trip(
+    tmp_path: Path, fake_kernel: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tuibox.runtime.cgroups import devices_bpf
+
     root = _v2_root(tmp_path)
     h = Hierarchies({}, str(root), frozenset({"cpu", "memory", "pids", "io"}))
     cg = BoxCgroup.create(h, "/tuibox/web")
     box = Path(cg.unified or "")
+    attached: list[tuple[str, object]] = []
+    monkeypatch.setattr(devices_bpf, "attach", lambda d, rules: attached.append((d, rules)))
     warnings = cg.apply(
         parse_resources({"memory": {"limit": 64 << 20}, "cpu": {"quota": 50000}}),
         device_rules(Resources(), ()),
     )
     assert (box / "memory.max").read_text() == str(64 << 20)
     assert (box / "cpu.max").read_text() == "50000 100000"
-    assert len(warnings) == 1 and "device allowlist not enforced" in warnings[0]
+    # the device allowlist is a BPF program on v2 (tests/integration/test_devices_bpf.py)
+    assert warnings == [] and attached == [(str(box), device_rules(Resources(), ()))]
     with pytest.raises(CgroupError, match="cpuset"):
         cg.apply(parse_resources({"cpu": {"cpus": "0"}}))  # cpuset not enabled here
 

@@ -509,9 +509,3 @@ def plan_v2(res: Resources) -> tuple[list[Write], list[str]]:
     for kind, major, minor, rate in res.blkio_throttle:
         out.append(("io", "io.max", f"{major}:{minor} {names[kind]}={rate}"))
     return out, warnings
-
-
-V2_DEVICES_WARNING = (
-    "device allowlist not enforced: the devices controller is on cgroup v2, where it is an "
-    "eBPF program that tuibox does not load"
-)

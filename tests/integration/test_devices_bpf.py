@@ -136,3 +136,23 @@ def test_attach_to_something_that_is_not_a_cgroup_is_one_line(tmp_path: object) 
         devices_bpf.attach(str(tmp_path), device_rules(parse_resources({}), ()))
     assert "\n" not in str(info.value)
     assert str(info.value).startswith("cannot attach the device allowlist program to ")
+
+
+def test_a_box_cgroup_on_v2_gets_the_program() -> None:
+    """BoxCgroup as a pure cgroup v2 host has it (no v1 devices controller): apply() attaches
+    the program instead of warning, and destroy() takes it away with the cgroup."""
+    from tuibox.runtime.cgroups.group import BoxCgroup
+    from tuibox.runtime.cgroups.hierarchy import Hierarchies
+
+    unified = _unified()
+    path = f"/tuibox-test-{uuid.uuid4().hex[:8]}"
+    cg = BoxCgroup.create(Hierarchies({}, unified, frozenset()), path)
+    try:
+        assert cg.unified is not None and not cg.v1
+        res = parse_resources({})
+        assert cg.apply(res, device_rules(res, ())) == []
+        seen = probe(cg.unified)
+    finally:
+        cg.destroy()
+    assert seen["kmsg:r"] == "no" and seen["null:w"] == seen["zero:r"] == "ok"
+    assert not os.path.exists(unified + path)

@@ -4,10 +4,12 @@
 dict `tuibox spec` saves (what `runc spec` would). Every error is a `SpecError` of one line that
 names the file and the JSON field: `config.json: process.cwd: must be an absolute path`.
 
-Fields of the OCI runtime spec that tuibox does not implement are never an error and never
-silently dropped: their dotted names land in `Spec.unsupported` for the caller to warn about
-(`UNSUPPORTED_FIELDS` lists the known ones, for the docs and the tests). Whether a path exists
-is not checked here; the runtime does that when it uses it.
+Fields of the OCI runtime spec that tuibox does not implement are never silently dropped.
+Those whose absence would weaken isolation are refused, naming the field (`REFUSED_FIELDS`:
+fail closed); the others land, by dotted name, in `Spec.unsupported` for the caller to warn
+about (`UNSUPPORTED_FIELDS` lists the known ones). docs/SPEC_FIELDS.md has the table. What
+only the host can tell (is AppArmor on, is a namespace path the host's own) and whether a
+path exists are not checked here; the runtime does that when it uses them.
 
 On `tuibox run`'s start-up path: C modules and our own lean ones only (no json, pathlib, re,
 typing or dataclasses at run time; see docs/ARCHITECTURE.md).

@@ -201,9 +201,25 @@ def test_resources_errors_name_the_field(raw: dict[str, object], field: str) -> 
 
 
 def test_unsupported_resources_are_reported_not_applied() -> None:
-    res = parse_resources({"hugepageLimits": [{"pageSize": "2MB", "limit": 1}], "cpu": {"idle": 1}})
-    assert res.unsupported == ("linux.resources.cpu.idle", "linux.resources.hugepageLimits")
+    res = parse_resources({"cpu": {"idle": 1}, "blockIO": {"leafWeight": 10}, "hugepageLimits": []})
+    assert res.unsupported == ("linux.resources.cpu.idle", "linux.resources.blockIO.leafWeight")
     assert plan_v1(res) == []
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("hugepageLimits", [{"pageSize": "2MB", "limit": 1}]),
+        ("network", {"classID": 1048577}),
+        ("rdma", {"mlx5_1": {"hcaHandles": 3}}),
+        ("unified", {"memory.high": "1G"}),
+    ],
+)
+def test_limits_tuibox_cannot_apply_are_refused(key: str, value: object) -> None:
+    # fail closed: a limit asked for and not applied leaves the host less protected
+    with pytest.raises(SpecError) as info:
+        parse_resources({key: value})
+    assert str(info.value).startswith(f"config.json: linux.resources.{key}: ")
 
 
 def test_device_rules_deny_all_then_spec_then_defaults() -> None:
@@ -390,18 +406,25 @@ def test_v2_create_enables_controllers_on_the_way_down(tmp_path: Path, fake_kern
     assert (root / "tuibox" / "web" / "cgroup.subtree_control").read_text() == ""
 
 
-def test_v2_apply_freeze_stats_and_record_round_trip(tmp_path: Path, fake_kernel: None) -> None:
+def test_v2_apply_freeze_stats_and_record_round_trip(
+    tmp_path: Path, fake_kernel: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tuibox.runtime.cgroups import devices_bpf
+
     root = _v2_root(tmp_path)
     h = Hierarchies({}, str(root), frozenset({"cpu", "memory", "pids", "io"}))
     cg = BoxCgroup.create(h, "/tuibox/web")
     box = Path(cg.unified or "")
+    attached: list[tuple[str, object]] = []
+    monkeypatch.setattr(devices_bpf, "attach", lambda d, rules: attached.append((d, rules)))
     warnings = cg.apply(
         parse_resources({"memory": {"limit": 64 << 20}, "cpu": {"quota": 50000}}),
         device_rules(Resources(), ()),
     )
     assert (box / "memory.max").read_text() == str(64 << 20)
     assert (box / "cpu.max").read_text() == "50000 100000"
-    assert len(warnings) == 1 and "device allowlist not enforced" in warnings[0]
+    # the device allowlist is a BPF program on v2 (tests/integration/test_devices_bpf.py)
+    assert warnings == [] and attached == [(str(box), device_rules(Resources(), ()))]
     with pytest.raises(CgroupError, match="cpuset"):
         cg.apply(parse_resources({"cpu": {"cpus": "0"}}))  # cpuset not enabled here
 

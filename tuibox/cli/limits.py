@@ -26,25 +26,14 @@ LIMIT_OPTS = (
 
 def apply_limit_flags(spec: Any, opts: dict[str, Any]) -> Any:
     """The spec with the flags laid over linux.resources, validated now (one-line errors
-    before anything is created); warnings about limits this host cannot enforce added."""
-    from tuibox.runtime.cgroups.hierarchy import detect
-    from tuibox.runtime.cgroups.resources import (
-        V2_DEVICES_WARNING,
-        flags_to_raw,
-        merge_raw,
-        parse_resources,
-    )
+    before anything is created); fields this host does not apply added to the warnings."""
+    from tuibox.runtime.cgroups.resources import flags_to_raw, merge_raw, parse_resources
 
     flags = flags_to_raw(opts)
     resources = merge_raw(spec.linux.resources, flags) if flags else spec.linux.resources
     res = parse_resources(resources)
     if flags:
         spec = spec.replace(linux=spec.linux.replace(resources=resources))
-    warnings = list(spec.warnings)
-    if detect().version("devices") != 1:
-        warnings.append(V2_DEVICES_WARNING)
-    if warnings != list(spec.warnings) or res.unsupported:
-        spec = spec.replace(
-            warnings=tuple(warnings), unsupported=(*spec.unsupported, *res.unsupported)
-        )
+    if res.unsupported:
+        spec = spec.replace(unsupported=(*spec.unsupported, *res.unsupported))
     return spec

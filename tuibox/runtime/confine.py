@@ -7,10 +7,16 @@ here) is one clear error naming it. The init applies them through its hooks: bou
 and keep-caps before the uid changes, capset after. maskedPaths, readonlyPaths and
 noNewPrivileges are init steps already; the device allowlist is the cgroup stage's.
 
+It also checks, before the fork, what only the host can tell (`check_host`): an AppArmor or
+SELinux label on a host without that LSM, a sysctl whose namespace, given by path, is the
+host's own. Both are refused with one line naming the field (fail closed).
+
 The record keeps what `exec` needs to confine a new process the same way (`extra["process"]`).
 """
 
 from __future__ import annotations
+
+import os
 
 from tuibox.runtime import defaults
 from tuibox.runtime.box import SetupContext, Stage, register_stage
@@ -23,7 +29,7 @@ if TYPE_CHECKING:
 
     from tuibox.runtime.box import CreateRequest
     from tuibox.runtime.init import InitPlan
-    from tuibox.runtime.spec_model import Process
+    from tuibox.runtime.spec_model import Process, Spec
 
 
 def check(process: Process, where: str = "config.json: process.capabilities") -> caps.CapSets:
@@ -40,6 +46,41 @@ def check(process: Process, where: str = "config.json: process.capabilities") ->
     return sets
 
 
+def check_host(spec: Spec) -> None:
+    """SpecError for a security field this host cannot honour for this spec."""
+    p = spec.process
+    if p.apparmor_profile or p.selinux_label or spec.linux.mount_label:
+        from tuibox.runtime.linux import lsm
+
+        problem = lsm.host_problem(p.apparmor_profile, p.selinux_label, spec.linux.mount_label)
+        if problem is not None:
+            raise SpecError(f"config.json: {problem[0]}: {problem[1]}")
+    if spec.linux.sysctl:
+        from tuibox.runtime.spec import sysctl_namespace
+
+        for key in spec.linux.sysctl:
+            kind = sysctl_namespace(key)
+            ns = spec.namespace(kind) if kind is not None else None
+            if ns is not None and ns.path and _is_own_namespace(ns.path, kind or ""):
+                # runc's isHostNetNS, for every kind: joining our own namespace by path is
+                # not a private one, and the write would change the host.
+                raise SpecError(
+                    f"config.json: linux.sysctl.{key}: the {kind} namespace {ns.path} is the "
+                    "host's own; setting it would change the host"
+                )
+
+
+def _is_own_namespace(path: str, kind: str) -> bool:
+    from tuibox.runtime.linux.syscalls import NAMESPACE_PROC_NAMES
+
+    try:
+        theirs = os.stat(path)
+        ours = os.stat(f"/proc/self/ns/{NAMESPACE_PROC_NAMES[kind]}")
+    except OSError:
+        return False  # the init's setns reports a bad path in its own words
+    return (theirs.st_dev, theirs.st_ino) == (ours.st_dev, ours.st_ino)
+
+
 def process_record(process: Process, sets: caps.CapSets) -> dict[str, Any]:
     """What exec needs to start a process confined like the box's own."""
     user = process.user
@@ -53,6 +94,10 @@ def process_record(process: Process, sets: caps.CapSets) -> dict[str, Any]:
         "no_new_privileges": process.no_new_privileges,
         "capabilities": sets.to_json(),
         "rlimits": [[r.type, r.resource, r.soft, r.hard] for r in process.rlimits],
+        # exec'd processes get these too, as runc's
+        "oom_score_adj": process.oom_score_adj,
+        "apparmor_profile": process.apparmor_profile,
+        "selinux_label": process.selinux_label,
     }
 
 
@@ -63,6 +108,7 @@ def _wanted(req: CreateRequest) -> bool:
 def _prepare(ctx: SetupContext) -> None:
     process = ctx.request.spec.process
     sets = check(process)
+    check_host(ctx.request.spec)
 
     def before_user(plan: InitPlan) -> None:
         caps.drop_bounding(sets)

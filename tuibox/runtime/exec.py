@@ -33,7 +33,9 @@ from tuibox.runtime import defaults
 from tuibox.runtime.cgroups import fs as cgroup_fs
 from tuibox.runtime.errors import InvalidState, SpecError
 from tuibox.runtime.linux import capabilities as caps
+from tuibox.runtime.linux import lsm
 from tuibox.runtime.linux import syscalls as sc
+from tuibox.runtime.linux import sysctl as knobs
 from tuibox.runtime.plain import Plain
 from tuibox.runtime.sync import Channel, error_from_message
 
@@ -85,13 +87,16 @@ class _Plan(Plain):
     """Everything the child does, resolved by the parent."""
 
     __slots__ = (
+        "apparmor_profile",
         "args",
         "cwd",
         "env",
         "gid",
         "groups",
         "no_new_privileges",
+        "oom_score_adj",
         "rlimits",
+        "selinux_label",
         "sets",
         "uid",
         "umask",
@@ -109,6 +114,9 @@ class _Plan(Plain):
         sets: caps.CapSets,
         no_new_privileges: bool,
         rlimits: tuple[tuple[str, int, int, int], ...],
+        oom_score_adj: int | None = None,
+        apparmor_profile: str | None = None,
+        selinux_label: str | None = None,
     ) -> None:
         self.args = args
         self.env = env
@@ -120,6 +128,9 @@ class _Plan(Plain):
         self.sets = sets
         self.no_new_privileges = no_new_privileges
         self.rlimits = rlimits
+        self.oom_score_adj = oom_score_adj
+        self.apparmor_profile = apparmor_profile
+        self.selinux_label = selinux_label
 
 
 def _env_dict(items: tuple[str, ...] | list[str]) -> dict[str, str]:
@@ -133,10 +144,17 @@ def _env_dict(items: tuple[str, ...] | list[str]) -> dict[str, str]:
 
 def plan_for(record: BoxRecord, req: ExecRequest) -> _Plan:
     """The box's confinement (from its record) with the request laid over it."""
+    box: dict[str, Any] = record.extra.get("process") or {}
     if req.process is not None:
         from tuibox.runtime.confine import check
 
         p = req.process
+        # As runc exec: the process's own labels and score, else the box's.
+        apparmor = p.apparmor_profile or box.get("apparmor_profile")
+        selinux = p.selinux_label or box.get("selinux_label")
+        problem = lsm.host_problem(apparmor, selinux, None)
+        if problem is not None:
+            raise SpecError(f"process.json: {problem[0].partition('.')[2]}: {problem[1]}")
         return _Plan(
             args=p.args,
             env=_env_dict(p.env),
@@ -148,8 +166,12 @@ def plan_for(record: BoxRecord, req: ExecRequest) -> _Plan:
             sets=check(p, "process.json: capabilities"),
             no_new_privileges=p.no_new_privileges,
             rlimits=tuple((r.type, r.resource, r.soft, r.hard) for r in p.rlimits),
+            oom_score_adj=(
+                p.oom_score_adj if p.oom_score_adj is not None else box.get("oom_score_adj")
+            ),
+            apparmor_profile=apparmor,
+            selinux_label=selinux,
         )
-    box: dict[str, Any] = record.extra.get("process") or {}
     if box.get("capabilities"):
         sets = caps.CapSets.from_json(box["capabilities"])
     else:
@@ -177,6 +199,9 @@ def plan_for(record: BoxRecord, req: ExecRequest) -> _Plan:
         sets=sets,
         no_new_privileges=bool(box.get("no_new_privileges", False)),
         rlimits=tuple((str(k), int(r), int(s), int(h)) for k, r, s, h in box.get("rlimits") or ()),
+        oom_score_adj=box.get("oom_score_adj"),
+        apparmor_profile=box.get("apparmor_profile"),
+        selinux_label=box.get("selinux_label"),
     )
 
 
@@ -421,6 +446,14 @@ def _child(
         ):
             _signal.signal(sig, _signal.SIG_DFL)
         _signal.pthread_sigmask(_signal.SIG_SETMASK, [])
+        # Through the host's /proc, before joining anything of the box.
+        if plan.oom_score_adj is not None:
+            step = "process.oomScoreAdj"
+            knobs.set_oom_score_adj(plan.oom_score_adj)
+        step = "process.apparmorProfile"
+        lsm.set_exec_labels(plan.apparmor_profile, None)
+        step = "process.selinuxLabel"
+        lsm.set_exec_labels(None, plan.selinux_label)
         step = "cgroup"
         for d in cgroup_dirs:
             cgroup_fs.write(os.path.join(d, "cgroup.procs"), "0")  # 0: the writer itself

@@ -17,8 +17,9 @@ import resource
 import stat
 
 from tuibox.runtime import defaults
-from tuibox.runtime.linux import devices, mounts
+from tuibox.runtime.linux import devices, lsm, mounts
 from tuibox.runtime.linux import syscalls as sc
+from tuibox.runtime.linux import sysctl as knobs
 from tuibox.runtime.linux.paths import ensure_mountpoint, resolve_in_root
 
 TYPE_CHECKING = False
@@ -62,6 +63,7 @@ class InitPlan:
         self.keep_fds: set[int] = set()  # further fds the child must not close
         self.console: ConsoleSetup | None = None  # process.terminal (console.py)
         self.exe = ""  # filled by the lookup step
+        self.host_ready = False  # the parent's `continue` already came (linux.sysctl)
 
 
 def _reset_process(plan: InitPlan, chan: Channel) -> None:
@@ -76,6 +78,12 @@ def _reset_process(plan: InitPlan, chan: Channel) -> None:
                 os.dup2(fd, target)
     # The box's init dies with the parent only while it is being set up.
     sc.prctl(sc.PR_SET_PDEATHSIG, _signal.SIGKILL)
+
+
+def _oom_score_adj(plan: InitPlan, chan: Channel) -> None:
+    # Through the host's /proc, before any namespace; every process of the box inherits it.
+    if plan.spec.process.oom_score_adj is not None:
+        knobs.set_oom_score_adj(plan.spec.process.oom_score_adj)
 
 
 def _namespaces(plan: InitPlan, chan: Channel) -> None:
@@ -98,12 +106,35 @@ def _announce_namespaces(plan: InitPlan, chan: Channel) -> None:
 
 
 def _await_host(plan: InitPlan, chan: Channel) -> None:
-    chan.expect("continue")
+    if not plan.host_ready:
+        chan.expect("continue")
+        plan.host_ready = True
 
 
 def _hostname(plan: InitPlan, chan: Channel) -> None:
     if plan.spec.namespace("uts") is not None:
         sc.sethostname(plan.spec.hostname or plan.name)
+
+
+def _sysctl(plan: InitPlan, chan: Channel) -> None:
+    # Written through the host's /proc, which resolves each key in our own namespaces, before
+    # the box's /proc/sys turns read-only. A key of an interface (net.ipv4.conf.eth0.*) needs
+    # the parent's network set up first: a box with sysctls gives up that overlap.
+    values = dict(plan.spec.linux.sysctl)
+    if plan.spec.domainname:
+        values = {"kernel.domainname": plan.spec.domainname, **values}
+    if values:
+        _await_host(plan, chan)
+        knobs.apply_sysctls(values)
+
+
+def _apparmor(plan: InitPlan, chan: Channel) -> None:
+    # Takes effect at execve; written now, while /proc is still the host's.
+    lsm.set_exec_labels(plan.spec.process.apparmor_profile, None)
+
+
+def _selinux(plan: InitPlan, chan: Channel) -> None:
+    lsm.set_exec_labels(None, plan.spec.process.selinux_label)
 
 
 def _rootfs(plan: InitPlan, chan: Channel) -> None:
@@ -118,7 +149,7 @@ def _rootfs(plan: InitPlan, chan: Channel) -> None:
 
 def _mounts(plan: InitPlan, chan: Channel) -> None:
     bundle = str(plan.spec.bundle)
-    for m in plan.spec.mounts:
+    for m in lsm.labelled_mounts(plan.spec.mounts, plan.spec.linux.mount_label):
         mounts.mount_one(plan.rootfs, m, bundle)
 
 
@@ -275,9 +306,13 @@ def _ready_then_wait_for_start(plan: InitPlan, chan: Channel) -> None:
 
 STEPS: tuple[tuple[str, Callable[[InitPlan, Channel], None]], ...] = (
     ("reset", _reset_process),
+    ("process.oomScoreAdj", _oom_score_adj),
     ("namespaces", _namespaces),
     ("sync", _announce_namespaces),
     ("hostname", _hostname),
+    ("linux.sysctl", _sysctl),
+    ("process.apparmorProfile", _apparmor),
+    ("process.selinuxLabel", _selinux),
     ("rootfs", _rootfs),
     ("mounts", _mounts),
     ("devices", _devices),

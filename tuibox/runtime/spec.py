@@ -4,10 +4,12 @@
 dict `tuibox spec` saves (what `runc spec` would). Every error is a `SpecError` of one line that
 names the file and the JSON field: `config.json: process.cwd: must be an absolute path`.
 
-Fields of the OCI runtime spec that tuibox does not implement are never an error and never
-silently dropped: their dotted names land in `Spec.unsupported` for the caller to warn about
-(`UNSUPPORTED_FIELDS` lists the known ones, for the docs and the tests). Whether a path exists
-is not checked here; the runtime does that when it uses it.
+Fields of the OCI runtime spec that tuibox does not implement are never silently dropped.
+Those whose absence would weaken isolation are refused, naming the field (`REFUSED_FIELDS`:
+fail closed); the others land, by dotted name, in `Spec.unsupported` for the caller to warn
+about (`UNSUPPORTED_FIELDS` lists the known ones). docs/SPEC_FIELDS.md has the table. What
+only the host can tell (is AppArmor on, is a namespace path the host's own) and whether a
+path exists are not checked here; the runtime does that when it uses them.
 
 On `tuibox run`'s start-up path: C modules and our own lean ones only (no json, pathlib, re,
 typing or dataclasses at run time; see docs/ARCHITECTURE.md).
@@ -44,42 +46,74 @@ if TYPE_CHECKING:
 # with a warning: their new fields show up in `unsupported` rather than being misread.
 KNOWN_MINOR = 3
 
-# Spec fields tuibox reads but does not act on. `linux.namespaces.user` / `.time` mean an entry
-# of that type: it is dropped from `Linux.namespaces`, since without uid/gid mappings (also
+# Spec fields tuibox reads but does not act on, none of which weakens isolation when left
+# undone (docs/SPEC_FIELDS.md has the table, field by field, with what runc does): they are
+# listed in `Spec.unsupported` and warned about. `linux.namespaces.user` means an entry of that
+# type: it is dropped from `Linux.namespaces`, since without uid/gid mappings (also
 # unsupported) a user namespace would leave the box running as nobody.
 UNSUPPORTED_FIELDS: tuple[str, ...] = (
-    "hooks",
-    "domainname",
     "solaris",
     "windows",
-    "vm",
     "zos",
     "process.commandLine",
-    "process.apparmorProfile",
-    "process.selinuxLabel",
-    "process.oomScoreAdj",
     "process.ioPriority",
     "process.scheduler",
     "process.execCPUAffinity",
     "process.user.username",
-    "mounts.uidMappings",
-    "mounts.gidMappings",
     "linux.uidMappings",
     "linux.gidMappings",
-    "linux.timeOffsets",
     "linux.seccomp",
-    "linux.intelRdt",
     "linux.personality",
-    "linux.mountLabel",
     "linux.memoryPolicy",
     "linux.netDevices",
     "linux.namespaces.user",
-    "linux.namespaces.time",
+)
+
+# Fields tuibox cannot honour and whose absence would leave the box, or the host, less
+# protected than the file asks: refused with one line naming the field (fail closed), never
+# run with a warning. Why each one weakens isolation is the message itself.
+REFUSED_FIELDS: dict[str, str] = {
+    "hooks": (
+        "OCI hooks are not run by tuibox, and skipping one is not safe (a prestart or "
+        "createRuntime hook may set up the firewall the box relies on, a poststop one may "
+        "close a port it opened); remove them and do the work around tuibox"
+    ),
+    "vm": "tuibox runs boxes as containers, not in a virtual machine, which isolates less",
+    "linux.intelRdt": (
+        "Intel RDT cache and memory-bandwidth allocation is not implemented; without it the "
+        "box would share the host's whole cache and bandwidth"
+    ),
+    "linux.timeOffsets": "needs a time namespace, which tuibox does not create",
+    "linux.namespaces.time": "time namespaces are not implemented (runc 1.1 refuses them too)",
+    "mounts.uidMappings": (
+        "idmapped mounts are not implemented; without the mapping the box would read and "
+        "write the host's files under its own ids"
+    ),
+    "mounts.gidMappings": (
+        "idmapped mounts are not implemented; without the mapping the box would read and "
+        "write the host's files under its own ids"
+    ),
+}
+
+# linux.sysctl keys the kernel keeps per namespace (runc's list, libcontainer/configs/
+# validate): these need a private ipc namespace, as does fs.mqueue.*; net.* needs a private
+# network namespace, kernel.domainname a private uts one. Anything else is host-wide.
+_IPC_SYSCTLS = frozenset(
+    {
+        "kernel.msgmax",
+        "kernel.msgmnb",
+        "kernel.msgmni",
+        "kernel.sem",
+        "kernel.shmall",
+        "kernel.shmmax",
+        "kernel.shmmni",
+        "kernel.shm_rmid_forced",
+    }
 )
 
 # The keys each object may hold that tuibox implements; anything else present is unsupported.
 _TOP_KEYS = frozenset(
-    {"ociVersion", "root", "process", "hostname", "mounts", "linux", "annotations"}
+    {"ociVersion", "root", "process", "hostname", "domainname", "mounts", "linux", "annotations"}
 )
 _ROOT_KEYS = frozenset({"path", "readonly"})
 _PROCESS_KEYS = frozenset(
@@ -93,6 +127,9 @@ _PROCESS_KEYS = frozenset(
         "rlimits",
         "noNewPrivileges",
         "capabilities",
+        "oomScoreAdj",
+        "apparmorProfile",
+        "selinuxLabel",
     }
 )
 _USER_KEYS = frozenset({"uid", "gid", "umask", "additionalGids"})
@@ -111,13 +148,14 @@ _LINUX_KEYS = frozenset(
         "cgroupsPath",
         "resources",
         "sysctl",
+        "mountLabel",
     }
 )
 _NAMESPACE_KEYS = frozenset({"type", "path"})
 _DEVICE_KEYS = frozenset({"path", "type", "major", "minor", "fileMode", "uid", "gid"})
 
 NAMESPACE_TYPES = ("pid", "network", "mount", "ipc", "uts", "user", "cgroup", "time")
-_UNSUPPORTED_NAMESPACES = frozenset({"user", "time"})
+_UNSUPPORTED_NAMESPACES = frozenset({"user"})
 DEVICE_TYPES = ("c", "b", "u", "p")
 PROPAGATIONS = (
     "shared",
@@ -158,7 +196,8 @@ RLIMITS: dict[str, int] = {
 # The spec writes "unlimited" as the kernel's RLIM_INFINITY, an all-ones u64.
 _RLIM_MAX = 2**64 - 1
 _ID_MAX = 2**32 - 2  # (uid_t)-1 means "no change" to the kernel, never a real id
-_HOSTNAME_MAX = 64  # HOST_NAME_MAX
+_HOSTNAME_MAX = 64  # HOST_NAME_MAX, also the kernel's limit for a domain name
+_OOM_SCORE_ADJ = 1000  # OOM_SCORE_ADJ_MAX; OOM_SCORE_ADJ_MIN is its negative
 _HOSTNAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.")
 
 
@@ -355,17 +394,55 @@ def _version(value: object) -> tuple[str, str | None]:
     return text, None
 
 
-def _hostname(value: object) -> str | None:
-    name = _str(value, "hostname")
+def _hostname(value: object, field: str = "hostname") -> str | None:
+    name = _str(value, field)
     if not name:
         return None  # as runc: an empty hostname leaves the box's uts name alone
     if len(name) > _HOSTNAME_MAX:
-        raise _Invalid("hostname", f"must be at most {_HOSTNAME_MAX} characters")
+        raise _Invalid(field, f"must be at most {_HOSTNAME_MAX} characters")
     if not _HOSTNAME_CHARS.issuperset(name):
-        raise _Invalid("hostname", f"{name!r} may hold only letters, digits, '-' and '.'")
+        raise _Invalid(field, f"{name!r} may hold only letters, digits, '-' and '.'")
     if name[0] in "-." or name[-1] == "-" or ".." in name:
-        raise _Invalid("hostname", f"{name!r} is not a valid hostname")
+        raise _Invalid(field, f"{name!r} is not a valid {field}")
     return name
+
+
+def _oom_score_adj(value: object) -> int:
+    field = "process.oomScoreAdj"
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise _Invalid(field, "must be an integer")
+    if not -_OOM_SCORE_ADJ <= value <= _OOM_SCORE_ADJ:
+        raise _Invalid(field, f"must be from -{_OOM_SCORE_ADJ} to {_OOM_SCORE_ADJ}, not {value}")
+    return value
+
+
+def _label(value: object, field: str) -> str | None:
+    text = _str(value, field)
+    if "\0" in text or "\n" in text:
+        raise _Invalid(field, "must not contain a NUL byte or a newline")
+    return text or None  # empty: none asked for, as runc reads it
+
+
+def sysctl_namespace(key: str) -> str | None:
+    """The namespace type that owns a sysctl key, or None for a host-wide one."""
+    if key in _IPC_SYSCTLS or key.startswith("fs.mqueue."):
+        return "ipc"
+    if key.startswith("net."):
+        return "network"
+    if key == "kernel.domainname":
+        return "uts"
+    return None
+
+
+def _sysctl_key(key: str) -> None:
+    """Only a dotted name of plain components: it becomes a path under /proc/sys."""
+    field = f"linux.sysctl.{key}"
+    if not key or not key.isascii() or not key.isprintable() or " " in key:
+        raise _Invalid(field, "is not a sysctl name (printable ASCII, no spaces)")
+    # An empty component rules out "..", and without "/" nothing can leave /proc/sys. (runc
+    # also reads the "net/ipv4/conf/eth0.100/rp_filter" spelling; tuibox does not.)
+    if "/" in key or "" in key.split("."):
+        raise _Invalid(field, "is not a sysctl name like net.ipv4.ip_forward")
 
 
 # ---- the walk over the document --------------------------------------------------------------
@@ -381,7 +458,10 @@ class _Parser:
     def _extra(self, obj: dict[str, object], known: frozenset[str], prefix: str) -> None:
         for key, value in obj.items():
             if key not in known and _present(value):
-                self.unsupported[f"{prefix}{key}"] = None
+                name = f"{prefix}{key}"
+                if name in REFUSED_FIELDS:
+                    raise _Invalid(name, REFUSED_FIELDS[name])
+                self.unsupported[name] = None
 
     def spec(self, data: object) -> Spec:
         if not isinstance(data, dict):
@@ -396,11 +476,18 @@ class _Parser:
             raise _Invalid("process", "is required")
         process = self.process(top["process"])
         hostname = _hostname(top["hostname"]) if top.get("hostname") is not None else None
+        domainname = (
+            _hostname(top["domainname"], "domainname")
+            if top.get("domainname") is not None
+            else None
+        )
         if top.get("mounts") is None:
             mounts, default_mounts = defaults.MOUNTS, True
         else:
             mounts, default_mounts = self.mounts(top["mounts"]), False
         linux, default_ns, default_dev = self.linux(top.get("linux"))
+        if domainname and not any(ns.type == "uts" for ns in linux.namespaces):
+            raise _Invalid("domainname", "needs a uts namespace of its own")
         annotations = (
             _str_map(top["annotations"], "annotations")
             if top.get("annotations") is not None
@@ -420,6 +507,7 @@ class _Parser:
             default_mounts=default_mounts,
             default_namespaces=default_ns,
             default_devices=default_dev,
+            domainname=domainname,
         )
 
     def root(self, value: object) -> Root:
@@ -456,6 +544,9 @@ class _Parser:
         cwd = _abs_path(obj["cwd"], "process.cwd") if "cwd" in obj else "/"
         terminal = _bool(obj["terminal"], "process.terminal") if "terminal" in obj else False
         nnp = obj.get("noNewPrivileges")
+        oom = obj.get("oomScoreAdj")
+        apparmor = obj.get("apparmorProfile")
+        selinux = obj.get("selinuxLabel")
         return Process(
             args=args,
             env=env,
@@ -474,6 +565,11 @@ class _Parser:
                 if obj.get("consoleSize") is not None
                 else None
             ),
+            oom_score_adj=_oom_score_adj(oom) if oom is not None else None,
+            apparmor_profile=(
+                _label(apparmor, "process.apparmorProfile") if apparmor is not None else None
+            ),
+            selinux_label=_label(selinux, "process.selinuxLabel") if selinux is not None else None,
         )
 
     def user(self, value: object) -> User:
@@ -578,6 +674,7 @@ class _Parser:
         cgroups_path = obj.get("cgroupsPath")
         resources = obj.get("resources")
         sysctl = obj.get("sysctl")
+        mount_label = obj.get("mountLabel")
         linux = Linux(
             namespaces=namespaces,
             devices=devices,
@@ -601,9 +698,33 @@ class _Parser:
             ),
             # checked by the cgroup code, which knows what each controller accepts
             resources=dict(_obj(resources, "linux.resources")) if resources is not None else {},
-            sysctl=_str_map(sysctl, "linux.sysctl") if sysctl is not None else {},
+            sysctl=self.sysctl(sysctl, namespaces) if sysctl is not None else {},
+            mount_label=_label(mount_label, "linux.mountLabel")
+            if mount_label is not None
+            else None,
         )
         return linux, default_ns, default_dev
+
+    def sysctl(self, value: object, namespaces: tuple[Namespace, ...]) -> dict[str, str]:
+        """Only keys a private namespace of the box owns: any other would change the host.
+        (That a namespace given by path is not the host's own is checked at create.)"""
+        out = _str_map(value, "linux.sysctl")
+        kinds = {ns.type for ns in namespaces}
+        for key in out:
+            _sysctl_key(key)
+            field = f"linux.sysctl.{key}"
+            if key == "kernel.hostname":
+                raise _Invalid(field, "set the hostname field instead (runc refuses it too)")
+            kind = sysctl_namespace(key)
+            if kind is None:
+                raise _Invalid(
+                    field, "is not namespaced: setting it would change the host (refused)"
+                )
+            if kind not in kinds:
+                raise _Invalid(
+                    field, f"needs a private {kind} namespace, or it would change the host's"
+                )
+        return out
 
     def namespaces(self, value: object) -> tuple[Namespace, ...]:
         out: list[Namespace] = []
@@ -621,6 +742,8 @@ class _Parser:
             path = obj.get("path")
             # runc reads an empty path as "make a new one", and so do we
             ns_path = _abs_path(path, f"{field}.path") if path not in (None, "") else None
+            if f"linux.namespaces.{kind}" in REFUSED_FIELDS:
+                raise _Invalid(f"{field}.type", REFUSED_FIELDS[f"linux.namespaces.{kind}"])
             if kind in _UNSUPPORTED_NAMESPACES:
                 self.unsupported[f"linux.namespaces.{kind}"] = None
                 continue

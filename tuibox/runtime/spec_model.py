@@ -62,13 +62,16 @@ class Capabilities(Plain):
 
 class Process(Plain):
     __slots__ = (
+        "apparmor_profile",
         "args",
         "capabilities",
         "console_size",
         "cwd",
         "env",
         "no_new_privileges",
+        "oom_score_adj",
         "rlimits",
+        "selinux_label",
         "terminal",
         "user",
     )
@@ -84,6 +87,9 @@ class Process(Plain):
         no_new_privileges: bool = False,
         capabilities: Capabilities | None = None,
         console_size: tuple[int, int] | None = None,
+        oom_score_adj: int | None = None,
+        apparmor_profile: str | None = None,
+        selinux_label: str | None = None,
     ) -> None:
         self.args = args
         self.env = env
@@ -94,6 +100,9 @@ class Process(Plain):
         self.no_new_privileges = no_new_privileges
         self.capabilities = capabilities  # None: the runtime's default set
         self.console_size = console_size  # (height, width)
+        self.oom_score_adj = oom_score_adj  # None: inherited from tuibox
+        self.apparmor_profile = apparmor_profile  # None: the runtime's own (unconfined here)
+        self.selinux_label = selinux_label
 
 
 class Root(Plain):
@@ -151,6 +160,7 @@ class Linux(Plain):
         "cgroups_path",
         "devices",
         "masked_paths",
+        "mount_label",
         "namespaces",
         "readonly_paths",
         "resources",
@@ -168,6 +178,7 @@ class Linux(Plain):
         cgroups_path: str | None = None,
         resources: dict[str, Any] | None = None,
         sysctl: dict[str, str] | None = None,
+        mount_label: str | None = None,
     ) -> None:
         self.namespaces = namespaces
         self.devices = devices
@@ -176,7 +187,9 @@ class Linux(Plain):
         self.rootfs_propagation = rootfs_propagation
         self.cgroups_path = cgroups_path
         self.resources = resources if resources is not None else {}  # raw, checked
+        # key -> value, keys checked (syntax, and a private namespace that owns them)
         self.sysctl = sysctl if sysctl is not None else {}
+        self.mount_label = mount_label  # SELinux context= for the box's new filesystems
 
 
 class Spec(Plain):
@@ -186,6 +199,7 @@ class Spec(Plain):
         "default_devices",
         "default_mounts",
         "default_namespaces",
+        "domainname",
         "hostname",
         "linux",
         "mounts",
@@ -211,6 +225,7 @@ class Spec(Plain):
         default_mounts: bool = False,
         default_namespaces: bool = False,
         default_devices: bool = False,
+        domainname: str | None = None,
     ) -> None:
         self.oci_version = oci_version
         self.root = root
@@ -227,6 +242,7 @@ class Spec(Plain):
         self.default_mounts = default_mounts
         self.default_namespaces = default_namespaces
         self.default_devices = default_devices
+        self.domainname = domainname  # NIS domain name of the box's uts namespace
 
     def namespace(self, kind: str) -> Namespace | None:
         for ns in self.linux.namespaces:

@@ -17,7 +17,6 @@ import time
 from tuibox.runtime.cgroups import fs, v1, v2
 from tuibox.runtime.cgroups.hierarchy import V2_WANTED, Hierarchies, join
 from tuibox.runtime.cgroups.resources import (
-    V2_DEVICES_WARNING,
     DeviceRule,
     Resources,
     plan_v1,
@@ -165,8 +164,15 @@ class BoxCgroup:
         if devices is not None:
             if "devices" in self.v1:
                 v1.apply_devices(self.v1["devices"], devices)
+            elif self.unified is not None:
+                # v2 has no devices files: a BPF program on the cgroup is the allowlist
+                from tuibox.runtime.cgroups import devices_bpf
+
+                devices_bpf.attach(self.unified, devices)
             else:
-                warnings.append(V2_DEVICES_WARNING)
+                raise CgroupError(
+                    "no devices cgroup (neither v1 nor cgroup v2) to enforce the device allowlist"
+                )
         return warnings
 
     # ---- freezer --------------------------------------------------------------------------

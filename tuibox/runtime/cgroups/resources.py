@@ -170,6 +170,20 @@ _THROTTLE_KEYS = {
 }
 
 
+# Limits tuibox does not apply; running without one leaves the host less protected than the
+# file asks (fail closed), so they are refused rather than warned about. The warned ones
+# (memory.kernel/kernelTCP, cpu.realtime*/idle/burst, blockIO weights) only tune sharing.
+REFUSED_RESOURCES: dict[str, str] = {
+    "hugepageLimits": "hugetlb limits are not implemented; the box could take every huge page",
+    "network": (
+        "net_cls/net_prio tagging is not implemented; host firewall or traffic rules that match "
+        "the class would miss the box"
+    ),
+    "rdma": "rdma limits are not implemented; the box could take every RDMA resource",
+    "unified": "cgroup v2 key/value settings are not implemented (they may be limits)",
+}
+
+
 def parse_resources(raw: Any, where: str = WHERE) -> Resources:
     top = _obj(raw, where)
     unsupported: list[str] = []
@@ -240,9 +254,9 @@ def parse_resources(raw: Any, where: str = WHERE) -> Resources:
     for key in ("leafWeight", "weightDevice"):
         if blkio.get(key):
             unsupported.append(f"linux.resources.blockIO.{key}")
-    for key in ("hugepageLimits", "network", "rdma", "unified"):
+    for key, why in REFUSED_RESOURCES.items():
         if top.get(key):
-            unsupported.append(f"linux.resources.{key}")
+            raise SpecError(f"{where}.{key}: {why}")
 
     return Resources(
         memory_limit=limit,
@@ -495,9 +509,3 @@ def plan_v2(res: Resources) -> tuple[list[Write], list[str]]:
     for kind, major, minor, rate in res.blkio_throttle:
         out.append(("io", "io.max", f"{major}:{minor} {names[kind]}={rate}"))
     return out, warnings
-
-
-V2_DEVICES_WARNING = (
-    "device allowlist not enforced: the devices controller is on cgroup v2, where it is an "
-    "eBPF program that tuibox does not load"
-)

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from tuibox.runtime.console import ConsoleSetup
     from tuibox.runtime.spec_model import Spec
     from tuibox.runtime.sync import Channel
+    from tuibox.runtime.userns import UsernsSetup
 
 
 class InitPlan:
@@ -61,6 +62,7 @@ class InitPlan:
         self.before_exec: list[Callable[[InitPlan], None]] = []
         self.keep_fds: set[int] = set()  # further fds the child must not close
         self.console: ConsoleSetup | None = None  # process.terminal (console.py)
+        self.userns: UsernsSetup | None = None  # a user namespace (userns.py)
         self.exe = ""  # filled by the lookup step
 
 
@@ -76,6 +78,12 @@ def _reset_process(plan: InitPlan, chan: Channel) -> None:
                 os.dup2(fd, target)
     # The box's init dies with the parent only while it is being set up.
     sc.prctl(sc.PR_SET_PDEATHSIG, _signal.SIGKILL)
+
+
+def _user_namespace(plan: InitPlan, chan: Channel) -> None:
+    # Before every other namespace, so that the ones we unshare are owned by it.
+    if plan.userns is not None:
+        plan.userns.enter()
 
 
 def _namespaces(plan: InitPlan, chan: Channel) -> None:
@@ -112,6 +120,8 @@ def _rootfs(plan: InitPlan, chan: Channel) -> None:
     sc.mount(None, "/", None, flags | sc.MS_REC, None)
     if plan.overlay is not None:
         sc.mount("overlay", plan.rootfs, "overlay", 0, plan.overlay)
+    if plan.userns is not None:
+        plan.userns.attach_root(plan.rootfs)  # an idmapped root, made by the parent
     # pivot_root needs the new root to be a mount point.
     sc.mount(plan.rootfs, plan.rootfs, None, sc.MS_BIND | sc.MS_REC, None)
 
@@ -275,6 +285,7 @@ def _ready_then_wait_for_start(plan: InitPlan, chan: Channel) -> None:
 
 STEPS: tuple[tuple[str, Callable[[InitPlan, Channel], None]], ...] = (
     ("reset", _reset_process),
+    ("user-namespace", _user_namespace),
     ("namespaces", _namespaces),
     ("sync", _announce_namespaces),
     ("hostname", _hostname),

@@ -24,6 +24,7 @@ from tuibox.runtime.errors import SpecError
 from tuibox.runtime.spec_model import (
     Capabilities,
     Device,
+    IdMapping,
     Linux,
     Mount,
     Namespace,
@@ -44,9 +45,8 @@ if TYPE_CHECKING:
 # with a warning: their new fields show up in `unsupported` rather than being misread.
 KNOWN_MINOR = 3
 
-# Spec fields tuibox reads but does not act on. `linux.namespaces.user` / `.time` mean an entry
-# of that type: it is dropped from `Linux.namespaces`, since without uid/gid mappings (also
-# unsupported) a user namespace would leave the box running as nobody.
+# Spec fields tuibox reads but does not act on. `linux.namespaces.time` means an entry of that
+# type: it is dropped from `Linux.namespaces`.
 UNSUPPORTED_FIELDS: tuple[str, ...] = (
     "hooks",
     "domainname",
@@ -64,8 +64,6 @@ UNSUPPORTED_FIELDS: tuple[str, ...] = (
     "process.user.username",
     "mounts.uidMappings",
     "mounts.gidMappings",
-    "linux.uidMappings",
-    "linux.gidMappings",
     "linux.timeOffsets",
     "linux.seccomp",
     "linux.intelRdt",
@@ -73,7 +71,6 @@ UNSUPPORTED_FIELDS: tuple[str, ...] = (
     "linux.mountLabel",
     "linux.memoryPolicy",
     "linux.netDevices",
-    "linux.namespaces.user",
     "linux.namespaces.time",
 )
 
@@ -111,13 +108,18 @@ _LINUX_KEYS = frozenset(
         "cgroupsPath",
         "resources",
         "sysctl",
+        "uidMappings",
+        "gidMappings",
     }
 )
 _NAMESPACE_KEYS = frozenset({"type", "path"})
 _DEVICE_KEYS = frozenset({"path", "type", "major", "minor", "fileMode", "uid", "gid"})
 
 NAMESPACE_TYPES = ("pid", "network", "mount", "ipc", "uts", "user", "cgroup", "time")
-_UNSUPPORTED_NAMESPACES = frozenset({"user", "time"})
+_UNSUPPORTED_NAMESPACES = frozenset({"time"})
+_MAPPING_KEYS = frozenset({"containerID", "hostID", "size"})
+_ID_SPACE = 2**32  # a mapped range must stay within 32-bit ids
+_MAX_MAP_LINES = 340  # the kernel's limit on lines in one uid_map / gid_map
 DEVICE_TYPES = ("c", "b", "u", "p")
 PROPAGATIONS = (
     "shared",
@@ -578,6 +580,9 @@ class _Parser:
         cgroups_path = obj.get("cgroupsPath")
         resources = obj.get("resources")
         sysctl = obj.get("sysctl")
+        uid_maps = self.mappings(obj.get("uidMappings"), "linux.uidMappings")
+        gid_maps = self.mappings(obj.get("gidMappings"), "linux.gidMappings")
+        _check_user_namespace(namespaces, uid_maps, gid_maps)
         linux = Linux(
             namespaces=namespaces,
             devices=devices,
@@ -602,6 +607,8 @@ class _Parser:
             # checked by the cgroup code, which knows what each controller accepts
             resources=dict(_obj(resources, "linux.resources")) if resources is not None else {},
             sysctl=_str_map(sysctl, "linux.sysctl") if sysctl is not None else {},
+            uid_mappings=uid_maps,
+            gid_mappings=gid_maps,
         )
         return linux, default_ns, default_dev
 
@@ -625,6 +632,39 @@ class _Parser:
                 self.unsupported[f"linux.namespaces.{kind}"] = None
                 continue
             out.append(Namespace(kind, ns_path))
+        return tuple(out)
+
+    def mappings(self, value: object, field: str) -> tuple[IdMapping, ...]:
+        if value is None:
+            return ()
+        items = _list(value, field, "objects")
+        if len(items) > _MAX_MAP_LINES:
+            raise _Invalid(field, f"at most {_MAX_MAP_LINES} ranges (the kernel's limit)")
+        out: list[IdMapping] = []
+        for i, item in enumerate(items):
+            where = f"{field}[{i}]"
+            obj = _obj(item, where)
+            self._extra(obj, _MAPPING_KEYS, f"{field}.")
+            for key in ("containerID", "hostID", "size"):
+                if key not in obj:
+                    raise _Invalid(f"{where}.{key}", "is required")
+            inside = _uint(obj["containerID"], f"{where}.containerID", _ID_SPACE - 1)
+            outside = _uint(obj["hostID"], f"{where}.hostID", _ID_SPACE - 1)
+            size = _uint(obj["size"], f"{where}.size", _ID_SPACE)
+            if size == 0:
+                raise _Invalid(f"{where}.size", "must be at least 1")
+            for start, name in ((inside, "containerID"), (outside, "hostID")):
+                if start + size > _ID_SPACE:
+                    raise _Invalid(where, f"{name} {start} + size {size} goes past 32-bit ids")
+            m = IdMapping(inside, outside, size)
+            for j, other in enumerate(out):
+                for name, a, b in (
+                    ("containerID", m.container_id, other.container_id),
+                    ("hostID", m.host_id, other.host_id),
+                ):
+                    if a < b + other.size and b < a + m.size:
+                        raise _Invalid(where, f"its {name} range overlaps {field}[{j}]")
+            out.append(m)
         return tuple(out)
 
     def devices(self, value: object) -> tuple[Device, ...]:
@@ -662,6 +702,22 @@ class _Parser:
                 )
             )
         return tuple(out)
+
+
+def _check_user_namespace(
+    namespaces: tuple[Namespace, ...],
+    uid_maps: tuple[IdMapping, ...],
+    gid_maps: tuple[IdMapping, ...],
+) -> None:
+    user = next((ns for ns in namespaces if ns.type == "user"), None)
+    for field, maps in (("linux.uidMappings", uid_maps), ("linux.gidMappings", gid_maps)):
+        if user is None and maps:
+            raise _Invalid(field, "needs a user namespace (linux.namespaces type user)")
+        if user is not None and user.path is not None and maps:
+            raise _Invalid(field, "a joined user namespace (with a path) has its own mappings")
+        if user is not None and user.path is None and not maps:
+            # Without a map the box's root would be nobody and could not even mount /proc.
+            raise _Invalid(field, "a new user namespace needs uid and gid mappings")
 
 
 def _rlim(value: int) -> int:

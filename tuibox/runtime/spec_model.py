@@ -146,16 +146,27 @@ class Device(Plain):
         self.gid = gid
 
 
+class IdMapping(Plain):
+    __slots__ = ("container_id", "host_id", "size")
+
+    def __init__(self, container_id: int, host_id: int, size: int) -> None:
+        self.container_id = container_id
+        self.host_id = host_id
+        self.size = size
+
+
 class Linux(Plain):
     __slots__ = (
         "cgroups_path",
         "devices",
+        "gid_mappings",
         "masked_paths",
         "namespaces",
         "readonly_paths",
         "resources",
         "rootfs_propagation",
         "sysctl",
+        "uid_mappings",
     )
 
     def __init__(
@@ -168,6 +179,8 @@ class Linux(Plain):
         cgroups_path: str | None = None,
         resources: dict[str, Any] | None = None,
         sysctl: dict[str, str] | None = None,
+        uid_mappings: tuple[IdMapping, ...] = (),
+        gid_mappings: tuple[IdMapping, ...] = (),
     ) -> None:
         self.namespaces = namespaces
         self.devices = devices
@@ -177,6 +190,9 @@ class Linux(Plain):
         self.cgroups_path = cgroups_path
         self.resources = resources if resources is not None else {}  # raw, checked
         self.sysctl = sysctl if sysctl is not None else {}
+        # written to the user namespace's uid_map / gid_map by the runtime
+        self.uid_mappings = uid_mappings
+        self.gid_mappings = gid_mappings
 
 
 class Spec(Plain):

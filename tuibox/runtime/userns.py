@@ -321,6 +321,31 @@ def _register(ctx: SetupContext, setup: UsernsSetup) -> None:
     # The box's root is a host uid now: it must reach its state dir (hostname, hosts,
     # exec.fifo) by search permission alone, whatever mode the state root gives box dirs.
     os.chmod(ctx.box_dir, 0o711)
+    uid, gid = to_host(setup.uid_maps, 0), to_host(setup.gid_maps, 0)
+    if uid is not None and gid is not None:
+        for path in (ctx.box_dir, ctx.plan.rootfs):
+            check_reachable(path, uid, gid)
+
+
+def check_reachable(path: str, uid: int, gid: int) -> None:
+    """The init works by path as the box's root; a directory on the way that this host uid
+    cannot search would fail it half-way, so say which one before anything runs."""
+    current = "/"
+    for part in os.path.abspath(path).split("/"):
+        if part:
+            current = os.path.join(current, part)
+        st = os.stat(current)
+        if st.st_uid == uid:
+            ok = st.st_mode & 0o100
+        elif st.st_gid == gid:
+            ok = st.st_mode & 0o010
+        else:
+            ok = st.st_mode & 0o001
+        if not ok:
+            raise TuiboxError(
+                f"user namespace: the box's root (host uid {uid}) cannot enter {current} "
+                f"on the way to {path}; make it searchable (chmod o+x) or use another place"
+            )
 
 
 def _shifted_root(ctx: SetupContext, setup: UsernsSetup, probe: int, auto: bool) -> None:

@@ -47,7 +47,7 @@ FSMOUNT_CLOEXEC = 1
 FSCONFIG_SET_STRING = 1
 FSCONFIG_CMD_CREATE = 6
 
-NS_GET_NSTYPE = 0xB701
+NS_GET_NSTYPE = 0xB703  # _IO(0xb7, 3); 0xb701 is NS_GET_USERNS, which returns an fd
 
 # Kernel limit on the lines of one uid_map / gid_map (since Linux 4.15).
 MAX_MAP_LINES = 340

@@ -547,7 +547,7 @@ def _spawn_init(plan: box_init.InitPlan, child: Channel, parent: Channel | None)
         else:
             sc.unshare(sc.CLONE_NEWPID)
     try:
-        pid = os.fork() if userns is None else userns.fork(clone_flags)
+        pid = os.fork() if userns is None else userns.fork(plan, clone_flags)
     except BaseException:
         _restore_pid_ns(own)
         raise

@@ -120,8 +120,8 @@ def _rootfs(plan: InitPlan, chan: Channel) -> None:
     sc.mount(None, "/", None, flags | sc.MS_REC, None)
     if plan.overlay is not None:
         sc.mount("overlay", plan.rootfs, "overlay", 0, plan.overlay)
-    if plan.userns is not None:
-        plan.userns.attach_root(plan.rootfs)  # an idmapped root, made by the parent
+    if plan.userns is not None and plan.userns.attach_root(plan):
+        return  # a mount of its own already, made by the parent (userns.py)
     # pivot_root needs the new root to be a mount point.
     sc.mount(plan.rootfs, plan.rootfs, None, sc.MS_BIND | sc.MS_REC, None)
 
@@ -159,6 +159,8 @@ def _etc_files(plan: InitPlan, chan: Channel) -> None:
         except OSError:
             # A read-only image without /etc cannot take the file; the box runs without it.
             continue
+        if plan.userns is not None and plan.userns.attach_file(source, target):
+            continue  # a detached mount the parent made (userns.py)
         sc.mount(source, target, None, sc.MS_BIND, None)
 
 

@@ -35,6 +35,7 @@ from tuibox.runtime.spec_model import IdMapping, Namespace
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from tuibox.runtime.box import CreateRequest, Runtime
+    from tuibox.runtime.init import InitPlan
     from tuibox.runtime.spec_model import Mount, Spec
     from tuibox.runtime.state import BoxRecord
 
@@ -161,8 +162,15 @@ def to_host(maps: tuple[tuple[int, int, int], ...], inside: int) -> int | None:
     return None
 
 
+_FD_PREFIX = "/proc/self/fd/"
+
+
 class UsernsSetup:
-    """Carried in InitPlan.userns: used by box._spawn_init (parent) and the init's steps."""
+    """Carried in InitPlan.userns: used by box._spawn_init (parent) and the init's steps.
+
+    The init works as the box's root, a host uid that may not search the state root (0700)
+    or the bundle's parents. So the parent hands it fds, never host paths: the box's root
+    as a detached mount, the directory to attach it on, and the files bound into /etc."""
 
     def __init__(
         self,
@@ -174,10 +182,12 @@ class UsernsSetup:
         self.gid_maps = gid_maps
         self.join_fd = join_fd  # a user namespace joined by path; None: a new one
         self.go_r, self.go_w = (-1, -1) if join_fd is not None else os.pipe2(os.O_CLOEXEC)
-        self.root_fd: int | None = None  # detached mount to attach at the box's rootfs
+        self.root_fd: int | None = None  # the box's root, a detached mount
+        self.target_fd: int | None = None  # O_PATH of the directory it is attached on
+        self.file_fds: list[int] = []  # O_PATH of the /etc files, opened at fork time
 
     def fds(self) -> set[int]:
-        fds = {self.go_r, self.go_w, self.join_fd, self.root_fd}
+        fds = {self.go_r, self.go_w, self.join_fd, self.root_fd, self.target_fd, *self.file_fds}
         return {fd for fd in fds if fd is not None and fd >= 0}
 
     def close(self) -> None:
@@ -187,16 +197,26 @@ class UsernsSetup:
             except OSError:
                 pass
         self.go_r = self.go_w = -1
-        self.join_fd = self.root_fd = None
+        self.join_fd = self.root_fd = self.target_fd = None
+        self.file_fds = []
 
     # parent side (the CLI, or the detached box's monitor)
 
-    def fork(self, pid_flags: int) -> int:
+    def fork(self, plan: InitPlan, pid_flags: int) -> int:
+        # Every stage has added its /etc files by now (the network stage its resolv.conf).
+        for dest, source in list(plan.etc_files.items()):
+            fd = kernel.clone_tree(source, recursive=False)
+            self.file_fds.append(fd)
+            plan.keep_fds.add(fd)
+            plan.etc_files[dest] = f"{_FD_PREFIX}{fd}"
         if self.join_fd is not None:
             return os.fork()
         return kernel.clone(sc.CLONE_NEWUSER | pid_flags)
 
     def after_fork(self, pid: int) -> None:
+        for fd in self.file_fds:
+            os.close(fd)
+        self.file_fds = []
         if self.join_fd is not None:
             return
         try:
@@ -212,6 +232,12 @@ class UsernsSetup:
     # child side (the init, before any other namespace)
 
     def enter(self) -> None:
+        if self.target_fd is not None:
+            # The mount namespace we unshare next carries our cwd over into its copy of the
+            # mounts: that is where the root gets attached, with no path walked.
+            os.fchdir(self.target_fd)
+            os.close(self.target_fd)
+            self.target_fd = None
         if self.join_fd is not None:
             try:
                 sc.setns(self.join_fd, sc.CLONE_NEWUSER)
@@ -230,11 +256,24 @@ class UsernsSetup:
         if to_host(self.uid_maps, 0) is not None or self.join_fd is not None:
             os.setresuid(0, 0, 0)
 
-    def attach_root(self, target: str) -> None:
-        if self.root_fd is not None:
-            kernel.attach(self.root_fd, target)
-            os.close(self.root_fd)
-            self.root_fd = None
+    def attach_root(self, plan: InitPlan) -> bool:
+        """Attach the box's root on our cwd; from here on the init reaches it as
+        /proc/self/fd/N, the root of that mount (a magic link: no host directory on the way
+        is searched)."""
+        if self.root_fd is None:
+            return False
+        kernel.attach(self.root_fd, ".")
+        plan.rootfs = f"{_FD_PREFIX}{self.root_fd}"
+        return True
+
+    def attach_file(self, source: str, target: str) -> bool:
+        """Attach an /etc file that fork() made a detached mount of."""
+        if not source.startswith(_FD_PREFIX):
+            return False
+        fd = int(source[len(_FD_PREFIX) :])
+        kernel.attach(fd, target)
+        os.close(fd)
+        return True
 
 
 # ---- the stage ---------------------------------------------------------------------------------
@@ -285,6 +324,7 @@ def _prepare(ctx: SetupContext) -> None:
         setup = UsernsSetup((), (), os.open(user.path, os.O_RDONLY | os.O_CLOEXEC))
         _register(ctx, setup)
         ctx.record.extra["userns"] = {"path": user.path}
+        _detached_root(ctx, setup, None, False)
         return
     if auto:
         uid, gid = lease(ctx.runtime.root.path, req.name)
@@ -308,8 +348,7 @@ def _prepare(ctx: SetupContext) -> None:
     except OSError as e:
         raise SpecError(f"config.json: {e.strerror}") from None
     try:
-        if plan.overlay is not None or auto:
-            _shifted_root(ctx, setup, probe, auto)
+        _detached_root(ctx, setup, probe, auto)
     finally:
         os.close(probe)
 
@@ -317,62 +356,42 @@ def _prepare(ctx: SetupContext) -> None:
 def _register(ctx: SetupContext, setup: UsernsSetup) -> None:
     ctx.plan.userns = setup
     ctx.undo.callback(setup.close)
-    ctx.plan.keep_fds.update(setup.fds())
-    # The box's root is a host uid now: it must reach its state dir (hostname, hosts,
-    # exec.fifo) by search permission alone, whatever mode the state root gives box dirs.
+    # The init, as the box's root, opens exec.fifo through its fd of the box dir: that
+    # needs search permission on the box dir itself (its parents stay 0700).
     os.chmod(ctx.box_dir, 0o711)
-    uid, gid = to_host(setup.uid_maps, 0), to_host(setup.gid_maps, 0)
-    if uid is not None and gid is not None:
-        for path in (ctx.box_dir, ctx.plan.rootfs):
-            check_reachable(path, uid, gid)
 
 
-def check_reachable(path: str, uid: int, gid: int) -> None:
-    """The init works by path as the box's root; a directory on the way that this host uid
-    cannot search would fail it half-way, so say which one before anything runs."""
-    current = "/"
-    for part in os.path.abspath(path).split("/"):
-        if part:
-            current = os.path.join(current, part)
-        st = os.stat(current)
-        if st.st_uid == uid:
-            ok = st.st_mode & 0o100
-        elif st.st_gid == gid:
-            ok = st.st_mode & 0o010
-        else:
-            ok = st.st_mode & 0o001
-        if not ok:
-            raise TuiboxError(
-                f"user namespace: the box's root (host uid {uid}) cannot enter {current} "
-                f"on the way to {path}; make it searchable (chmod o+x) or use another place"
-            )
-
-
-def _shifted_root(ctx: SetupContext, setup: UsernsSetup, probe: int, auto: bool) -> None:
-    """The box's root as a detached mount whose files belong to the box's root."""
+def _detached_root(ctx: SetupContext, setup: UsernsSetup, probe: int | None, auto: bool) -> None:
+    """The box's root as a detached mount; idmapped (files owned by 0 appear owned by the
+    box's root) for an image and for --userns auto."""
     plan, d = ctx.plan, ctx.box_dir
     root_uid = to_host(setup.uid_maps, 0)
     root_gid = to_host(setup.gid_maps, 0)
     if plan.overlay is not None:
         lower = ctx.record.extra["image_rootfs"]
-        try:
-            lower_fd = kernel.idmapped_tree(lower, probe, recursive=False)
-        except OSError as e:
-            raise TuiboxError(
-                f"--userns: this kernel or file system cannot give {lower} an idmapped "
-                f"mount ({e.strerror}); run the box without --userns"
-            ) from None
+        lower_fd = None
+        if probe is not None:
+            try:
+                lower_fd = kernel.idmapped_tree(lower, probe, recursive=False)
+            except OSError as e:
+                raise TuiboxError(
+                    f"--userns: this kernel or file system cannot give {lower} an idmapped "
+                    f"mount ({e.strerror}); run the box without --userns"
+                ) from None
         try:
             if root_uid is not None and root_gid is not None:
                 # The upper dir's owner is the owner of the box's "/".
                 os.chown(os.path.join(d, "upper"), root_uid, root_gid)
             setup.root_fd = kernel.overlay_mount(
-                lower_fd, os.path.join(d, "upper"), os.path.join(d, "work")
+                f"/proc/self/fd/{lower_fd}" if lower_fd is not None else lower,
+                os.path.join(d, "upper"),
+                os.path.join(d, "work"),
             )
         finally:
-            os.close(lower_fd)
+            if lower_fd is not None:
+                os.close(lower_fd)
         plan.overlay = None  # attached by the init's rootfs step instead
-    elif auto:
+    elif auto and probe is not None:
         try:
             setup.root_fd = kernel.idmapped_tree(plan.rootfs, probe, recursive=True)
         except OSError as e:
@@ -381,8 +400,10 @@ def _shifted_root(ctx: SetupContext, setup: UsernsSetup, probe: int, auto: bool)
                 f"mount ({e.strerror}); give the config uid/gid mappings and a rootfs "
                 "owned by the mapped ids instead"
             ) from None
-    if setup.root_fd is not None:
-        plan.keep_fds.add(setup.root_fd)
+    else:
+        setup.root_fd = kernel.clone_tree(plan.rootfs)
+    setup.target_fd = os.open(plan.rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    plan.keep_fds.update(setup.fds())
 
 
 def _attach(ctx: SetupContext) -> None:

@@ -42,6 +42,7 @@ AT_RECURSIVE = 0x8000
 OPEN_TREE_CLONE = 1
 MOUNT_ATTR_IDMAP = 0x00100000
 MOVE_MOUNT_F_EMPTY_PATH = 0x00000004
+MOVE_MOUNT_T_EMPTY_PATH = 0x00000040
 FSOPEN_CLOEXEC = 1
 FSMOUNT_CLOEXEC = 1
 FSCONFIG_SET_STRING = 1
@@ -202,12 +203,13 @@ def idmapped_tree(path: str, userns_fd: int, recursive: bool) -> int:
     return fd
 
 
-def overlay_mount(lower_fd: int, upper: str, work: str) -> int:
-    """A detached overlay (lower = a detached mount fd), made with our (host root) creds."""
+def overlay_mount(lower: str, upper: str, work: str) -> int:
+    """A detached overlay, made with our (host root) creds: the box's root never has to
+    reach the state dir's upper and work by path."""
     fs = _check(int(_libc.syscall(SYS_FSOPEN, b"overlay", ctypes.c_uint(FSOPEN_CLOEXEC))), "fsopen")
     try:
         for key, value in (
-            ("lowerdir", f"/proc/self/fd/{lower_fd}"),
+            ("lowerdir", lower),
             ("upperdir", upper),
             ("workdir", work),
         ):
@@ -246,8 +248,20 @@ def overlay_mount(lower_fd: int, upper: str, work: str) -> int:
         os.close(fs)
 
 
+def clone_tree(path: str, recursive: bool = True) -> int:
+    """A detached bind of `path` (as `mount --rbind`, not yet attached anywhere)."""
+    flags = OPEN_TREE_CLONE | os.O_CLOEXEC | (AT_RECURSIVE if recursive else 0)
+    return _check(
+        int(_libc.syscall(SYS_OPEN_TREE, AT_FDCWD, os.fsencode(path), ctypes.c_uint(flags))),
+        f"open_tree {path}",
+    )
+
+
 def attach(mount_fd: int, target: str) -> None:
-    """Attach a detached mount at `target` in the caller's mount namespace."""
+    """Attach a detached mount at `target` (relative to our cwd) in our mount namespace.
+
+    A detached mount may be attached in another mount namespace, a bind of a host path
+    may not: so whatever the box's root may not reach by path comes as one of these."""
     _check(
         int(
             _libc.syscall(

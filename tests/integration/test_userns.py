@@ -308,3 +308,46 @@ def test_bad_user_namespace_input_is_one_line_and_leaves_nothing(
     assert "--userns 'maybe': must be auto or host" in fails(
         bundle(base, shifted_rootfs, ["true"]), "--userns", "maybe"
     )
+
+
+def test_a_box_joins_another_boxs_user_namespace_by_path(
+    tb: TB, base: Path, shifted_rootfs: Path
+) -> None:
+    first = unique("host")
+    tb("run", "-d", "--bundle", str(userns_bundle(base, shifted_rootfs, ["sleep", "1000"])), first)
+    pid = tb.state(first)["pid"]
+    joined = bundle(base, shifted_rootfs, ["sh", "-c", "cat /proc/self/uid_map; id -u; ps -o comm"])
+    config = json.loads((joined / "config.json").read_text())
+    config["linux"]["namespaces"] = [
+        {"type": "user", "path": f"/proc/{pid}/ns/user"},
+        {"type": "pid", "path": f"/proc/{pid}/ns/pid"},
+        {"type": "mount"},
+        {"type": "uts"},
+        {"type": "ipc"},
+    ]
+    (joined / "config.json").write_text(json.dumps(config))
+    lines = tb("run", "--bundle", str(joined), unique("j")).stdout.splitlines()
+    assert lines[0].split() == ["0", str(SHIFT), "65536"]
+    assert lines[1] == "0"
+    assert "sleep" in lines[2:], lines  # the other box's pid namespace, seen from inside
+    # A new pid namespace could not be owned by a joined user namespace: refused, clearly.
+    config["linux"]["namespaces"][1] = {"type": "pid"}
+    (joined / "config.json").write_text(json.dumps(config))
+    line = tb.fails("run", "--bundle", str(joined), unique("j"))
+    assert "a joined user namespace cannot own a new pid namespace" in line
+    assert tb.names() == [first]
+
+
+def test_a_failure_inside_the_init_of_a_userns_box_leaves_nothing(
+    tb: TB, base: Path, busybox_rootfs: Path
+) -> None:
+    b = bundle(base, busybox_rootfs, ["true"])
+    config = json.loads((b / "config.json").read_text())
+    config["mounts"] = [
+        {"destination": "/x", "type": "bind", "source": str(base / "missing"), "options": ["bind"]}
+    ]
+    (b / "config.json").write_text(json.dumps(config))
+    for detach in ((), ("-d",)):
+        line = tb.fails("run", *detach, "--bundle", str(b), "--userns", "auto", unique("f"))
+        assert "missing" in line
+        assert tb.names() == [] and leases(tb) == []

@@ -22,7 +22,15 @@ from tuibox.runtime.spec import (
     parse_spec,
     starter_spec,
 )
-from tuibox.runtime.spec_model import Capabilities, Device, Mount, Namespace, Rlimit, User
+from tuibox.runtime.spec_model import (
+    Capabilities,
+    Device,
+    IdMapping,
+    Mount,
+    Namespace,
+    Rlimit,
+    User,
+)
 
 
 def _shared_dir() -> Path | None:
@@ -108,7 +116,7 @@ def test_every_podman_config_loads(path: Path) -> None:
     assert spec.process.user.uid == data["process"]["user"]["uid"]
     assert [m.destination for m in spec.mounts] == [m["destination"] for m in data["mounts"]]
     assert not spec.default_mounts and not spec.default_namespaces
-    wanted_ns = [n["type"] for n in data["linux"]["namespaces"] if n["type"] != "user"]
+    wanted_ns = [n["type"] for n in data["linux"]["namespaces"]]
     assert [n.type for n in spec.linux.namespaces] == wanted_ns
     assert spec.annotations == data["annotations"]
     assert ("linux.seccomp" in spec.unsupported) == ("seccomp" in data["linux"])
@@ -156,16 +164,20 @@ def test_podman_privileged_has_every_capability_and_device() -> None:
     assert spec.unsupported == ()
 
 
-def test_podman_userns_drops_the_user_namespace_and_says_so() -> None:
+def test_podman_userns_keeps_the_user_namespace_and_its_mappings() -> None:
     spec = load_spec(podman("userns"))
-    assert spec.namespace("user") is None
-    assert [n.type for n in spec.linux.namespaces] == ["pid", "network", "ipc", "uts", "mount"]
-    assert spec.unsupported == (
-        "linux.uidMappings",
-        "linux.gidMappings",
-        "linux.seccomp",
-        "linux.namespaces.user",
-    )
+    assert spec.namespace("user") == Namespace("user")
+    assert [n.type for n in spec.linux.namespaces] == [
+        "pid",
+        "network",
+        "ipc",
+        "uts",
+        "mount",
+        "user",
+    ]
+    assert spec.linux.uid_mappings == (IdMapping(0, 100000, 65536),)
+    assert spec.linux.gid_mappings == (IdMapping(0, 100000, 65536),)
+    assert spec.unsupported == ("linux.seccomp",)
 
 
 def test_podman_host_namespaces_and_tty() -> None:

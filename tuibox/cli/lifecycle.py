@@ -30,6 +30,12 @@ SPEC_OPTS = (
     Opt(("-u", "--user"), "user", "UID[:GID]", help="user (and group) to run as"),
     Opt(("-t", "--tty"), "tty", help="give the box a terminal"),
     Opt(("--read-only",), "read_only", help="mount the root filesystem read-only"),
+    Opt(
+        ("--userns",),
+        "userns",
+        "auto|host",
+        help="auto: a user namespace with a private range of 65536 ids (default: host)",
+    ),
     Opt(("--pid-file",), "pid_file", "FILE", help="write the init's pid here (runc)"),
     Opt(
         ("--console-socket",),
@@ -174,6 +180,14 @@ def load_request(opts: dict[str, Any], g: Globals, detach: bool) -> Any:
     if spec.unsupported:
         warn("config.json: not implemented, ignored: " + ", ".join(spec.unsupported))
     req = CreateRequest(name=name, spec=spec, detach=detach, image=image, overlay=overlay)
+    userns = opts.get("userns") or "host"
+    if userns == "auto":
+        from tuibox.runtime.userns import auto_spec
+
+        req.spec = auto_spec(spec)
+        req.options["userns"] = {"auto": True}  # the userns stage leases the range
+    elif userns != "host":
+        raise SpecError(f"--userns {userns!r}: must be auto or host")
     if opts.get("console_socket"):
         if not detach:
             raise UsageError("run: --console-socket needs -d (the box's terminal goes there)")

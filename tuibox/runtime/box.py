@@ -182,6 +182,12 @@ class Runtime(Actions):  # exec, ps, stats, wait, pause, resume, update: actions
             raise SpecError("config.json: hostname: needs a uts namespace of its own")
         if spec.process.terminal:
             req.options.setdefault("console", {})  # the console stage (runtime/console.py)
+        if spec.namespace("user") is not None:
+            req.options.setdefault("userns", {})  # the userns stage (runtime/userns.py)
+        if any(ns.path for ns in spec.linux.namespaces):
+            from tuibox.runtime.userns import check_namespace_paths
+
+            check_namespace_paths(spec)
         _load_stages(req)
         stages = [s for s in STAGES if s.wanted(req)]
         d = self.root.make_box_dir(req.name)
@@ -243,7 +249,8 @@ class Runtime(Actions):  # exec, ps, stats, wait, pause, resume, update: actions
         flags = 0
         join: list[tuple[str, str]] = []
         for ns in spec.linux.namespaces:
-            if ns.type == "pid" or ns.type not in sc.NAMESPACE_FLAGS:
+            # pid: the parent makes it (_spawn_init); user: the init's first step (userns.py)
+            if ns.type in ("pid", "user") or ns.type not in sc.NAMESPACE_FLAGS:
                 continue
             if ns.path:
                 join.append((ns.type, ns.path))
@@ -474,6 +481,8 @@ class Runtime(Actions):  # exec, ps, stats, wait, pause, resume, update: actions
 # stage name -> the module that registers it. "always:" stages load for every box; the
 # others only when the request's options name them (so pyroute2 loads only for networks).
 STAGE_MODULES: dict[str, str] = {
+    # Boxes with a user namespace: first, so later stages see its mappings (runtime/userns.py).
+    "userns": "tuibox.runtime.userns",
     # Every box: capabilities (default hardening) and a cgroup (limits, stats, freezer).
     "always:confine": "tuibox.runtime.confine",
     "always:cgroups": "tuibox.runtime.cgroups.stage",
@@ -521,8 +530,13 @@ def _exit_code(status: int) -> int:
 def _spawn_init(plan: box_init.InitPlan, child: Channel, parent: Channel | None) -> int:
     """Fork the init inside the box's PID namespace (new or joined); return its host pid."""
     pid_ns = plan.spec.namespace("pid")
+    userns = plan.userns
     own = None
-    if pid_ns is not None:
+    clone_flags = 0
+    if pid_ns is not None and not pid_ns.path and userns is not None and userns.join_fd is None:
+        # Made by the clone itself, so that the new user namespace owns it (userns.py).
+        clone_flags = sc.CLONE_NEWPID
+    elif pid_ns is not None:
         own = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
         if pid_ns.path:
             fd = os.open(pid_ns.path, os.O_RDONLY | os.O_CLOEXEC)
@@ -533,7 +547,7 @@ def _spawn_init(plan: box_init.InitPlan, child: Channel, parent: Channel | None)
         else:
             sc.unshare(sc.CLONE_NEWPID)
     try:
-        pid = os.fork()
+        pid = os.fork() if userns is None else userns.fork(plan, clone_flags)
     except BaseException:
         _restore_pid_ns(own)
         raise
@@ -542,6 +556,8 @@ def _spawn_init(plan: box_init.InitPlan, child: Channel, parent: Channel | None)
         _close_all_but(keep)
         box_init.run(plan, child)
     _restore_pid_ns(own)
+    if userns is not None:
+        userns.after_fork(pid)
     return pid
 
 

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from tuibox.runtime.console import ConsoleSetup
     from tuibox.runtime.spec_model import Spec
     from tuibox.runtime.sync import Channel
+    from tuibox.runtime.userns import UsernsSetup
 
 
 class InitPlan:
@@ -62,6 +63,7 @@ class InitPlan:
         self.before_exec: list[Callable[[InitPlan], None]] = []
         self.keep_fds: set[int] = set()  # further fds the child must not close
         self.console: ConsoleSetup | None = None  # process.terminal (console.py)
+        self.userns: UsernsSetup | None = None  # a user namespace (userns.py)
         self.exe = ""  # filled by the lookup step
         self.host_ready = False  # the parent's `continue` already came (linux.sysctl)
 
@@ -84,6 +86,12 @@ def _oom_score_adj(plan: InitPlan, chan: Channel) -> None:
     # Through the host's /proc, before any namespace; every process of the box inherits it.
     if plan.spec.process.oom_score_adj is not None:
         knobs.set_oom_score_adj(plan.spec.process.oom_score_adj)
+
+
+def _user_namespace(plan: InitPlan, chan: Channel) -> None:
+    # Before every other namespace, so that the ones we unshare are owned by it.
+    if plan.userns is not None:
+        plan.userns.enter()
 
 
 def _namespaces(plan: InitPlan, chan: Channel) -> None:
@@ -143,6 +151,8 @@ def _rootfs(plan: InitPlan, chan: Channel) -> None:
     sc.mount(None, "/", None, flags | sc.MS_REC, None)
     if plan.overlay is not None:
         sc.mount("overlay", plan.rootfs, "overlay", 0, plan.overlay)
+    if plan.userns is not None and plan.userns.attach_root(plan):
+        return  # a mount of its own already, made by the parent (userns.py)
     # pivot_root needs the new root to be a mount point.
     sc.mount(plan.rootfs, plan.rootfs, None, sc.MS_BIND | sc.MS_REC, None)
 
@@ -180,6 +190,8 @@ def _etc_files(plan: InitPlan, chan: Channel) -> None:
         except OSError:
             # A read-only image without /etc cannot take the file; the box runs without it.
             continue
+        if plan.userns is not None and plan.userns.attach_file(source, target):
+            continue  # a detached mount the parent made (userns.py)
         sc.mount(source, target, None, sc.MS_BIND, None)
 
 
@@ -307,6 +319,7 @@ def _ready_then_wait_for_start(plan: InitPlan, chan: Channel) -> None:
 STEPS: tuple[tuple[str, Callable[[InitPlan, Channel], None]], ...] = (
     ("reset", _reset_process),
     ("process.oomScoreAdj", _oom_score_adj),
+    ("user-namespace", _user_namespace),
     ("namespaces", _namespaces),
     ("sync", _announce_namespaces),
     ("hostname", _hostname),

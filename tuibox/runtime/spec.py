@@ -26,6 +26,7 @@ from tuibox.runtime.errors import SpecError
 from tuibox.runtime.spec_model import (
     Capabilities,
     Device,
+    IdMapping,
     Linux,
     Mount,
     Namespace,
@@ -48,9 +49,7 @@ KNOWN_MINOR = 3
 
 # Spec fields tuibox reads but does not act on, none of which weakens isolation when left
 # undone (docs/SPEC_FIELDS.md has the table, field by field, with what runc does): they are
-# listed in `Spec.unsupported` and warned about. `linux.namespaces.user` means an entry of that
-# type: it is dropped from `Linux.namespaces`, since without uid/gid mappings (also
-# unsupported) a user namespace would leave the box running as nobody.
+# listed in `Spec.unsupported` and warned about.
 UNSUPPORTED_FIELDS: tuple[str, ...] = (
     "solaris",
     "windows",
@@ -60,13 +59,10 @@ UNSUPPORTED_FIELDS: tuple[str, ...] = (
     "process.scheduler",
     "process.execCPUAffinity",
     "process.user.username",
-    "linux.uidMappings",
-    "linux.gidMappings",
     "linux.seccomp",
     "linux.personality",
     "linux.memoryPolicy",
     "linux.netDevices",
-    "linux.namespaces.user",
 )
 
 # Fields tuibox cannot honour and whose absence would leave the box, or the host, less
@@ -149,13 +145,19 @@ _LINUX_KEYS = frozenset(
         "resources",
         "sysctl",
         "mountLabel",
+        "uidMappings",
+        "gidMappings",
     }
 )
 _NAMESPACE_KEYS = frozenset({"type", "path"})
 _DEVICE_KEYS = frozenset({"path", "type", "major", "minor", "fileMode", "uid", "gid"})
 
 NAMESPACE_TYPES = ("pid", "network", "mount", "ipc", "uts", "user", "cgroup", "time")
-_UNSUPPORTED_NAMESPACES = frozenset({"user"})
+# Every namespace type is either implemented or refused (time: REFUSED_FIELDS).
+_UNSUPPORTED_NAMESPACES: frozenset[str] = frozenset()
+_MAPPING_KEYS = frozenset({"containerID", "hostID", "size"})
+_ID_SPACE = 2**32  # a mapped range must stay within 32-bit ids
+_MAX_MAP_LINES = 340  # the kernel's limit on lines in one uid_map / gid_map
 DEVICE_TYPES = ("c", "b", "u", "p")
 PROPAGATIONS = (
     "shared",
@@ -675,6 +677,9 @@ class _Parser:
         resources = obj.get("resources")
         sysctl = obj.get("sysctl")
         mount_label = obj.get("mountLabel")
+        uid_maps = self.mappings(obj.get("uidMappings"), "linux.uidMappings")
+        gid_maps = self.mappings(obj.get("gidMappings"), "linux.gidMappings")
+        _check_user_namespace(namespaces, uid_maps, gid_maps)
         linux = Linux(
             namespaces=namespaces,
             devices=devices,
@@ -702,6 +707,8 @@ class _Parser:
             mount_label=_label(mount_label, "linux.mountLabel")
             if mount_label is not None
             else None,
+            uid_mappings=uid_maps,
+            gid_mappings=gid_maps,
         )
         return linux, default_ns, default_dev
 
@@ -750,6 +757,39 @@ class _Parser:
             out.append(Namespace(kind, ns_path))
         return tuple(out)
 
+    def mappings(self, value: object, field: str) -> tuple[IdMapping, ...]:
+        if value is None:
+            return ()
+        items = _list(value, field, "objects")
+        if len(items) > _MAX_MAP_LINES:
+            raise _Invalid(field, f"at most {_MAX_MAP_LINES} ranges (the kernel's limit)")
+        out: list[IdMapping] = []
+        for i, item in enumerate(items):
+            where = f"{field}[{i}]"
+            obj = _obj(item, where)
+            self._extra(obj, _MAPPING_KEYS, f"{field}.")
+            for key in ("containerID", "hostID", "size"):
+                if key not in obj:
+                    raise _Invalid(f"{where}.{key}", "is required")
+            inside = _uint(obj["containerID"], f"{where}.containerID", _ID_SPACE - 1)
+            outside = _uint(obj["hostID"], f"{where}.hostID", _ID_SPACE - 1)
+            size = _uint(obj["size"], f"{where}.size", _ID_SPACE)
+            if size == 0:
+                raise _Invalid(f"{where}.size", "must be at least 1")
+            for start, name in ((inside, "containerID"), (outside, "hostID")):
+                if start + size > _ID_SPACE:
+                    raise _Invalid(where, f"{name} {start} + size {size} goes past 32-bit ids")
+            m = IdMapping(inside, outside, size)
+            for j, other in enumerate(out):
+                for name, a, b in (
+                    ("containerID", m.container_id, other.container_id),
+                    ("hostID", m.host_id, other.host_id),
+                ):
+                    if a < b + other.size and b < a + m.size:
+                        raise _Invalid(where, f"its {name} range overlaps {field}[{j}]")
+            out.append(m)
+        return tuple(out)
+
     def devices(self, value: object) -> tuple[Device, ...]:
         out: list[Device] = []
         for i, item in enumerate(_list(value, "linux.devices", "objects")):
@@ -785,6 +825,22 @@ class _Parser:
                 )
             )
         return tuple(out)
+
+
+def _check_user_namespace(
+    namespaces: tuple[Namespace, ...],
+    uid_maps: tuple[IdMapping, ...],
+    gid_maps: tuple[IdMapping, ...],
+) -> None:
+    user = next((ns for ns in namespaces if ns.type == "user"), None)
+    for field, maps in (("linux.uidMappings", uid_maps), ("linux.gidMappings", gid_maps)):
+        if user is None and maps:
+            raise _Invalid(field, "needs a user namespace (linux.namespaces type user)")
+        if user is not None and user.path is not None and maps:
+            raise _Invalid(field, "a joined user namespace (with a path) has its own mappings")
+        if user is not None and user.path is None and not maps:
+            # Without a map the box's root would be nobody and could not even mount /proc.
+            raise _Invalid(field, "a new user namespace needs uid and gid mappings")
 
 
 def _rlim(value: int) -> int:

@@ -155,10 +155,20 @@ class Device(Plain):
         self.gid = gid
 
 
+class IdMapping(Plain):
+    __slots__ = ("container_id", "host_id", "size")
+
+    def __init__(self, container_id: int, host_id: int, size: int) -> None:
+        self.container_id = container_id
+        self.host_id = host_id
+        self.size = size
+
+
 class Linux(Plain):
     __slots__ = (
         "cgroups_path",
         "devices",
+        "gid_mappings",
         "masked_paths",
         "mount_label",
         "namespaces",
@@ -166,6 +176,7 @@ class Linux(Plain):
         "resources",
         "rootfs_propagation",
         "sysctl",
+        "uid_mappings",
     )
 
     def __init__(
@@ -179,6 +190,8 @@ class Linux(Plain):
         resources: dict[str, Any] | None = None,
         sysctl: dict[str, str] | None = None,
         mount_label: str | None = None,
+        uid_mappings: tuple[IdMapping, ...] = (),
+        gid_mappings: tuple[IdMapping, ...] = (),
     ) -> None:
         self.namespaces = namespaces
         self.devices = devices
@@ -190,6 +203,9 @@ class Linux(Plain):
         # key -> value, keys checked (syntax, and a private namespace that owns them)
         self.sysctl = sysctl if sysctl is not None else {}
         self.mount_label = mount_label  # SELinux context= for the box's new filesystems
+        # written to the user namespace's uid_map / gid_map by the runtime
+        self.uid_mappings = uid_mappings
+        self.gid_mappings = gid_mappings
 
 
 class Spec(Plain):

@@ -20,6 +20,7 @@ Every module the child uses is imported here, at module level, before the fork.
 from __future__ import annotations
 
 import _signal
+import binascii
 import errno
 import fcntl
 import os
@@ -35,6 +36,7 @@ from tuibox.runtime.errors import InvalidState, SpecError
 from tuibox.runtime.linux import capabilities as caps
 from tuibox.runtime.linux import syscalls as sc
 from tuibox.runtime.plain import Plain
+from tuibox.runtime.seccomp.load import load_filter, program_from_record
 from tuibox.runtime.sync import Channel, error_from_message
 
 TYPE_CHECKING = False
@@ -92,6 +94,7 @@ class _Plan(Plain):
         "groups",
         "no_new_privileges",
         "rlimits",
+        "seccomp",
         "sets",
         "uid",
         "umask",
@@ -109,6 +112,7 @@ class _Plan(Plain):
         sets: caps.CapSets,
         no_new_privileges: bool,
         rlimits: tuple[tuple[str, int, int, int], ...],
+        seccomp: tuple[bytes, int] | None = None,
     ) -> None:
         self.args = args
         self.env = env
@@ -120,6 +124,19 @@ class _Plan(Plain):
         self.sets = sets
         self.no_new_privileges = no_new_privileges
         self.rlimits = rlimits
+        self.seccomp = seccomp  # the box's filter: (BPF program, flags)
+
+
+def _box_seccomp(record: BoxRecord) -> tuple[bytes, int] | None:
+    """The filter the box's init loaded; every process exec'd into the box gets it too."""
+    entry = record.extra.get("seccomp")
+    if entry is None:
+        return None
+    try:
+        return program_from_record(entry)
+    except (ValueError, binascii.Error):
+        # Fail closed: a box that had a filter never gets a process without one.
+        raise SpecError(f"box {record.id!r}: its record's seccomp filter is damaged") from None
 
 
 def _env_dict(items: tuple[str, ...] | list[str]) -> dict[str, str]:
@@ -148,6 +165,7 @@ def plan_for(record: BoxRecord, req: ExecRequest) -> _Plan:
             sets=check(p, "process.json: capabilities"),
             no_new_privileges=p.no_new_privileges,
             rlimits=tuple((r.type, r.resource, r.soft, r.hard) for r in p.rlimits),
+            seccomp=_box_seccomp(record),
         )
     box: dict[str, Any] = record.extra.get("process") or {}
     if box.get("capabilities"):
@@ -177,6 +195,7 @@ def plan_for(record: BoxRecord, req: ExecRequest) -> _Plan:
         sets=sets,
         no_new_privileges=bool(box.get("no_new_privileges", False)),
         rlimits=tuple((str(k), int(r), int(s), int(h)) for k, r, s, h in box.get("rlimits") or ()),
+        seccomp=_box_seccomp(record),
     )
 
 
@@ -447,6 +466,11 @@ def _child(
                 resource.setrlimit(res, (soft, hard))
             except (OSError, ValueError) as e:
                 raise OSError(getattr(e, "errno", 0) or errno.EPERM, f"{kind}: {e}") from None
+        # As the init: a filter needs CAP_SYS_ADMIN unless no_new_privs is set, in which
+        # case it is loaded last, right before execve.
+        step = "seccomp"
+        if plan.seccomp is not None and not plan.no_new_privileges:
+            load_filter(*plan.seccomp)
         step = "user"
         caps.drop_bounding(plan.sets)
         os.umask(plan.umask)
@@ -462,6 +486,9 @@ def _child(
             sc.prctl(sc.PR_SET_NO_NEW_PRIVS, 1)
         step = "confine"
         caps.apply_sets(plan.sets)
+        step = "seccomp"
+        if plan.seccomp is not None and plan.no_new_privileges:
+            load_filter(*plan.seccomp)
         step = "exec"
         os.execve(exe, list(plan.args), plan.env)
     except BaseException as e:

@@ -20,6 +20,7 @@ from tuibox.runtime import defaults
 from tuibox.runtime.linux import devices, mounts
 from tuibox.runtime.linux import syscalls as sc
 from tuibox.runtime.linux.paths import ensure_mountpoint, resolve_in_root
+from tuibox.runtime.seccomp.load import load_filter
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -62,6 +63,8 @@ class InitPlan:
         self.keep_fds: set[int] = set()  # further fds the child must not close
         self.console: ConsoleSetup | None = None  # process.terminal (console.py)
         self.exe = ""  # filled by the lookup step
+        # (BPF program, seccomp(2) flags), compiled by the parent (runtime/seccomp/stage.py)
+        self.seccomp: tuple[bytes, int] | None = None
 
 
 def _reset_process(plan: InitPlan, chan: Channel) -> None:
@@ -210,6 +213,19 @@ def _rlimits(plan: InitPlan, chan: Channel) -> None:
             raise OSError(getattr(e, "errno", 22), f"{rl.type}: {e}") from e
 
 
+# Loading a filter needs no_new_privs or CAP_SYS_ADMIN. With noNewPrivileges it waits until
+# just before execve (as runc), so it never filters our own set-up; without, it must come
+# while the init is still privileged: before the user and capability steps.
+def _seccomp_privileged(plan: InitPlan, chan: Channel) -> None:
+    if plan.seccomp is not None and not plan.spec.process.no_new_privileges:
+        load_filter(*plan.seccomp)
+
+
+def _seccomp_last(plan: InitPlan, chan: Channel) -> None:
+    if plan.seccomp is not None and plan.spec.process.no_new_privileges:
+        load_filter(*plan.seccomp)
+
+
 def _user(plan: InitPlan, chan: Channel) -> None:
     for hook in plan.before_user:
         hook(plan)
@@ -289,6 +305,7 @@ STEPS: tuple[tuple[str, Callable[[InitPlan, Channel], None]], ...] = (
     ("console", _console),
     ("readonly-root", _readonly_root),
     ("rlimits", _rlimits),
+    ("seccomp", _seccomp_privileged),
     ("user", _user),
     ("cwd", _cwd),
     ("lookup", _lookup),
@@ -296,6 +313,7 @@ STEPS: tuple[tuple[str, Callable[[InitPlan, Channel], None]], ...] = (
     ("confine", _before_exec),
     ("host-setup", _await_host),
     ("start", _ready_then_wait_for_start),
+    ("seccomp", _seccomp_last),
 )
 
 

@@ -67,7 +67,6 @@ UNSUPPORTED_FIELDS: tuple[str, ...] = (
     "linux.uidMappings",
     "linux.gidMappings",
     "linux.timeOffsets",
-    "linux.seccomp",
     "linux.intelRdt",
     "linux.personality",
     "linux.mountLabel",
@@ -111,6 +110,7 @@ _LINUX_KEYS = frozenset(
         "cgroupsPath",
         "resources",
         "sysctl",
+        "seccomp",
     }
 )
 _NAMESPACE_KEYS = frozenset({"type", "path"})
@@ -216,8 +216,10 @@ def starter_spec(
     rootfs: str = "rootfs",
     hostname: str | None = None,
     terminal: bool = False,
+    seccomp: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """A config.json like `runc spec` writes, with tuibox's defaults spelled out."""
+    """A config.json like `runc spec` writes, with tuibox's defaults spelled out;
+    `seccomp`: the linux.seccomp object to write (seccomp/profile.py's default_profile)."""
     caps = list(defaults.CAPABILITIES)
     process: dict[str, Any] = {
         "terminal": terminal,
@@ -252,6 +254,8 @@ def starter_spec(
         "maskedPaths": list(defaults.MASKED_PATHS),
         "readonlyPaths": list(defaults.READONLY_PATHS),
     }
+    if seccomp is not None:
+        data["linux"]["seccomp"] = seccomp
     return data
 
 
@@ -578,6 +582,13 @@ class _Parser:
         cgroups_path = obj.get("cgroupsPath")
         resources = obj.get("resources")
         sysctl = obj.get("sysctl")
+        seccomp = None
+        if obj.get("seccomp") is not None:
+            # Imported only for a spec that has one: `tuibox run` of a plain bundle pays nothing.
+            from tuibox.runtime.seccomp.profile import parse as parse_seccomp
+
+            seccomp, unknown = parse_seccomp(obj["seccomp"])
+            self.unsupported.update(dict.fromkeys(unknown))
         linux = Linux(
             namespaces=namespaces,
             devices=devices,
@@ -602,6 +613,7 @@ class _Parser:
             # checked by the cgroup code, which knows what each controller accepts
             resources=dict(_obj(resources, "linux.resources")) if resources is not None else {},
             sysctl=_str_map(sysctl, "linux.sysctl") if sysctl is not None else {},
+            seccomp=seccomp,
         )
         return linux, default_ns, default_dev
 

@@ -146,6 +146,52 @@ class Device(Plain):
         self.gid = gid
 
 
+class SeccompArg(Plain):
+    __slots__ = ("index", "op", "value", "value_two")
+
+    def __init__(self, index: int, value: int, op: str, value_two: int = 0) -> None:
+        self.index = index  # 0..5
+        self.value = value
+        self.value_two = value_two
+        self.op = op  # "SCMP_CMP_EQ", ...
+
+
+class SeccompRule(Plain):
+    __slots__ = ("action", "args", "errno_ret", "names")
+
+    def __init__(
+        self,
+        names: tuple[str, ...],
+        action: str,
+        errno_ret: int | None = None,
+        args: tuple[SeccompArg, ...] = (),
+    ) -> None:
+        self.names = names
+        self.action = action  # "SCMP_ACT_ERRNO", ...
+        self.errno_ret = errno_ret
+        self.args = args
+
+
+class Seccomp(Plain):
+    """linux.seccomp, checked (runtime/seccomp/profile.py); compiled by seccomp/stage.py."""
+
+    __slots__ = ("architectures", "default_action", "default_errno_ret", "flags", "syscalls")
+
+    def __init__(
+        self,
+        default_action: str,
+        default_errno_ret: int | None = None,
+        architectures: tuple[str, ...] = (),
+        flags: tuple[str, ...] = (),
+        syscalls: tuple[SeccompRule, ...] = (),
+    ) -> None:
+        self.default_action = default_action
+        self.default_errno_ret = default_errno_ret
+        self.architectures = architectures  # "SCMP_ARCH_X86_64", ...
+        self.flags = flags  # "SECCOMP_FILTER_FLAG_LOG", ...
+        self.syscalls = syscalls
+
+
 class Linux(Plain):
     __slots__ = (
         "cgroups_path",
@@ -155,6 +201,7 @@ class Linux(Plain):
         "readonly_paths",
         "resources",
         "rootfs_propagation",
+        "seccomp",
         "sysctl",
     )
 
@@ -168,6 +215,7 @@ class Linux(Plain):
         cgroups_path: str | None = None,
         resources: dict[str, Any] | None = None,
         sysctl: dict[str, str] | None = None,
+        seccomp: Seccomp | None = None,
     ) -> None:
         self.namespaces = namespaces
         self.devices = devices
@@ -177,6 +225,7 @@ class Linux(Plain):
         self.cgroups_path = cgroups_path
         self.resources = resources if resources is not None else {}  # raw, checked
         self.sysctl = sysctl if sysctl is not None else {}
+        self.seccomp = seccomp  # None: no filter (as runc without the field)
 
 
 class Spec(Plain):

@@ -111,7 +111,9 @@ def test_every_podman_config_loads(path: Path) -> None:
     wanted_ns = [n["type"] for n in data["linux"]["namespaces"] if n["type"] != "user"]
     assert [n.type for n in spec.linux.namespaces] == wanted_ns
     assert spec.annotations == data["annotations"]
-    assert ("linux.seccomp" in spec.unsupported) == ("seccomp" in data["linux"])
+    # podman's own profile (docker's allowlist, spec form) is read and checked, not ignored
+    assert "linux.seccomp" not in spec.unsupported
+    assert (spec.linux.seccomp is not None) == ("seccomp" in data["linux"])
 
 
 def test_podman_rich_config_in_detail() -> None:
@@ -140,7 +142,9 @@ def test_podman_rich_config_in_detail() -> None:
     assert spec.linux.cgroups_path.startswith("/libpod_parent/libpod-")
     assert spec.linux.masked_paths[-1] == "/sys/dev/block"
     assert spec.linux.readonly_paths[0] == "/proc/asound"
-    assert spec.unsupported == ("process.oomScoreAdj", "linux.seccomp")
+    assert spec.unsupported == ("process.oomScoreAdj",)
+    assert spec.linux.seccomp is not None
+    assert spec.linux.seccomp.default_action == "SCMP_ACT_ERRNO"
 
 
 def test_podman_privileged_has_every_capability_and_device() -> None:
@@ -162,7 +166,6 @@ def test_podman_userns_drops_the_user_namespace_and_says_so() -> None:
     assert spec.unsupported == (
         "linux.uidMappings",
         "linux.gidMappings",
-        "linux.seccomp",
         "linux.namespaces.user",
     )
 
@@ -555,7 +558,6 @@ def test_unknown_keys_are_listed_in_file_order_and_empty_ones_skipped() -> None:
         "process.user.username",
         "mounts.gidMappings",
         "mounts.extra",
-        "linux.seccomp",
         "linux.personality",
         "linux.future",
     )

@@ -414,12 +414,12 @@ def test_unimplemented_fields_give_one_warning_line(
 ) -> None:
     bundle = make_bundle(
         hooks={"prestart": [{"path": "/bin/true"}]},
-        linux={"seccomp": {"defaultAction": "SCMP_ACT_ALLOW"}},
+        linux={"personality": {"domain": "LINUX"}},
     )
     proc = tb("run", "--bundle", str(bundle), unique(), "true")
     warnings = [ln for ln in proc.stderr.splitlines() if ln.startswith("tuibox: warning:")]
     assert len(warnings) == 1, proc.stderr
-    assert "hooks" in warnings[0] and "linux.seccomp" in warnings[0]
+    assert "hooks" in warnings[0] and "linux.personality" in warnings[0]
 
 
 def test_newer_minor_version_runs_with_a_warning(tb: TB, make_bundle: Callable[..., Path]) -> None:

@@ -243,7 +243,7 @@ def test_security_opt_file_in_docker_format(tb: TB, tmp_path: Path, busybox_root
     }
     path = tmp_path / "profile.json"
     path.write_text(json.dumps(profile))
-    script = "mkdir /tmp/a || echo no-mkdir; rmdir /tmp && echo never; rmdir /nonexistent 2>&1; true"
+    script = "mkdir /tmp/a || echo no-mkdir; rmdir /tmp && echo never; rmdir /none 2>&1; true"
     out = tb(
         "run", "--security-opt", f"seccomp={path}", "--rootfs", str(busybox_rootfs),
         unique("f"), "sh", "-c", script,

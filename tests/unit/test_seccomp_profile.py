@@ -398,3 +398,20 @@ def test_podman_profiles_compile(name: str) -> None:
     if not path.is_file():
         pytest.skip("shared podman fixtures not found")
     compile_or_skip(json.loads(path.read_text())["linux"]["seccomp"])
+
+
+def test_tuibox_spec_writes_the_default_profile(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    repo = Path(__file__).resolve().parents[2]
+    env = dict(os.environ, PYTHONPATH=str(repo))
+    subprocess.run(
+        [sys.executable, "-m", "tuibox", "spec", "--bundle", str(tmp_path)], check=True, env=env
+    )
+    config = json.loads((tmp_path / "config.json").read_text())
+    written = config["linux"]["seccomp"]
+    assert written == profile.default_profile(defaults.CAPABILITIES)
+    # and it loads back as the spec's own field, nothing unsupported
+    spec = parse_spec(config, str(tmp_path))
+    assert spec.linux.seccomp is not None and spec.unsupported == ()

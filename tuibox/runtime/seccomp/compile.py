@@ -3,7 +3,9 @@
 libseccomp does what runc, crun and youki use it for: resolve syscall names per arch, order
 the rules, and emit the classic-BPF program. We only ask it to export that program (as bytes);
 loading is seccomp(2) in the box's init (load.py), so the init needs no libseccomp after
-pivot_root and libseccomp's own load-time behaviour (setting no_new_privs, TSYNC) never runs.
+pivot_root and libseccomp's own load-time behaviour never runs: its filter attributes
+(SCMP_FLTATR_CTL_NNP, _TSYNC, _LOG, _SSB) only matter to seccomp_load, so none is set here;
+the spec's `flags` go straight to seccomp(2) (load.py) and no_new_privs stays the spec's.
 
 The library is loaded on the first compile, so a box without a filter never maps it.
 Syscall names libseccomp does not know are skipped, as runc does: profiles list syscalls
@@ -74,8 +76,6 @@ def library() -> ctypes.CDLL:
             ctypes.POINTER(_ArgCmp),
         )
         lib.seccomp_rule_add_array.restype = ctypes.c_int
-        lib.seccomp_attr_set.argtypes = (ctypes.c_void_p, ctypes.c_int, ctypes.c_uint32)
-        lib.seccomp_attr_set.restype = ctypes.c_int
         lib.seccomp_export_bpf.argtypes = (ctypes.c_void_p, ctypes.c_int)
         lib.seccomp_export_bpf.restype = ctypes.c_int
         lib.seccomp_version.argtypes = ()

@@ -392,6 +392,15 @@ def test_unknown_names_and_foreign_arches_do_not_break_a_compile() -> None:
     assert len(compile_or_skip(prof)) % 8 == 0
 
 
+@pytest.mark.parametrize("action", sorted(set(profile.ACTIONS) - {"SCMP_ACT_NOTIFY"}))
+def test_every_action_compiles(action: str) -> None:
+    rule: dict[str, Any] = {"names": ["getppid"], "action": action}
+    if action in ("SCMP_ACT_ERRNO", "SCMP_ACT_TRACE"):
+        rule["errnoRet"] = 5
+    default = "SCMP_ACT_LOG" if action == "SCMP_ACT_ALLOW" else "SCMP_ACT_ALLOW"
+    assert compile_or_skip({"defaultAction": default, "syscalls": [rule]})
+
+
 @pytest.mark.parametrize("name", ["basic", "rich", "tty", "userns"])
 def test_podman_profiles_compile(name: str) -> None:
     path = PODMAN / f"config.{name}.json"

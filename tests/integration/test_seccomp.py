@@ -7,7 +7,14 @@ hide: the profile must be what makes the difference.
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import json
+import os
+import select
+import socket
+import struct
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -143,6 +150,121 @@ def test_argument_filters(tb: TB, make_bundle: Callable[..., Path]) -> None:
     script = "head -c4 /etc/passwd && echo; echo x > /tmp/f || echo refused"
     bundle = make_bundle(["sh", "-c", script], linux={"seccomp": ALLOW_ALL_BUT(*rules)})
     assert run(tb, bundle).stdout == "root\nrefused\n"
+
+
+# ---- SCMP_ACT_NOTIFY: a seccomp agent ----------------------------------------------------------
+
+SECCOMP_IOCTL_NOTIF_RECV = 0xC0502100  # _IOWR('!', 0, struct seccomp_notif), 80 bytes
+SECCOMP_IOCTL_NOTIF_SEND = 0xC0182101  # _IOWR('!', 1, struct seccomp_notif_resp), 24 bytes
+
+
+class Agent:
+    """A seccomp agent on a unix socket: keeps each containerProcessState it is sent and
+    answers every notification with EXDEV, an errno mkdir never gets here otherwise."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.messages: list[dict[str, Any]] = []
+        self.answered: list[int] = []  # syscall numbers
+        self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.listener.bind(str(path))
+        self.listener.listen(8)
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                return
+            with conn:
+                msg, fds, _, _ = socket.recv_fds(conn, 65536, 4)
+            self.messages.append(json.loads(msg))
+            for fd in fds:
+                threading.Thread(target=self._answer, args=(fd,), daemon=True).start()
+
+    def _answer(self, fd: int) -> None:
+        poller = select.poll()
+        poller.register(fd, select.POLLIN)
+        try:
+            while True:
+                events = poller.poll(30_000)
+                if not events or events[0][1] & (select.POLLHUP | select.POLLERR):
+                    return  # every process of the filter is gone
+                notif = bytearray(80)
+                try:
+                    fcntl.ioctl(fd, SECCOMP_IOCTL_NOTIF_RECV, notif)
+                except OSError:
+                    continue  # the caller died meanwhile
+                (ident,) = struct.unpack_from("Q", notif, 0)
+                (nr,) = struct.unpack_from("i", notif, 16)
+                resp = struct.pack("QqiI", ident, 0, -errno.EXDEV, 0)
+                try:
+                    fcntl.ioctl(fd, SECCOMP_IOCTL_NOTIF_SEND, resp)
+                    self.answered.append(nr)
+                except OSError:
+                    continue
+        finally:
+            os.close(fd)
+
+    def wait_for(self, count: int) -> list[dict[str, Any]]:
+        deadline = time.monotonic() + 10
+        while len(self.messages) < count and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return self.messages
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+@pytest.mark.parametrize("nnp", [False, True], ids=["privileged-load", "no-new-privs"])
+def test_notify_hands_the_fd_to_the_agent_for_the_box_and_each_exec(
+    tb: TB, tmp_path: Path, make_bundle: Callable[..., Path], nnp: bool
+) -> None:
+    agent = Agent(tmp_path / "agent.sock")
+    try:
+        notify = ALLOW_ALL_BUT(
+            {"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_NOTIFY"},
+            listenerPath=str(agent.path),
+            listenerMetadata="from-the-test",
+        )
+        script = "mkdir /tmp/d 2>&1; sleep 1000"
+        bundle = make_bundle(["sh", "-c", script], linux={"seccomp": notify})
+        config = json.loads((bundle / "config.json").read_text())
+        config["process"]["noNewPrivileges"] = nnp
+        (bundle / "config.json").write_text(json.dumps(config))
+        name = unique("nt")
+        tb("run", "-d", "--bundle", str(bundle), name)
+        (first,) = agent.wait_for(1)
+        assert first["fds"] == ["seccompFd"] and first["metadata"] == "from-the-test"
+        assert first["state"]["id"] == name and first["state"]["status"] == "creating"
+        assert first["pid"] == first["state"]["pid"] == tb.state(name)["pid"]
+        proc = tb("exec", name, "mkdir", "/tmp/e", check=False)
+        assert proc.returncode != 0 and "Invalid cross-device link" in proc.stderr, proc
+        second = agent.wait_for(2)[1]
+        assert second["state"]["status"] == "running" and second["pid"] > 1
+        # the box's own mkdir (before sleep) was answered by the agent too
+        for _ in range(100):
+            if "Invalid cross-device link" in (tb.root / name / "box.log").read_text():
+                break
+            time.sleep(0.05)
+        assert "Invalid cross-device link" in (tb.root / name / "box.log").read_text()
+        assert len(agent.answered) >= 2
+        assert tb("exec", name, "touch", "/tmp/f").returncode == 0
+    finally:
+        tb("destroy", "--force", *tb.names(), check=False)
+        agent.close()
+
+
+def test_notify_without_an_agent_listening_is_one_line(
+    tb: TB, tmp_path: Path, make_bundle: Callable[..., Path]
+) -> None:
+    notify = ALLOW_ALL_BUT(
+        {"names": ["mkdir"], "action": "SCMP_ACT_NOTIFY"}, listenerPath=str(tmp_path / "none")
+    )
+    line = tb.fails("run", "--bundle", str(make_bundle(linux={"seccomp": notify})), unique("n"))
+    assert "linux.seccomp.listenerPath: cannot connect to" in line, line
+    assert tb.names() == []
 
 
 # ---- the default profile ------------------------------------------------------------------------
@@ -325,8 +447,21 @@ BAD_PROFILES = [
         ALLOW_ALL_BUT({"names": ["mkdir"], "action": "SCMP_ACT_KILL", "errnoRet": 1}),
         "linux.seccomp.syscalls[0].errnoRet: only SCMP_ACT_ERRNO and SCMP_ACT_TRACE",
     ),
-    (ALLOW_ALL_BUT({"names": ["mkdir"], "action": "SCMP_ACT_NOTIFY"}), "SCMP_ACT_NOTIFY"),
-    (ALLOW_ALL_BUT(listenerPath="/run/agent.sock"), "linux.seccomp.listenerPath: seccomp agents"),
+    (
+        ALLOW_ALL_BUT({"names": ["mkdir"], "action": "SCMP_ACT_NOTIFY"}),
+        "linux.seccomp.syscalls[0].action: SCMP_ACT_NOTIFY needs linux.seccomp.listenerPath",
+    ),
+    (
+        {"defaultAction": "SCMP_ACT_NOTIFY", "listenerPath": "/run/agent.sock"},
+        "linux.seccomp.defaultAction: SCMP_ACT_NOTIFY cannot be the default action",
+    ),
+    (
+        ALLOW_ALL_BUT(
+            {"names": ["sendmsg"], "action": "SCMP_ACT_NOTIFY"}, listenerPath="/run/agent.sock"
+        ),
+        "SCMP_ACT_NOTIFY cannot be used for sendmsg",
+    ),
+    (ALLOW_ALL_BUT(listenerPath="agent.sock"), "linux.seccomp.listenerPath: must be an absolute"),
     (ALLOW_ALL_BUT(flags=["SECCOMP_FILTER_FLAG_FAST"]), "linux.seccomp.flags[0]:"),
     ("SCMP_ACT_ALLOW", "linux.seccomp: must be an object"),
 ]

@@ -73,11 +73,26 @@ def test_a_full_profile_is_read_field_by_field() -> None:
     sc = spec.linux.seccomp
     assert sc.default_action == "SCMP_ACT_ERRNO" and sc.default_errno_ret == 38
     assert sc.architectures == ("SCMP_ARCH_X86_64", "SCMP_ARCH_PPC64LE")
-    assert sc.flags == ("SECCOMP_FILTER_FLAG_LOG",)  # no agent: the receive flag means nothing
-    assert profile.flag_bits(sc) == 2
+    assert sc.flags == ("SECCOMP_FILTER_FLAG_LOG", "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV")
+    assert profile.flag_bits(sc) == 2  # no agent: the kernel refuses the receive flag alone
     assert sc.syscalls[0].args[0].op == "SCMP_CMP_NE" and sc.syscalls[0].args[0].value == 9
     assert sc.syscalls[2].errno_ret == 7
     assert "linux.seccomp" not in spec.unsupported
+
+
+def test_notify_asks_the_kernel_for_a_listener() -> None:
+    spec = spec_with(
+        {
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "listenerPath": "/run/agent.sock",
+            "listenerMetadata": "m",
+            "flags": ["SECCOMP_FILTER_FLAG_TSYNC", "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"],
+            "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_NOTIFY"}],
+        }
+    )
+    sc = spec.linux.seccomp
+    assert sc.listener_path == "/run/agent.sock" and sc.listener_metadata == "m"
+    assert profile.flag_bits(sc) == 1 | 8 | 16 | 32  # TSYNC, NEW_LISTENER, TSYNC_ESRCH, WAIT
 
 
 def test_no_seccomp_means_no_filter() -> None:
@@ -110,11 +125,14 @@ def test_no_seccomp_means_no_filter() -> None:
         ),
         (
             {"defaultAction": "SCMP_ACT_NOTIFY"},
-            "linux.seccomp.defaultAction: SCMP_ACT_NOTIFY (a seccomp agent) is not supported",
+            "linux.seccomp.defaultAction: SCMP_ACT_NOTIFY cannot be the default action",
         ),
         (
-            {"defaultAction": "SCMP_ACT_ALLOW", "listenerPath": "/run/agent"},
-            "linux.seccomp.listenerPath: seccomp agents (SCMP_ACT_NOTIFY) are not supported",
+            {
+                "defaultAction": "SCMP_ACT_ALLOW",
+                "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_NOTIFY"}],
+            },
+            "linux.seccomp.syscalls[0].action: SCMP_ACT_NOTIFY needs linux.seccomp.listenerPath",
         ),
         (
             {"defaultAction": "SCMP_ACT_ALLOW", "syscalls": {}},
@@ -392,13 +410,14 @@ def test_unknown_names_and_foreign_arches_do_not_break_a_compile() -> None:
     assert len(compile_or_skip(prof)) % 8 == 0
 
 
-@pytest.mark.parametrize("action", sorted(set(profile.ACTIONS) - {"SCMP_ACT_NOTIFY"}))
+@pytest.mark.parametrize("action", sorted(profile.ACTIONS))
 def test_every_action_compiles(action: str) -> None:
     rule: dict[str, Any] = {"names": ["getppid"], "action": action}
+    listener = {"listenerPath": "/a"} if action == "SCMP_ACT_NOTIFY" else {}
     if action in ("SCMP_ACT_ERRNO", "SCMP_ACT_TRACE"):
         rule["errnoRet"] = 5
     default = "SCMP_ACT_LOG" if action == "SCMP_ACT_ALLOW" else "SCMP_ACT_ALLOW"
-    assert compile_or_skip({"defaultAction": default, "syscalls": [rule]})
+    assert compile_or_skip({"defaultAction": default, "syscalls": [rule], **listener})
 
 
 @pytest.mark.parametrize("name", ["basic", "rich", "tty", "userns"])

@@ -20,7 +20,7 @@ from tuibox.runtime import defaults
 from tuibox.runtime.linux import devices, mounts
 from tuibox.runtime.linux import syscalls as sc
 from tuibox.runtime.linux.paths import ensure_mountpoint, resolve_in_root
-from tuibox.runtime.seccomp.load import load_filter
+from tuibox.runtime.seccomp.load import agent_message, host_pid, load_filter, send_to_agent
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -65,6 +65,10 @@ class InitPlan:
         self.exe = ""  # filled by the lookup step
         # (BPF program, seccomp(2) flags), compiled by the parent (runtime/seccomp/stage.py)
         self.seccomp: tuple[bytes, int] | None = None
+        # SCMP_ACT_NOTIFY: (socket to the agent, container state, metadata); the message
+        # itself once the init knows its host pid
+        self.seccomp_agent: tuple[int, dict[str, object], str] | None = None
+        self.seccomp_message = b""
 
 
 def _reset_process(plan: InitPlan, chan: Channel) -> None:
@@ -213,17 +217,31 @@ def _rlimits(plan: InitPlan, chan: Channel) -> None:
             raise OSError(getattr(e, "errno", 22), f"{rl.type}: {e}") from e
 
 
+def _seccomp_agent(plan: InitPlan, chan: Channel) -> None:
+    # The agent wants our pid as the host sees it: readable only while /proc is the host's.
+    if plan.seccomp_agent is not None:
+        _, state, metadata = plan.seccomp_agent
+        plan.seccomp_message = agent_message(host_pid(), state, metadata)
+
+
+def _load_seccomp(plan: InitPlan, compiled: tuple[bytes, int]) -> None:
+    notify_fd = load_filter(*compiled)
+    if plan.seccomp_agent is not None:
+        # at once: a notified call of ours would wait for an agent without the fd
+        send_to_agent(plan.seccomp_agent[0], notify_fd, plan.seccomp_message)
+
+
 # Loading a filter needs no_new_privs or CAP_SYS_ADMIN. With noNewPrivileges it waits until
 # just before execve (as runc), so it never filters our own set-up; without, it must come
 # while the init is still privileged: before the user and capability steps.
 def _seccomp_privileged(plan: InitPlan, chan: Channel) -> None:
     if plan.seccomp is not None and not plan.spec.process.no_new_privileges:
-        load_filter(*plan.seccomp)
+        _load_seccomp(plan, plan.seccomp)
 
 
 def _seccomp_last(plan: InitPlan, chan: Channel) -> None:
     if plan.seccomp is not None and plan.spec.process.no_new_privileges:
-        load_filter(*plan.seccomp)
+        _load_seccomp(plan, plan.seccomp)
 
 
 def _user(plan: InitPlan, chan: Channel) -> None:
@@ -293,6 +311,7 @@ STEPS: tuple[tuple[str, Callable[[InitPlan, Channel], None]], ...] = (
     ("reset", _reset_process),
     ("namespaces", _namespaces),
     ("sync", _announce_namespaces),
+    ("seccomp", _seccomp_agent),
     ("hostname", _hostname),
     ("rootfs", _rootfs),
     ("mounts", _mounts),

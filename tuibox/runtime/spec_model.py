@@ -175,7 +175,15 @@ class SeccompRule(Plain):
 class Seccomp(Plain):
     """linux.seccomp, checked (runtime/seccomp/profile.py); compiled by seccomp/stage.py."""
 
-    __slots__ = ("architectures", "default_action", "default_errno_ret", "flags", "syscalls")
+    __slots__ = (
+        "architectures",
+        "default_action",
+        "default_errno_ret",
+        "flags",
+        "listener_metadata",
+        "listener_path",
+        "syscalls",
+    )
 
     def __init__(
         self,
@@ -184,12 +192,20 @@ class Seccomp(Plain):
         architectures: tuple[str, ...] = (),
         flags: tuple[str, ...] = (),
         syscalls: tuple[SeccompRule, ...] = (),
+        listener_path: str | None = None,
+        listener_metadata: str = "",
     ) -> None:
         self.default_action = default_action
         self.default_errno_ret = default_errno_ret
         self.architectures = architectures  # "SCMP_ARCH_X86_64", ...
         self.flags = flags  # "SECCOMP_FILTER_FLAG_LOG", ...
         self.syscalls = syscalls
+        # the seccomp agent's unix socket; set only when some rule is SCMP_ACT_NOTIFY
+        self.listener_path = listener_path
+        self.listener_metadata = listener_metadata
+
+    def notifies(self) -> bool:
+        return any(r.action == "SCMP_ACT_NOTIFY" for r in self.syscalls)
 
 
 class Linux(Plain):

@@ -2,8 +2,8 @@
 
 `parse` checks the spec's object (runtime-spec 1.x) field by field and builds a
 `spec_model.Seccomp`; its errors name the field (`linux.seccomp.syscalls[3].action: ...`).
-What tuibox cannot honour is refused, never ignored: a seccomp agent (`listenerPath`,
-SCMP_ACT_NOTIFY) has no support here, so such a profile is an error.
+SCMP_ACT_NOTIFY needs a seccomp agent at `listenerPath`: the box's init (and each exec)
+sends it the notification fd as the spec says (stage.py, load.py).
 
 Docker's profile format (`archMap`, `includes`/`excludes` by capability, arch and kernel,
 the one-name `name`) is turned into the spec's form for one box by `to_spec_form`: that is
@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 
 from tuibox.runtime import fastjson
-from tuibox.runtime.spec import _Invalid, _list, _obj, _str, _str_list, _uint
+from tuibox.runtime.spec import _abs_path, _Invalid, _list, _obj, _str, _str_list, _uint
 from tuibox.runtime.spec_model import Seccomp, SeccompArg, SeccompRule
 
 TYPE_CHECKING = False
@@ -97,14 +97,18 @@ OPS: dict[str, int] = {
     "SCMP_CMP_MASKED_EQ": 7,
 }
 
-# The spec's flags -> seccomp(2)'s SECCOMP_FILTER_FLAG_* bits. WAIT_KILLABLE_RECV only
-# changes how an agent receives notifications; with none possible here it is dropped.
+# The spec's flags -> seccomp(2)'s SECCOMP_FILTER_FLAG_* bits.
 FLAGS: dict[str, int] = {
     "SECCOMP_FILTER_FLAG_TSYNC": 1,
     "SECCOMP_FILTER_FLAG_LOG": 2,
     "SECCOMP_FILTER_FLAG_SPEC_ALLOW": 4,
-    "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV": 0,
+    "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV": 32,
 }
+NEW_LISTENER = 8
+_TSYNC_ESRCH = 16  # with TSYNC, the kernel takes NEW_LISTENER only with this one too
+# The init sends the agent its fd with sendmsg once the filter is on: notifying those
+# calls would wait for an agent that has nothing to answer with yet.
+_NOT_NOTIFIABLE = frozenset({"sendmsg", "socketcall"})
 
 _U64 = 2**64 - 1
 _DATA_MAX = 0xFFFF  # SECCOMP_RET_DATA
@@ -146,6 +150,13 @@ def flag_bits(seccomp: Seccomp) -> int:
     bits = 0
     for flag in seccomp.flags:
         bits |= FLAGS[flag]
+    if seccomp.notifies():
+        bits |= NEW_LISTENER
+        if bits & FLAGS["SECCOMP_FILTER_FLAG_TSYNC"]:
+            bits |= _TSYNC_ESRCH
+    else:
+        # only means something to a listener; the kernel refuses it without one
+        bits &= ~FLAGS["SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"]
     return bits
 
 
@@ -163,6 +174,9 @@ def parse(value: object, where: str = "linux.seccomp") -> tuple[Seccomp, list[st
     if "defaultAction" not in obj:
         raise _Invalid(f"{top}defaultAction", "is required")
     default = _action(obj["defaultAction"], f"{top}defaultAction")
+    if default == "SCMP_ACT_NOTIFY":
+        # it would ask the agent about every call, the init's own sendmsg of its fd included
+        raise _Invalid(f"{top}defaultAction", "SCMP_ACT_NOTIFY cannot be the default action")
     default_errno = _errno_ret(obj, "defaultErrnoRet", default, top)
     arches: tuple[str, ...] = ()
     if obj.get("architectures") is not None:
@@ -176,34 +190,44 @@ def parse(value: object, where: str = "linux.seccomp") -> tuple[Seccomp, list[st
         for i, flag in enumerate(flags):
             if flag not in FLAGS:
                 raise _Invalid(f"{top}flags[{i}]", f"{flag!r} is not one of {', '.join(FLAGS)}")
+    listener = None
     if obj.get("listenerPath") not in (None, ""):
-        _str(obj["listenerPath"], f"{top}listenerPath")
-        raise _Invalid(
-            f"{top}listenerPath",
-            "seccomp agents (SCMP_ACT_NOTIFY) are not supported by tuibox; refusing the profile",
-        )
+        listener = _abs_path(obj["listenerPath"], f"{top}listenerPath")
+    metadata = ""
     if obj.get("listenerMetadata") is not None:
-        _str(obj["listenerMetadata"], f"{top}listenerMetadata")
+        metadata = _str(obj["listenerMetadata"], f"{top}listenerMetadata")
     rules: list[SeccompRule] = []
     if obj.get("syscalls") is not None:
         for i, item in enumerate(_list(obj["syscalls"], f"{top}syscalls", "objects")):
-            rules.append(_rule(item, f"{top}syscalls[{i}]", unknown, top))
+            rule = _rule(item, f"{top}syscalls[{i}]", unknown, top)
+            if rule.action == "SCMP_ACT_NOTIFY":
+                if listener is None:
+                    raise _Invalid(
+                        f"{top}syscalls[{i}].action",
+                        f"SCMP_ACT_NOTIFY needs {top}listenerPath (the seccomp agent's socket)",
+                    )
+                bad = _NOT_NOTIFIABLE.intersection(rule.names)
+                if bad:
+                    raise _Invalid(
+                        f"{top}syscalls[{i}].action",
+                        f"SCMP_ACT_NOTIFY cannot be used for {min(bad)}: tuibox hands the "
+                        "agent its fd with it",
+                    )
+            rules.append(rule)
     seccomp = Seccomp(
         default_action=default,
         default_errno_ret=default_errno,
         architectures=arches,
-        flags=tuple(f for f in flags if FLAGS[f]),
+        flags=flags,
         syscalls=tuple(rules),
+        listener_path=listener,
+        listener_metadata=metadata,
     )
     return seccomp, unknown
 
 
 def _action(value: object, field: str) -> str:
     action = _str(value, field)
-    if action == "SCMP_ACT_NOTIFY":
-        raise _Invalid(
-            field, "SCMP_ACT_NOTIFY (a seccomp agent) is not supported by tuibox; refusing"
-        )
     if action not in ACTIONS:
         raise _Invalid(field, f"unknown action {action!r}")
     return action

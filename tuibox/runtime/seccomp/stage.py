@@ -10,6 +10,10 @@ then requires. `exec` loads the same program the same way (`record.extra["seccom
 Compiling docker's default profile costs ~9 ms here, so programs are cached in the state
 root (`.seccomp/<sha256>.bpf`, 0600 in a 0700 dir), keyed by the checked profile, the
 machine and the libseccomp file: a default box costs a file read.
+
+SCMP_ACT_NOTIFY: the parent connects to the agent's `listenerPath` before the fork (one
+error line when nobody listens); the init sends the notification fd and the spec's
+containerProcessState on that socket right after loading the filter, then closes both.
 """
 
 from __future__ import annotations
@@ -18,13 +22,15 @@ import _sha256
 import os
 
 from tuibox.runtime.box import SetupContext, Stage, register_stage
-from tuibox.runtime.seccomp.load import record_entry
+from tuibox.runtime.errors import SpecError
+from tuibox.runtime.seccomp.load import connect_agent, record_entry
 from tuibox.runtime.seccomp.profile import flag_bits, machine
 from tuibox.runtime.state import atomic_write
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from tuibox.runtime.box import CreateRequest
+    from tuibox.runtime.init import InitPlan
     from tuibox.runtime.spec_model import Seccomp
 
 CACHE_DIR = ".seccomp"
@@ -87,8 +93,41 @@ def _prepare(ctx: SetupContext) -> None:
     program = program_for(seccomp, ctx.runtime.root.path)
     flags = flag_bits(seccomp)
     ctx.plan.seccomp = (program, flags)
-    ctx.record.extra["seccomp"] = record_entry(program, flags)
+    listener = None
+    if seccomp.listener_path is not None and seccomp.notifies():
+        listener = (seccomp.listener_path, seccomp.listener_metadata)
+        try:
+            sock = connect_agent(seccomp.listener_path)
+        except OSError as e:
+            raise SpecError(e.strerror or str(e)) from None
+        ctx.plan.keep_fds.add(sock)
+        state: dict[str, object] = {
+            "ociVersion": "1.0.2",
+            "id": ctx.record.id,
+            "status": "creating",
+            "bundle": ctx.record.bundle,
+            "annotations": dict(ctx.record.annotations),
+        }
+        ctx.plan.seccomp_agent = (sock, state, seccomp.listener_metadata)
+        ctx.undo.callback(_close_agent, ctx.plan)
+    ctx.record.extra["seccomp"] = record_entry(program, flags, listener)
 
 
-STAGE = Stage("seccomp", _wanted, _prepare)
+def _attach(ctx: SetupContext) -> None:
+    # The init has its copy of the agent's socket by now; ours goes (the forked init keeps
+    # its own plan, so forgetting it here changes nothing there).
+    _close_agent(ctx.plan)
+
+
+def _close_agent(plan: InitPlan) -> None:
+    if plan.seccomp_agent is not None:
+        sock = plan.seccomp_agent[0]
+        plan.seccomp_agent = None  # closed once: the number may be reused afterwards
+        try:
+            os.close(sock)
+        except OSError:
+            pass
+
+
+STAGE = Stage("seccomp", _wanted, _prepare, _attach)
 register_stage(STAGE)

@@ -43,6 +43,13 @@ SPEC_OPTS = (
         "PATH",
         help="send the terminal's master fd to this unix socket (OCI; needs -t, detached)",
     ),
+    Opt(
+        ("--security-opt",),
+        "security_opt",
+        "OPT",
+        multiple=True,
+        help="seccomp=unconfined, or seccomp=FILE: a docker or OCI seccomp profile",
+    ),
     *LIMIT_OPTS,
     *NET_OPTS,
 )
@@ -172,6 +179,10 @@ def load_request(opts: dict[str, Any], g: Globals, detach: bool) -> Any:
             spec = spec_mod.load_spec(path, bundle)
     spec = apply_overrides(spec, opts)
     spec = apply_limit_flags(spec, opts)
+    from tuibox.cli.security import apply_seccomp
+
+    # The default profile goes where tuibox writes the spec (--rootfs, --image, the TUI).
+    spec = apply_seccomp(spec, opts, generated=bool(opts.get("rootfs") or opts.get("image")))
     if command and image is None:
         # (With an image the bridge already put the words after its Entrypoint.)
         spec = spec.replace(process=spec.process.replace(args=tuple(command)))
@@ -406,12 +417,18 @@ def do_logs(opts: dict[str, Any], g: Globals) -> int:
 
 
 def do_spec(opts: dict[str, Any], g: Globals) -> int:
+    from tuibox.runtime import defaults
+    from tuibox.runtime.seccomp.profile import default_profile
     from tuibox.runtime.spec import starter_spec
 
     target = os.path.join(opts["bundle"], "config.json")
     if os.path.exists(target):
         raise TuiboxError(f"{target}: already exists")
-    data = starter_spec(opts["command"] or ["sh"], rootfs=opts["rootfs"])
+    data = starter_spec(
+        opts["command"] or ["sh"],
+        rootfs=opts["rootfs"],
+        seccomp=default_profile(defaults.CAPABILITIES),
+    )
     with open(target, "w") as f:
         f.write(fastjson.dumps(data, indent=2) + "\n")
     return 0

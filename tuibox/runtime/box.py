@@ -188,6 +188,8 @@ class Runtime(Actions):  # exec, ps, stats, wait, pause, resume, update: actions
             from tuibox.runtime.userns import check_namespace_paths
 
             check_namespace_paths(spec)
+        if spec.linux.seccomp is not None:
+            req.options.setdefault("seccomp", {})  # runtime/seccomp/stage.py
         _load_stages(req)
         stages = [s for s in STAGES if s.wanted(req)]
         d = self.root.make_box_dir(req.name)
@@ -490,6 +492,8 @@ STAGE_MODULES: dict[str, str] = {
     "network": "tuibox.runtime.network.stage",
     # Boxes with process.terminal: the pty and its keeper (runtime/console.py, keeper.py).
     "console": "tuibox.runtime.console",
+    # Boxes with linux.seccomp: compile the filter before the fork (runtime/seccomp/).
+    "seccomp": "tuibox.runtime.seccomp.stage",
 }
 
 

@@ -20,6 +20,7 @@ Every module the child uses is imported here, at module level, before the fork.
 from __future__ import annotations
 
 import _signal
+import binascii
 import errno
 import fcntl
 import os
@@ -37,6 +38,15 @@ from tuibox.runtime.linux import lsm
 from tuibox.runtime.linux import syscalls as sc
 from tuibox.runtime.linux import sysctl as knobs
 from tuibox.runtime.plain import Plain
+from tuibox.runtime.seccomp.load import (
+    agent_message,
+    connect_agent,
+    host_pid,
+    listener_from_record,
+    load_filter,
+    program_from_record,
+    send_to_agent,
+)
 from tuibox.runtime.sync import Channel, error_from_message
 
 TYPE_CHECKING = False
@@ -96,6 +106,8 @@ class _Plan(Plain):
         "no_new_privileges",
         "oom_score_adj",
         "rlimits",
+        "seccomp",
+        "seccomp_agent",
         "selinux_label",
         "sets",
         "uid",
@@ -117,6 +129,8 @@ class _Plan(Plain):
         oom_score_adj: int | None = None,
         apparmor_profile: str | None = None,
         selinux_label: str | None = None,
+        seccomp: tuple[bytes, int] | None = None,
+        seccomp_agent: tuple[str, str] | None = None,
     ) -> None:
         self.args = args
         self.env = env
@@ -131,6 +145,20 @@ class _Plan(Plain):
         self.oom_score_adj = oom_score_adj
         self.apparmor_profile = apparmor_profile
         self.selinux_label = selinux_label
+        self.seccomp = seccomp  # the box's filter: (BPF program, flags)
+        self.seccomp_agent = seccomp_agent  # (listenerPath, metadata) for SCMP_ACT_NOTIFY
+
+
+def _box_seccomp(record: BoxRecord) -> tuple[tuple[bytes, int] | None, tuple[str, str] | None]:
+    """The filter the box's init loaded, and its agent: every exec'd process gets them too."""
+    entry = record.extra.get("seccomp")
+    if entry is None:
+        return None, None
+    try:
+        return program_from_record(entry), listener_from_record(entry)
+    except (ValueError, binascii.Error):
+        # Fail closed: a box that had a filter never gets a process without one.
+        raise SpecError(f"box {record.id!r}: its record's seccomp filter is damaged") from None
 
 
 def _env_dict(items: tuple[str, ...] | list[str]) -> dict[str, str]:
@@ -145,6 +173,7 @@ def _env_dict(items: tuple[str, ...] | list[str]) -> dict[str, str]:
 def plan_for(record: BoxRecord, req: ExecRequest) -> _Plan:
     """The box's confinement (from its record) with the request laid over it."""
     box: dict[str, Any] = record.extra.get("process") or {}
+    program, agent = _box_seccomp(record)
     if req.process is not None:
         from tuibox.runtime.confine import check
 
@@ -171,6 +200,8 @@ def plan_for(record: BoxRecord, req: ExecRequest) -> _Plan:
             ),
             apparmor_profile=apparmor,
             selinux_label=selinux,
+            seccomp=program,
+            seccomp_agent=agent,
         )
     if box.get("capabilities"):
         sets = caps.CapSets.from_json(box["capabilities"])
@@ -202,6 +233,8 @@ def plan_for(record: BoxRecord, req: ExecRequest) -> _Plan:
         oom_score_adj=box.get("oom_score_adj"),
         apparmor_profile=box.get("apparmor_profile"),
         selinux_label=box.get("selinux_label"),
+        seccomp=program,
+        seccomp_agent=agent,
     )
 
 
@@ -379,12 +412,28 @@ def start(
                 child_stdio = (null, null, null)
             else:
                 child_stdio = (0 if req.interactive else null, 1, 2)
+        agent = None
+        if plan.seccomp_agent is not None:
+            path, metadata = plan.seccomp_agent
+            try:
+                sock = connect_agent(path)
+            except OSError as e:
+                raise SpecError(e.strerror or str(e)) from None
+            opened.append(sock)
+            state: dict[str, object] = {
+                "ociVersion": "1.0.2",
+                "id": record.id,
+                "status": "running",
+                "bundle": record.bundle,
+                "annotations": dict(record.annotations),
+            }
+            agent = (sock, state, metadata)
         parent, child = Channel.pair()
         opened += [child.rfd, child.wfd]
         pid = _fork_in_pid_ns(pid_fd)
         if pid == 0:  # pragma: no cover - the exec'd process
             parent.close()
-            _child(plan, child, joins, root_fd, child_stdio, cgroup_dirs, req.tty)
+            _child(plan, child, joins, root_fd, child_stdio, cgroup_dirs, req.tty, agent)
     except BaseException:
         for fd in opened:
             _close(fd)
@@ -431,9 +480,12 @@ def _child(
     stdio: tuple[int, int, int],
     cgroup_dirs: list[str],
     tty: bool,
+    agent: tuple[int, dict[str, object], str] | None = None,
 ) -> NoReturn:  # pragma: no cover - runs in the forked child
     step = "reset"
     try:
+        # (the host's /proc is still ours: the agent wants the pid the host sees)
+        message = agent_message(host_pid(), agent[1], agent[2]) if agent is not None else b""
         for sig in (
             _signal.SIGPIPE,
             _signal.SIGXFSZ,
@@ -473,13 +525,18 @@ def _child(
         for target, fd in enumerate(stdio):
             if fd != target:
                 os.dup2(fd, target)
-        _close_all_but(chan.wfd)
+        _close_all_but(chan.wfd, *((agent[0],) if agent is not None else ()))
         step = "rlimits"
         for kind, res, soft, hard in plan.rlimits:
             try:
                 resource.setrlimit(res, (soft, hard))
             except (OSError, ValueError) as e:
                 raise OSError(getattr(e, "errno", 0) or errno.EPERM, f"{kind}: {e}") from None
+        # As the init: a filter needs CAP_SYS_ADMIN unless no_new_privs is set, in which
+        # case it is loaded last, right before execve.
+        step = "seccomp"
+        if plan.seccomp is not None and not plan.no_new_privileges:
+            _load_seccomp(plan.seccomp, agent, message)
         step = "user"
         caps.drop_bounding(plan.sets)
         os.umask(plan.umask)
@@ -495,6 +552,9 @@ def _child(
             sc.prctl(sc.PR_SET_NO_NEW_PRIVS, 1)
         step = "confine"
         caps.apply_sets(plan.sets)
+        step = "seccomp"
+        if plan.seccomp is not None and plan.no_new_privileges:
+            _load_seccomp(plan.seccomp, agent, message)
         step = "exec"
         os.execve(exe, list(plan.args), plan.env)
     except BaseException as e:
@@ -505,6 +565,14 @@ def _child(
     os._exit(127 if step == "lookup" else 126 if step == "exec" else 1)
 
 
+def _load_seccomp(
+    compiled: tuple[bytes, int], agent: tuple[int, dict[str, object], str] | None, message: bytes
+) -> None:
+    notify_fd = load_filter(*compiled)
+    if agent is not None:
+        send_to_agent(agent[0], notify_fd, message)
+
+
 def _close(fd: int) -> None:
     try:
         os.close(fd)
@@ -512,9 +580,12 @@ def _close(fd: int) -> None:
         pass
 
 
-def _close_all_but(keep: int) -> None:
-    os.closerange(3, keep)
-    os.closerange(keep + 1, 1 << 16)
+def _close_all_but(*keep: int) -> None:
+    last = 3
+    for fd in sorted(k for k in keep if k >= 3):
+        os.closerange(last, fd)
+        last = fd + 1
+    os.closerange(last, 1 << 16)
 
 
 def _lookup(plan: _Plan) -> str:

@@ -21,6 +21,7 @@ from tuibox.runtime.linux import devices, lsm, mounts
 from tuibox.runtime.linux import syscalls as sc
 from tuibox.runtime.linux import sysctl as knobs
 from tuibox.runtime.linux.paths import ensure_mountpoint, resolve_in_root
+from tuibox.runtime.seccomp.load import agent_message, host_pid, load_filter, send_to_agent
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -66,6 +67,12 @@ class InitPlan:
         self.userns: UsernsSetup | None = None  # a user namespace (userns.py)
         self.exe = ""  # filled by the lookup step
         self.host_ready = False  # the parent's `continue` already came (linux.sysctl)
+        # (BPF program, seccomp(2) flags), compiled by the parent (runtime/seccomp/stage.py)
+        self.seccomp: tuple[bytes, int] | None = None
+        # SCMP_ACT_NOTIFY: (socket to the agent, container state, metadata); the message
+        # itself once the init knows its host pid
+        self.seccomp_agent: tuple[int, dict[str, object], str] | None = None
+        self.seccomp_message = b""
 
 
 def _reset_process(plan: InitPlan, chan: Channel) -> None:
@@ -253,6 +260,33 @@ def _rlimits(plan: InitPlan, chan: Channel) -> None:
             raise OSError(getattr(e, "errno", 22), f"{rl.type}: {e}") from e
 
 
+def _seccomp_agent(plan: InitPlan, chan: Channel) -> None:
+    # The agent wants our pid as the host sees it: readable only while /proc is the host's.
+    if plan.seccomp_agent is not None:
+        _, state, metadata = plan.seccomp_agent
+        plan.seccomp_message = agent_message(host_pid(), state, metadata)
+
+
+def _load_seccomp(plan: InitPlan, compiled: tuple[bytes, int]) -> None:
+    notify_fd = load_filter(*compiled)
+    if plan.seccomp_agent is not None:
+        # at once: a notified call of ours would wait for an agent without the fd
+        send_to_agent(plan.seccomp_agent[0], notify_fd, plan.seccomp_message)
+
+
+# Loading a filter needs no_new_privs or CAP_SYS_ADMIN. With noNewPrivileges it waits until
+# just before execve (as runc), so it never filters our own set-up; without, it must come
+# while the init is still privileged: before the user and capability steps.
+def _seccomp_privileged(plan: InitPlan, chan: Channel) -> None:
+    if plan.seccomp is not None and not plan.spec.process.no_new_privileges:
+        _load_seccomp(plan, plan.seccomp)
+
+
+def _seccomp_last(plan: InitPlan, chan: Channel) -> None:
+    if plan.seccomp is not None and plan.spec.process.no_new_privileges:
+        _load_seccomp(plan, plan.seccomp)
+
+
 def _user(plan: InitPlan, chan: Channel) -> None:
     for hook in plan.before_user:
         hook(plan)
@@ -322,6 +356,7 @@ STEPS: tuple[tuple[str, Callable[[InitPlan, Channel], None]], ...] = (
     ("user-namespace", _user_namespace),
     ("namespaces", _namespaces),
     ("sync", _announce_namespaces),
+    ("seccomp", _seccomp_agent),
     ("hostname", _hostname),
     ("linux.sysctl", _sysctl),
     ("process.apparmorProfile", _apparmor),
@@ -337,6 +372,7 @@ STEPS: tuple[tuple[str, Callable[[InitPlan, Channel], None]], ...] = (
     ("console", _console),
     ("readonly-root", _readonly_root),
     ("rlimits", _rlimits),
+    ("seccomp", _seccomp_privileged),
     ("user", _user),
     ("cwd", _cwd),
     ("lookup", _lookup),
@@ -344,6 +380,7 @@ STEPS: tuple[tuple[str, Callable[[InitPlan, Channel], None]], ...] = (
     ("confine", _before_exec),
     ("host-setup", _await_host),
     ("start", _ready_then_wait_for_start),
+    ("seccomp", _seccomp_last),
 )
 
 

@@ -59,7 +59,6 @@ UNSUPPORTED_FIELDS: tuple[str, ...] = (
     "process.scheduler",
     "process.execCPUAffinity",
     "process.user.username",
-    "linux.seccomp",
     "linux.personality",
     "linux.memoryPolicy",
     "linux.netDevices",
@@ -147,6 +146,7 @@ _LINUX_KEYS = frozenset(
         "mountLabel",
         "uidMappings",
         "gidMappings",
+        "seccomp",
     }
 )
 _NAMESPACE_KEYS = frozenset({"type", "path"})
@@ -257,8 +257,10 @@ def starter_spec(
     rootfs: str = "rootfs",
     hostname: str | None = None,
     terminal: bool = False,
+    seccomp: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """A config.json like `runc spec` writes, with tuibox's defaults spelled out."""
+    """A config.json like `runc spec` writes, with tuibox's defaults spelled out;
+    `seccomp`: the linux.seccomp object to write (seccomp/profile.py's default_profile)."""
     caps = list(defaults.CAPABILITIES)
     process: dict[str, Any] = {
         "terminal": terminal,
@@ -293,6 +295,8 @@ def starter_spec(
         "maskedPaths": list(defaults.MASKED_PATHS),
         "readonlyPaths": list(defaults.READONLY_PATHS),
     }
+    if seccomp is not None:
+        data["linux"]["seccomp"] = seccomp
     return data
 
 
@@ -680,6 +684,13 @@ class _Parser:
         uid_maps = self.mappings(obj.get("uidMappings"), "linux.uidMappings")
         gid_maps = self.mappings(obj.get("gidMappings"), "linux.gidMappings")
         _check_user_namespace(namespaces, uid_maps, gid_maps)
+        seccomp = None
+        if obj.get("seccomp") is not None:
+            # Imported only for a spec that has one: `tuibox run` of a plain bundle pays nothing.
+            from tuibox.runtime.seccomp.profile import parse as parse_seccomp
+
+            seccomp, unknown = parse_seccomp(obj["seccomp"])
+            self.unsupported.update(dict.fromkeys(unknown))
         linux = Linux(
             namespaces=namespaces,
             devices=devices,
@@ -709,6 +720,7 @@ class _Parser:
             else None,
             uid_mappings=uid_maps,
             gid_mappings=gid_maps,
+            seccomp=seccomp,
         )
         return linux, default_ns, default_dev
 

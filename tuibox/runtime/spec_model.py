@@ -164,6 +164,68 @@ class IdMapping(Plain):
         self.size = size
 
 
+class SeccompArg(Plain):
+    __slots__ = ("index", "op", "value", "value_two")
+
+    def __init__(self, index: int, value: int, op: str, value_two: int = 0) -> None:
+        self.index = index  # 0..5
+        self.value = value
+        self.value_two = value_two
+        self.op = op  # "SCMP_CMP_EQ", ...
+
+
+class SeccompRule(Plain):
+    __slots__ = ("action", "args", "errno_ret", "names")
+
+    def __init__(
+        self,
+        names: tuple[str, ...],
+        action: str,
+        errno_ret: int | None = None,
+        args: tuple[SeccompArg, ...] = (),
+    ) -> None:
+        self.names = names
+        self.action = action  # "SCMP_ACT_ERRNO", ...
+        self.errno_ret = errno_ret
+        self.args = args
+
+
+class Seccomp(Plain):
+    """linux.seccomp, checked (runtime/seccomp/profile.py); compiled by seccomp/stage.py."""
+
+    __slots__ = (
+        "architectures",
+        "default_action",
+        "default_errno_ret",
+        "flags",
+        "listener_metadata",
+        "listener_path",
+        "syscalls",
+    )
+
+    def __init__(
+        self,
+        default_action: str,
+        default_errno_ret: int | None = None,
+        architectures: tuple[str, ...] = (),
+        flags: tuple[str, ...] = (),
+        syscalls: tuple[SeccompRule, ...] = (),
+        listener_path: str | None = None,
+        listener_metadata: str = "",
+    ) -> None:
+        self.default_action = default_action
+        self.default_errno_ret = default_errno_ret
+        self.architectures = architectures  # "SCMP_ARCH_X86_64", ...
+        self.flags = flags  # "SECCOMP_FILTER_FLAG_LOG", ...
+        self.syscalls = syscalls
+        # the seccomp agent's unix socket; set only when some rule is SCMP_ACT_NOTIFY
+        self.listener_path = listener_path
+        self.listener_metadata = listener_metadata
+
+    def notifies(self) -> bool:
+        return any(r.action == "SCMP_ACT_NOTIFY" for r in self.syscalls)
+
+
 class Linux(Plain):
     __slots__ = (
         "cgroups_path",
@@ -175,6 +237,7 @@ class Linux(Plain):
         "readonly_paths",
         "resources",
         "rootfs_propagation",
+        "seccomp",
         "sysctl",
         "uid_mappings",
     )
@@ -192,6 +255,7 @@ class Linux(Plain):
         mount_label: str | None = None,
         uid_mappings: tuple[IdMapping, ...] = (),
         gid_mappings: tuple[IdMapping, ...] = (),
+        seccomp: Seccomp | None = None,
     ) -> None:
         self.namespaces = namespaces
         self.devices = devices
@@ -206,6 +270,7 @@ class Linux(Plain):
         # written to the user namespace's uid_map / gid_map by the runtime
         self.uid_mappings = uid_mappings
         self.gid_mappings = gid_mappings
+        self.seccomp = seccomp  # None: no filter (as runc without the field)
 
 
 class Spec(Plain):

@@ -19,7 +19,7 @@ import stat
 from tuibox.runtime import defaults
 from tuibox.runtime.linux import devices, mounts
 from tuibox.runtime.linux import syscalls as sc
-from tuibox.runtime.linux.paths import ensure_mountpoint, resolve_in_root
+from tuibox.runtime.linux.paths import ensure_at
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -39,7 +39,7 @@ class InitPlan:
         spec: Spec,
         name: str,
         rootfs: str,
-        state_dir_fd: int,
+        fifo_fd: int,
         stdio: tuple[int, int, int] | None = None,
         overlay: str | None = None,
         etc_files: dict[str, str] | None = None,
@@ -49,8 +49,11 @@ class InitPlan:
         self.spec = spec
         self.name = name
         self.rootfs = rootfs  # host path of the root the box pivots into
-        # O_PATH fd of the box's state dir: reaches exec.fifo after pivot_root
-        self.state_dir_fd = state_dir_fd
+        # exec.fifo opened read-write by the parent: `start` writes the byte we wait for.
+        # A fifo, not a directory: no fd the init holds can give the box a host cwd.
+        self.fifo_fd = fifo_fd
+        self.root_fd = -1  # O_PATH fd of rootfs, from `rootfs` to `pivot_root` (mount targets)
+        self.new_keyring = True  # a session keyring of its own (runc's default)
         self.stdio = stdio  # fds to become 0, 1, 2 (detached boxes)
         self.overlay = overlay  # overlayfs mount data to mount on rootfs first
         self.etc_files = etc_files if etc_files is not None else {}  # box path -> host file
@@ -74,6 +77,11 @@ def _reset_process(plan: InitPlan, chan: Channel) -> None:
         for target, fd in enumerate(plan.stdio):
             if fd != target:
                 os.dup2(fd, target)
+        # The originals (box.log, /dev/null) are not needed once they are 0-2.
+        keep = {*plan.keep_fds, plan.fifo_fd, *chan.fds()}
+        for fd in set(plan.stdio):
+            if fd > 2 and fd not in keep:
+                os.close(fd)
     # The box's init dies with the parent only while it is being set up.
     sc.prctl(sc.PR_SET_PDEATHSIG, _signal.SIGKILL)
 
@@ -89,6 +97,12 @@ def _namespaces(plan: InitPlan, chan: Channel) -> None:
             os.close(fd)
     if plan.unshare_flags:
         sc.unshare(plan.unshare_flags)
+
+
+def _keyring(plan: InitPlan, chan: Channel) -> None:
+    # Otherwise the box shares the operator's session keyring and reads what it holds.
+    if plan.new_keyring:
+        sc.join_session_keyring(None)
 
 
 def _announce_namespaces(plan: InitPlan, chan: Channel) -> None:
@@ -114,12 +128,14 @@ def _rootfs(plan: InitPlan, chan: Channel) -> None:
         sc.mount("overlay", plan.rootfs, "overlay", 0, plan.overlay)
     # pivot_root needs the new root to be a mount point.
     sc.mount(plan.rootfs, plan.rootfs, None, sc.MS_BIND | sc.MS_REC, None)
+    # Every mount target from here to pivot_root is resolved inside the root through it.
+    plan.root_fd = os.open(plan.rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
 
 
 def _mounts(plan: InitPlan, chan: Channel) -> None:
     bundle = str(plan.spec.bundle)
     for m in plan.spec.mounts:
-        mounts.mount_one(plan.rootfs, m, bundle)
+        mounts.mount_one(plan.rootfs, m, bundle, plan.root_fd)
 
 
 def _fresh_dev(plan: InitPlan) -> bool:
@@ -145,21 +161,23 @@ def _etc_files(plan: InitPlan, chan: Channel) -> None:
         if dest in taken:
             continue
         try:
-            target = ensure_mountpoint(plan.rootfs, dest, False)
+            target = ensure_at(plan.root_fd, plan.rootfs, dest, False)
         except OSError:
             # A read-only image without /etc cannot take the file; the box runs without it.
             continue
-        sc.mount(source, target, None, sc.MS_BIND, None)
+        try:
+            mounts.mount_at(source, target, None, sc.MS_BIND, None, dest)
+        finally:
+            os.close(target)
 
 
 def _cwd_exists(plan: InitPlan, chan: Channel) -> None:
-    # runc creates a missing cwd; so do we, before the root may become read-only.
-    target = resolve_in_root(plan.rootfs, plan.spec.process.cwd)
-    if not os.path.isdir(target):
-        try:
-            os.makedirs(target, 0o755, exist_ok=True)
-        except OSError:
-            pass
+    # runc creates a missing cwd; so do we, before the root may become read-only. A cwd
+    # through a magic link (/proc/self/fd/N) is not created here and is refused by `cwd`.
+    try:
+        os.close(ensure_at(plan.root_fd, plan.rootfs, plan.spec.process.cwd, True))
+    except OSError:
+        pass
 
 
 def _console(plan: InitPlan, chan: Channel) -> None:
@@ -170,6 +188,8 @@ def _console(plan: InitPlan, chan: Channel) -> None:
 
 
 def _pivot_root(plan: InitPlan, chan: Channel) -> None:
+    os.close(plan.root_fd)
+    plan.root_fd = -1
     os.chdir(plan.rootfs)
     sc.pivot_root(".", ".")
     # The old root now sits under the new one; detach it without touching the host's mounts.
@@ -182,12 +202,12 @@ def _pivot_root(plan: InitPlan, chan: Channel) -> None:
 # is then at hand even when the box's /dev has none.
 def _masked_paths(plan: InitPlan, chan: Channel) -> None:
     for path in plan.spec.linux.masked_paths:
-        mounts.mask_path(resolve_in_root(plan.rootfs, path))
+        mounts.mask_path(plan.root_fd, plan.rootfs, path)
 
 
 def _readonly_paths(plan: InitPlan, chan: Channel) -> None:
     for path in plan.spec.linux.readonly_paths:
-        mounts.readonly_path(resolve_in_root(plan.rootfs, path))
+        mounts.readonly_path(plan.root_fd, plan.rootfs, path)
 
 
 def _readonly_root(plan: InitPlan, chan: Channel) -> None:
@@ -221,7 +241,23 @@ def _user(plan: InitPlan, chan: Channel) -> None:
 
 
 def _cwd(plan: InitPlan, chan: Channel) -> None:
-    os.chdir(plan.spec.process.cwd)
+    enter_cwd(plan.spec.process.cwd)
+
+
+def enter_cwd(cwd: str) -> None:
+    """chdir, then make sure the result is a directory inside the box's root.
+
+    A cwd of /proc/self/fd/N (or a symlink to it) follows whatever descriptor N is: were it a
+    host directory, the program would start outside the box (CVE-2024-21626). The init holds
+    none by now; this is the check that it stays so. getcwd fails (or says "(unreachable)")
+    for a directory outside the process's root."""
+    os.chdir(cwd)
+    try:
+        where = os.getcwd()
+    except OSError:
+        where = ""
+    if not where.startswith("/"):
+        raise OSError(errno.ENOTDIR, f"{cwd}: not a directory inside the box")
 
 
 def _env_path(plan: InitPlan) -> str:
@@ -265,17 +301,22 @@ def _before_exec(plan: InitPlan, chan: Channel) -> None:
 
 def _ready_then_wait_for_start(plan: InitPlan, chan: Channel) -> None:
     chan.send("ready")
-    # Blocks until `start` opens the fifo for reading (runc's exec fifo).
-    fd = os.open("exec.fifo", os.O_WRONLY | os.O_CLOEXEC, dir_fd=plan.state_dir_fd)
-    os.write(fd, b"0")
-    os.close(fd)
-    os.close(plan.state_dir_fd)
+    # Blocks until `start` writes its byte into exec.fifo. We hold the fifo open read-write,
+    # so `start` can tell a live init (its open for writing succeeds) from a dead one (ENXIO).
+    while True:
+        try:
+            if os.read(plan.fifo_fd, 1):
+                break
+        except InterruptedError:
+            continue
+    os.close(plan.fifo_fd)
     sc.prctl(sc.PR_SET_PDEATHSIG, 0)
 
 
 STEPS: tuple[tuple[str, Callable[[InitPlan, Channel], None]], ...] = (
     ("reset", _reset_process),
     ("namespaces", _namespaces),
+    ("keyring", _keyring),
     ("sync", _announce_namespaces),
     ("hostname", _hostname),
     ("rootfs", _rootfs),

@@ -134,10 +134,12 @@ while [ ! -e /tmp/stop ]; do
     case "$(cat $d/comm 2>/dev/null)" in
       python*)
         echo "$d" >> /tmp/seen
-        if tr '\0' '\n' < $d/environ 2>/dev/null | grep -q SECRET_NAME; then echo "environ $d" >> /tmp/hits; fi
-        if tr '\0' '\n' < $d/cmdline 2>/dev/null | grep -q -- --data-root; then echo "cmdline $d" >> /tmp/hits; fi
-        case "$(readlink $d/exe 2>/dev/null)" in *python*) echo "exe $d" >> /tmp/hits;; esac
-        case "$(ls -l $d/fd/ 2>/dev/null)" in *pipe:*|*socket:*|*mnt:*|*pytest-of*) echo "fd $d $(ls -l $d/fd/ 2>/dev/null | tr '\n' ' ')" >> /tmp/hits;; esac
+        hit() { echo "$1 $d" >> /tmp/hits; }
+        tr '\0' '\n' < $d/environ 2>/dev/null | grep -q SECRET_NAME && hit environ
+        tr '\0' '\n' < $d/cmdline 2>/dev/null | grep -q -- --data-root && hit cmdline
+        case "$(readlink $d/exe 2>/dev/null)" in *python*) hit exe;; esac
+        fds="$(ls -l $d/fd/ 2>/dev/null | tr '\n' ' ')"
+        case "$fds" in *pipe:*|*socket:*|*mnt:*|*pytest-of*) hit "fd $fds";; esac
         ;;
     esac
   done

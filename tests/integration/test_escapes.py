@@ -349,3 +349,27 @@ def test_mount_targets_raced_with_symlinks_never_reach_the_host(
         stop.touch()
         flipper.wait(10)
     assert ok, "no box could be created while racing: the test proved nothing"
+
+
+def test_a_cwd_outside_the_root_is_refused_after_chdir(tmp_path: Path) -> None:
+    # The last line of defence, on its own: a process whose cwd is outside its root (what a
+    # leaked directory fd gives) is stopped by the getcwd check, not run there.
+    from tuibox.runtime.linux.paths import enter_cwd
+
+    root = tmp_path / "root"
+    root.mkdir()
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        try:
+            os.chdir(tmp_path)
+            os.chroot(root)  # the cwd stays outside, as with a leaked fd
+            enter_cwd(".")
+            os.write(w, b"entered")
+        except OSError as e:
+            os.write(w, str(e).encode())
+        os._exit(0)
+    os.close(w)
+    os.waitpid(pid, 0)
+    with os.fdopen(r) as f:
+        assert f.read() == "[Errno 20] .: not a directory inside the box"

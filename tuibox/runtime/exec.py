@@ -32,9 +32,9 @@ import termios
 from tuibox.runtime import defaults
 from tuibox.runtime.cgroups import fs as cgroup_fs
 from tuibox.runtime.errors import InvalidState, SpecError
-from tuibox.runtime.init import enter_cwd
 from tuibox.runtime.linux import capabilities as caps
 from tuibox.runtime.linux import syscalls as sc
+from tuibox.runtime.linux.paths import enter_cwd
 from tuibox.runtime.plain import Plain
 from tuibox.runtime.sync import Channel, error_from_message
 

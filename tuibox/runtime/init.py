@@ -19,7 +19,7 @@ import stat
 from tuibox.runtime import defaults
 from tuibox.runtime.linux import devices, mounts
 from tuibox.runtime.linux import syscalls as sc
-from tuibox.runtime.linux.paths import ensure_at
+from tuibox.runtime.linux.paths import ensure_at, enter_cwd
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -242,22 +242,6 @@ def _user(plan: InitPlan, chan: Channel) -> None:
 
 def _cwd(plan: InitPlan, chan: Channel) -> None:
     enter_cwd(plan.spec.process.cwd)
-
-
-def enter_cwd(cwd: str) -> None:
-    """chdir, then make sure the result is a directory inside the box's root.
-
-    A cwd of /proc/self/fd/N (or a symlink to it) follows whatever descriptor N is: were it a
-    host directory, the program would start outside the box (CVE-2024-21626). The init holds
-    none by now; this is the check that it stays so. getcwd fails (or says "(unreachable)")
-    for a directory outside the process's root."""
-    os.chdir(cwd)
-    try:
-        where = os.getcwd()
-    except OSError:
-        where = ""
-    if not where.startswith("/"):
-        raise OSError(errno.ENOTDIR, f"{cwd}: not a directory inside the box")
 
 
 def _env_path(plan: InitPlan) -> str:

@@ -138,9 +138,29 @@ def ensure_at(root_fd: int, root: str, path: str, directory: bool) -> int:
         real = os.path.normpath(real)
         _create_in_root(root_fd, root, real, directory)
         fd = open_in_root(root_fd, root, real)
-    is_dir = stat.S_ISDIR(os.fstat(fd).st_mode)
+    mode = os.fstat(fd).st_mode
+    if stat.S_ISLNK(mode):  # the walk's O_NOFOLLOW met a symlink swapped in: refuse it
+        os.close(fd)
+        raise OSError(errno.ELOOP, f"{path}: a symbolic link appeared while it was opened")
+    is_dir = stat.S_ISDIR(mode)
     if is_dir != directory:
         os.close(fd)
         code = errno.ENOTDIR if directory else errno.EISDIR
         raise OSError(code, f"{path}: {os.strerror(code).lower()}")
     return fd
+
+
+def enter_cwd(cwd: str) -> None:
+    """chdir, then make sure the result is a directory inside the box's root.
+
+    A cwd of /proc/self/fd/N (or a symlink to it) follows whatever descriptor N is: were it a
+    host directory, the program would start outside the box (CVE-2024-21626). The init holds
+    none by now; this is the check that it stays so. getcwd fails (or says "(unreachable)")
+    for a directory outside the process's root."""
+    os.chdir(cwd)
+    try:
+        where = os.getcwd()
+    except OSError:
+        where = ""
+    if not where.startswith("/"):
+        raise OSError(errno.ENOTDIR, f"{cwd}: not a directory inside the box")

@@ -139,6 +139,8 @@ while [ ! -e /tmp/stop ]; do
         tr '\0' '\n' < $d/cmdline 2>/dev/null | grep -q -- --data-root && hit cmdline
         case "$(readlink $d/exe 2>/dev/null)" in *python*) hit exe;; esac
         fds="$(ls -l $d/fd/ 2>/dev/null | tr '\n' ' ')"
+        # only if it is still ours: after its execve the box program's own pipes show there
+        case "$(cat $d/comm 2>/dev/null)" in python*) ;; *) fds="";; esac
         case "$fds" in *pipe:*|*socket:*|*mnt:*|*pytest-of*) hit "fd $fds";; esac
         ;;
     esac

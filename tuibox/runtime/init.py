@@ -150,9 +150,9 @@ def _devices(plan: InitPlan, chan: Channel) -> None:
         given = {d.path for d in wanted}
         wanted = [d for d in defaults.DEVICES if d.path not in given] + wanted
     for dev in wanted:
-        devices.create_device(plan.rootfs, dev)
+        devices.create_device(plan.rootfs, dev, plan.root_fd)
     if _fresh_dev(plan):
-        devices.create_symlinks(plan.rootfs, defaults.DEV_SYMLINKS)
+        devices.create_symlinks(plan.rootfs, defaults.DEV_SYMLINKS, plan.root_fd)
 
 
 def _etc_files(plan: InitPlan, chan: Channel) -> None:

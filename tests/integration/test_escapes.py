@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import TB, mountinfo, unique
+from tests.integration.actions_helpers import assert_no_cgroup, cgpath
 from tests.integration.test_image_boxes import OCI_CONFIG, make_oci_layout
 
 pytestmark = pytest.mark.root
@@ -55,7 +56,8 @@ def test_cwd_through_a_descriptor_of_the_init_stays_in_the_box(
         args=["/bin/sh", "-c", escape_script(marker, written)],
         process={"cwd": f"/proc/self/fd/{fd}"},
     )
-    proc = tb("run", "--bundle", str(bundle), unique("cwd"), check=False)
+    name = unique("cwd")
+    proc = tb("run", "--bundle", str(bundle), name, check=False)
     assert "host-only-content" not in proc.stdout, proc.stdout
     assert not written.exists()
     if proc.returncode != 0:
@@ -63,6 +65,7 @@ def test_cwd_through_a_descriptor_of_the_init_stays_in_the_box(
         assert len(errors) == 1 and "Traceback" not in proc.stderr, proc.stderr
         assert f"/proc/self/fd/{fd}" in errors[0]
     assert tb.names() == []
+    assert_no_cgroup(cgpath(tb, name))
 
 
 def test_exec_workdir_and_process_file_through_a_descriptor(
@@ -375,3 +378,34 @@ def test_a_cwd_outside_the_root_is_refused_after_chdir(tmp_path: Path) -> None:
     os.waitpid(pid, 0)
     with os.fdopen(r) as f:
         assert f.read() == "[Errno 20] .: not a directory inside the box"
+
+
+def test_mount_options_still_apply_through_descriptors(
+    tb: TB, make_bundle: Callable[..., Path], tmp_path: Path
+) -> None:
+    # Remount flags and propagation go onto the new mount (a fresh descriptor of it), not the
+    # directory beneath; a file bind lands on a file.
+    src = tmp_path / "vol"
+    src.mkdir()
+    (tmp_path / "one-file").write_text("file-content\n")
+    mounts = [
+        {"destination": "/proc", "type": "proc", "source": "proc"},
+        {"destination": "/vol", "type": "bind", "source": str(src),
+         "options": ["rbind", "ro", "nosuid", "runbindable"]},
+        {"destination": "/scratch", "type": "tmpfs", "source": "tmpfs",
+         "options": ["nosuid", "noexec", "size=1m"]},
+        {"destination": "/etc/one-file", "type": "bind", "source": str(tmp_path / "one-file"),
+         "options": ["bind", "ro"]},
+    ]  # fmt: skip
+    script = (
+        "grep -E ' /(vol|scratch|etc/one-file) ' /proc/self/mountinfo; cat /etc/one-file; "
+        "touch /vol/x 2>/dev/null || echo vol-ro"
+    )
+    out = tb("run", "--bundle", str(make_bundle(args=["sh", "-c", script], mounts=mounts)),
+             unique("opts")).stdout  # fmt: skip
+    lines = {ln.split()[4]: ln for ln in out.splitlines() if ln.count(" ") > 5}
+    assert lines["/vol"].split()[5].startswith("ro,nosuid") and "unbindable" in lines["/vol"]
+    assert "nosuid" in lines["/scratch"] and "noexec" in lines["/scratch"]
+    assert lines["/etc/one-file"].split()[5].startswith("ro")
+    assert "file-content" in out and "vol-ro" in out
+    assert os.listdir(src) == []

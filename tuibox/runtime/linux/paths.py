@@ -92,10 +92,16 @@ def open_in_root(root_fd: int, root: str, path: str) -> int:
     global _openat2_missing
     rel = path.lstrip("/") or "."
     flags = os.O_PATH | os.O_CLOEXEC
-    if not _openat2_missing:
+    tries = 0
+    while not _openat2_missing:
         try:
             return sc.openat2(root_fd, rel, flags, _IN_ROOT)
         except OSError as e:
+            # EAGAIN: a rename or mount somewhere on the system raced a `..` in the lookup;
+            # the kernel asks for a retry rather than risk a wrong answer.
+            if e.errno == errno.EAGAIN and tries < 1000:
+                tries += 1
+                continue
             if e.errno != errno.ENOSYS:
                 raise OSError(e.errno, f"{path}: {os.strerror(e.errno or 0).lower()}") from None
             _openat2_missing = True

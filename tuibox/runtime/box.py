@@ -212,7 +212,8 @@ class Runtime(Actions):  # exec, ps, stats, wait, pause, resume, update: actions
             self.root.write(record)
             with self.root.locked(req.name):
                 self._launch(ctx, stages)
-            _close_quietly(plan.fifo_fd)
+                # Before `start` can look: from now on only the init holds the fifo.
+                _close_quietly(plan.fifo_fd)
             undo.discard()
         return record
 

@@ -80,3 +80,14 @@ def test_magic_links_are_refused(tmp_path: Path) -> None:
         assert e.value.errno == errno.ELOOP
     finally:
         os.close(rfd)
+
+
+def test_a_root_reached_through_a_symlink(tmp_path: Path, mode: str) -> None:
+    (tmp_path / "real/etc").mkdir(parents=True)
+    (tmp_path / "alias").symlink_to("real")
+    root = str(tmp_path / "alias")
+    rfd = os.open(root, os.O_PATH | os.O_DIRECTORY)
+    try:
+        assert _where(paths.open_in_root(rfd, root, "/etc")) == f"{tmp_path}/real/etc"
+    finally:
+        os.close(rfd)

@@ -108,7 +108,7 @@ def open_in_root(root_fd: int, root: str, path: str) -> int:
     # A kernel before 5.6: the safe walk, then a check that what was opened is still ours.
     fd = os.open(resolve_in_root(root, path), flags | os.O_NOFOLLOW)
     real = os.readlink(fd_path(fd))
-    base = root.rstrip("/")
+    base = os.readlink(fd_path(root_fd)).rstrip("/")  # the root as the kernel names it
     if real != base and not real.startswith(base + "/"):
         os.close(fd)
         raise OSError(errno.EXDEV, f"{path}: moved outside the root while it was opened")

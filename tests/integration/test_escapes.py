@@ -409,3 +409,17 @@ def test_mount_options_still_apply_through_descriptors(
     assert lines["/etc/one-file"].split()[5].startswith("ro")
     assert "file-content" in out and "vol-ro" in out
     assert os.listdir(src) == []
+
+
+def test_a_mount_of_the_wrong_kind_is_one_line_and_leaves_nothing(
+    tb: TB, make_bundle: Callable[..., Path], tmp_path: Path
+) -> None:
+    # The target's type is checked on the descriptor: a file cannot go onto a directory.
+    (tmp_path / "a-file").write_text("x\n")
+    mounts = [{"destination": "/etc", "type": "bind", "source": str(tmp_path / "a-file"),
+               "options": ["bind"]}]  # fmt: skip
+    name = unique("kind")
+    err = tb.fails("run", "--bundle", str(make_bundle(mounts=mounts)), name)
+    assert "mount /etc: is a directory" in err
+    assert tb.names() == []
+    assert_no_cgroup(cgpath(tb, name))

@@ -88,6 +88,13 @@ def mount_at(
         raise OSError(e.errno, f"mount {dest}: {os.strerror(e.errno or 0).lower()}") from None
 
 
+def _target(root_fd: int, rootfs: str, dest: str, directory: bool) -> int:
+    try:
+        return ensure_at(root_fd, rootfs, dest, directory)
+    except OSError as e:
+        raise OSError(e.errno, f"mount {dest}: {os.strerror(e.errno or 0).lower()}") from None
+
+
 def _reopen(root_fd: int, rootfs: str, dest: str) -> int:
     # The descriptor a mount went onto still names what lies beneath it; changing the new
     # mount (remount flags, propagation) needs a descriptor of the new mount's root.
@@ -107,7 +114,7 @@ def mount_one(rootfs: str, m: Mount, bundle: str, root_fd: int) -> None:
                 e.errno,
                 f"mount {m.destination}: bind source {source}: {os.strerror(e.errno or 0).lower()}",
             ) from None
-        fd = ensure_at(root_fd, rootfs, dest, stat.S_ISDIR(st.st_mode))
+        fd = _target(root_fd, rootfs, dest, stat.S_ISDIR(st.st_mode))
         try:
             mount_at(source, fd, None, sc.MS_BIND | (flags & sc.MS_REC), None, dest)
         finally:
@@ -121,7 +128,7 @@ def mount_one(rootfs: str, m: Mount, bundle: str, root_fd: int) -> None:
             finally:
                 os.close(fd)
     else:
-        fd = ensure_at(root_fd, rootfs, dest, True)
+        fd = _target(root_fd, rootfs, dest, True)
         fstype = m.type or "none"
         try:
             mount_at(m.source or fstype, fd, fstype, flags, data or None, dest)

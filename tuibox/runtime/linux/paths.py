@@ -134,7 +134,7 @@ def _create_in_root(root_fd: int, root: str, path: str, directory: bool) -> None
 
 def ensure_at(root_fd: int, root: str, path: str, directory: bool) -> int:
     """`ensure_mountpoint` as an O_PATH descriptor, checked to be a directory or not."""
-    path = os.path.normpath("/" + path)
+    path = os.path.normpath("/" + path.lstrip("/"))
     try:
         fd = open_in_root(root_fd, root, path)
     except FileNotFoundError:

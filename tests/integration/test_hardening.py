@@ -4,6 +4,8 @@ ones), no mounting, masked and read-only /proc paths, no_new_privs, no leaked de
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -129,3 +131,30 @@ def test_no_runtime_descriptor_leaks_into_the_box(
     assert _fds(tb("exec", name, "ls", "-l", "/proc/self/fd").stdout) == {"0", "1", "2", "3"}
     init_fds = sorted(int(f) for f in os.listdir(f"/proc/{boxes.pid(name)}/fd"))
     assert init_fds == [0, 1, 2]
+    # A caller's descriptors as high as its limit allows (close_range has no upper bound;
+    # the hard limit here is below 65536, the old bound): a directory, the kind that would
+    # give a box a host cwd, and the caller's own fd table is left as it was.
+    for verb in ("run", "exec"):
+        cmd = (
+            ("run", "--bundle", str(make_bundle()), unique("hi"))
+            if verb == "run"
+            else ("exec", name)
+        )
+        out = subprocess.run(
+            [sys.executable, "-c", HIGH_FDS, *tb.argv(*cmd, "ls", "-l", "/proc/self/fd")[1:]],
+            capture_output=True, text=True, timeout=60, check=True,
+        ).stdout  # fmt: skip
+        assert _fds(out) == {"0", "1", "2", "3"}, out
+
+
+# Raise the soft NOFILE limit to the hard one, park a directory fd on the highest number and
+# one just below, then become tuibox.
+HIGH_FDS = """
+import os, resource, sys
+_, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+fd = os.open("/", os.O_RDONLY | os.O_DIRECTORY)
+for high in (hard - 1, hard - 2):
+    os.dup2(fd, high)
+os.execv(sys.executable, [sys.executable, *sys.argv[1:]])
+"""

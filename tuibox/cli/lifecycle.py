@@ -38,6 +38,11 @@ SPEC_OPTS = (
     ),
     Opt(("--pid-file",), "pid_file", "FILE", help="write the init's pid here (runc)"),
     Opt(
+        ("--no-new-keyring",),
+        "no_new_keyring",
+        help="share the caller's session keyring instead of a new one (runc)",
+    ),
+    Opt(
         ("--console-socket",),
         "console_socket",
         "PATH",
@@ -208,6 +213,8 @@ def load_request(opts: dict[str, Any], g: Globals, detach: bool) -> Any:
         req.options["console"] = {"socket": os.path.abspath(opts["console_socket"])}
     if net is not None:
         req.options["network"] = net  # the network stage (runtime/network/stage.py)
+    if opts.get("no_new_keyring"):
+        req.options["no_new_keyring"] = True  # box.py: remembered for exec too
     return req
 
 

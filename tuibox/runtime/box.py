@@ -212,19 +212,16 @@ class Runtime(Actions):  # exec, ps, stats, wait, pause, resume, update: actions
             )
             record.extra["stages"] = [s.name for s in stages]
             plan = self._plan(req, record, d)
-            undo.callback(_close_quietly, plan.state_dir_fd)
+            undo.callback(_close_quietly, plan.fifo_fd)
             ctx = SetupContext(self, req, record, d, plan, undo)
             for stage in stages:
                 if stage.prepare is not None:
                     stage.prepare(ctx)
             self.root.write(record)
-            fifo = os.path.join(d, "exec.fifo")
-            os.mkfifo(fifo, 0o622)
-            # The init opens it for writing after switching to the box's user (as runc does).
-            os.chmod(fifo, 0o622)
             with self.root.locked(req.name):
                 self._launch(ctx, stages)
-            _close_quietly(plan.state_dir_fd)
+                # Before `start` can look: from now on only the init holds the fifo.
+                _close_quietly(plan.fifo_fd)
             undo.discard()
         return record
 
@@ -258,17 +255,23 @@ class Runtime(Actions):  # exec, ps, stats, wait, pause, resume, update: actions
                 join.append((ns.type, ns.path))
             else:
                 flags |= sc.NAMESPACE_FLAGS[ns.type]
-        return box_init.InitPlan(
+        fifo = os.path.join(d, "exec.fifo")
+        os.mkfifo(fifo, 0o600)
+        plan = box_init.InitPlan(
             spec=spec,
             name=req.name,
             rootfs=rootfs,
-            state_dir_fd=os.open(d, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC),
+            # Read-write: opening cannot block, and the init holds a reader until it execs.
+            fifo_fd=os.open(fifo, os.O_RDWR | os.O_CLOEXEC),
             stdio=req.stdio,
             overlay=overlay,
             etc_files={"/etc/hostname": f"{d}/hostname", "/etc/hosts": f"{d}/hosts"},
             unshare_flags=flags,
             join=join,
         )
+        plan.new_keyring = not req.options.get("no_new_keyring", False)
+        record.extra["no_new_keyring"] = not plan.new_keyring
+        return plan
 
     def _launch(self, ctx: SetupContext, stages: builtins.list[Stage]) -> None:
         """Fork the init (through a monitor when detached) and walk it to `ready`."""
@@ -341,32 +344,16 @@ class Runtime(Actions):  # exec, ps, stats, wait, pause, resume, update: actions
 
     def _release(self, record: st.BoxRecord, d: str) -> None:
         fifo = os.path.join(d, "exec.fifo")
-        # Non-blocking open: a dead init must not hang `start`. The init is already blocked
-        # opening the other end (it said `ready` first), so the byte comes within
-        # microseconds; polling with a short backoff avoids importing select (~2 ms).
-        fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        # The init holds the fifo open for reading until it execs, and nobody else does: a
+        # non-blocking open for writing succeeds while it waits, fails with ENXIO once it died.
         try:
-            deadline = time.monotonic() + 10
-            delay = 0.00005
-            while True:
-                try:
-                    if os.read(fd, 1):
-                        break
-                except BlockingIOError:
-                    pass
-                time.sleep(delay)
-                delay = min(delay * 2, 0.01)
-                if not proc.is_alive(record.pid, record.starttime):
-                    # A short program may have been released, exec'd and exited between
-                    # our read and this check: its byte is then waiting in the fifo.
-                    try:
-                        if os.read(fd, 1):
-                            break
-                    except BlockingIOError:
-                        pass
-                    raise TuiboxError(f"box {record.id!r}: its init died before it could start")
-                if time.monotonic() > deadline:
-                    raise TuiboxError(f"box {record.id!r}: init did not answer start")
+            fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        except OSError as e:
+            if e.errno != 6:  # ENXIO
+                raise
+            raise TuiboxError(f"box {record.id!r}: its init died before it could start") from None
+        try:
+            os.write(fd, b"0")
         finally:
             os.close(fd)
             try:
@@ -551,13 +538,14 @@ def _spawn_init(plan: box_init.InitPlan, child: Channel, parent: Channel | None)
         else:
             sc.unshare(sc.CLONE_NEWPID)
     try:
-        pid = os.fork() if userns is None else userns.fork(plan, clone_flags)
+        # Born non-dumpable: in the box's PID namespace it is visible from the first instant.
+        clone = None if userns is None else (lambda: userns.fork(plan, clone_flags))
+        pid = sc.fork_unexposed(b"tuibox-init", clone)
     except BaseException:
         _restore_pid_ns(own)
         raise
     if pid == 0:  # pragma: no cover - the box's init
-        keep = {0, 1, 2, *child.fds(), plan.state_dir_fd, *(plan.stdio or ()), *plan.keep_fds}
-        _close_all_but(keep)
+        _close_all_but({*child.fds(), plan.fifo_fd, *(plan.stdio or ()), *plan.keep_fds})
         box_init.run(plan, child)
     _restore_pid_ns(own)
     if userns is not None:
@@ -605,12 +593,8 @@ def _monitor_main(
 
 
 def _close_all_but(keep: set[int]) -> None:
-    last = 3
-    for fd in sorted(f for f in keep if f >= 3):
-        if fd > last:
-            os.closerange(last, fd)
-        last = fd + 1
-    os.closerange(last, 1 << 16)
+    # No upper bound: an fd the caller opened above 65535 must not reach a box either.
+    sc.close_fds_except(keep)
 
 
 def _close_quietly(fd: int) -> None:

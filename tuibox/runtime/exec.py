@@ -37,6 +37,7 @@ from tuibox.runtime.linux import capabilities as caps
 from tuibox.runtime.linux import lsm
 from tuibox.runtime.linux import syscalls as sc
 from tuibox.runtime.linux import sysctl as knobs
+from tuibox.runtime.linux.paths import enter_cwd
 from tuibox.runtime.plain import Plain
 from tuibox.runtime.seccomp.load import (
     agent_message,
@@ -433,7 +434,10 @@ def start(
         pid = _fork_in_pid_ns(pid_fd)
         if pid == 0:  # pragma: no cover - the exec'd process
             parent.close()
-            _child(plan, child, joins, root_fd, child_stdio, cgroup_dirs, req.tty, agent)
+            new_keyring = not record.extra.get("no_new_keyring", False)
+            _child(
+                plan, child, joins, root_fd, child_stdio, cgroup_dirs, req.tty, agent, new_keyring
+            )
     except BaseException:
         for fd in opened:
             _close(fd)
@@ -453,14 +457,18 @@ def start(
 
 
 def _fork_in_pid_ns(pid_fd: int | None) -> int:
-    """fork() with the child inside the box's PID namespace; this process stays where it is."""
+    """fork() with the child inside the box's PID namespace; this process stays where it is.
+
+    The child is born non-dumpable with our argv and environment blanked (fork_unexposed):
+    the box sees it from its first instant and must not read the operator's environment,
+    descriptors or the host's Python through /proc/PID."""
     if pid_fd is None:
-        return os.fork()
+        return sc.fork_unexposed(b"tuibox-exec")
     own = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
     try:
         sc.setns(pid_fd, sc.CLONE_NEWPID)
         try:
-            pid = os.fork()
+            pid = sc.fork_unexposed(b"tuibox-exec")
         except BaseException:
             sc.setns(own, sc.CLONE_NEWPID)
             raise
@@ -481,9 +489,20 @@ def _child(
     cgroup_dirs: list[str],
     tty: bool,
     agent: tuple[int, dict[str, object], str] | None = None,
+    new_keyring: bool = True,
 ) -> NoReturn:  # pragma: no cover - runs in the forked child
     step = "reset"
     try:
+        # Nothing but what this child uses may reach the box (close_range, no upper bound).
+        sc.close_fds_except(
+            {
+                *chan.fds(),
+                *(fd for _, fd in joins),
+                root_fd,
+                *stdio,
+                *((agent[0],) if agent is not None else ()),
+            }
+        )
         # (the host's /proc is still ours: the agent wants the pid the host sees)
         message = agent_message(host_pid(), agent[1], agent[2]) if agent is not None else b""
         for sig in (
@@ -515,6 +534,9 @@ def _child(
                 sc.setns(fd, sc.NAMESPACE_FLAGS[kind])
             except OSError as e:
                 raise OSError(e.errno, f"join {kind} namespace: {e.strerror}") from None
+        step = "keyring"
+        if new_keyring:
+            sc.join_session_keyring(None)
         step = "root"
         os.fchdir(root_fd)
         os.chroot(".")
@@ -544,7 +566,7 @@ def _child(
         os.setgid(plan.gid)
         os.setuid(plan.uid)
         step = "cwd"
-        os.chdir(plan.cwd)
+        enter_cwd(plan.cwd)
         step = "lookup"
         exe = _lookup(plan)
         step = "no-new-privileges"
@@ -581,11 +603,7 @@ def _close(fd: int) -> None:
 
 
 def _close_all_but(*keep: int) -> None:
-    last = 3
-    for fd in sorted(k for k in keep if k >= 3):
-        os.closerange(last, fd)
-        last = fd + 1
-    os.closerange(last, 1 << 16)
+    sc.close_fds_except(set(keep))
 
 
 def _lookup(plan: _Plan) -> str:

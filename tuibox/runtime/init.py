@@ -20,7 +20,7 @@ from tuibox.runtime import defaults
 from tuibox.runtime.linux import devices, lsm, mounts
 from tuibox.runtime.linux import syscalls as sc
 from tuibox.runtime.linux import sysctl as knobs
-from tuibox.runtime.linux.paths import ensure_mountpoint, resolve_in_root
+from tuibox.runtime.linux.paths import ensure_at, enter_cwd
 from tuibox.runtime.seccomp.load import agent_message, host_pid, load_filter, send_to_agent
 
 TYPE_CHECKING = False
@@ -42,7 +42,7 @@ class InitPlan:
         spec: Spec,
         name: str,
         rootfs: str,
-        state_dir_fd: int,
+        fifo_fd: int,
         stdio: tuple[int, int, int] | None = None,
         overlay: str | None = None,
         etc_files: dict[str, str] | None = None,
@@ -52,8 +52,11 @@ class InitPlan:
         self.spec = spec
         self.name = name
         self.rootfs = rootfs  # host path of the root the box pivots into
-        # O_PATH fd of the box's state dir: reaches exec.fifo after pivot_root
-        self.state_dir_fd = state_dir_fd
+        # exec.fifo opened read-write by the parent: `start` writes the byte we wait for.
+        # A fifo, not a directory: no fd the init holds can give the box a host cwd.
+        self.fifo_fd = fifo_fd
+        self.root_fd = -1  # O_PATH fd of rootfs, from `rootfs` to `pivot_root` (mount targets)
+        self.new_keyring = True  # a session keyring of its own (runc's default)
         self.stdio = stdio  # fds to become 0, 1, 2 (detached boxes)
         self.overlay = overlay  # overlayfs mount data to mount on rootfs first
         self.etc_files = etc_files if etc_files is not None else {}  # box path -> host file
@@ -85,6 +88,11 @@ def _reset_process(plan: InitPlan, chan: Channel) -> None:
         for target, fd in enumerate(plan.stdio):
             if fd != target:
                 os.dup2(fd, target)
+        # The originals (box.log, /dev/null) are not needed once they are 0-2.
+        keep = {*plan.keep_fds, plan.fifo_fd, *chan.fds()}
+        for fd in set(plan.stdio):
+            if fd > 2 and fd not in keep:
+                os.close(fd)
     # The box's init dies with the parent only while it is being set up.
     sc.prctl(sc.PR_SET_PDEATHSIG, _signal.SIGKILL)
 
@@ -112,6 +120,12 @@ def _namespaces(plan: InitPlan, chan: Channel) -> None:
             os.close(fd)
     if plan.unshare_flags:
         sc.unshare(plan.unshare_flags)
+
+
+def _keyring(plan: InitPlan, chan: Channel) -> None:
+    # Otherwise the box shares the operator's session keyring and reads what it holds.
+    if plan.new_keyring:
+        sc.join_session_keyring(None)
 
 
 def _announce_namespaces(plan: InitPlan, chan: Channel) -> None:
@@ -158,16 +172,18 @@ def _rootfs(plan: InitPlan, chan: Channel) -> None:
     sc.mount(None, "/", None, flags | sc.MS_REC, None)
     if plan.overlay is not None:
         sc.mount("overlay", plan.rootfs, "overlay", 0, plan.overlay)
-    if plan.userns is not None and plan.userns.attach_root(plan):
-        return  # a mount of its own already, made by the parent (userns.py)
-    # pivot_root needs the new root to be a mount point.
-    sc.mount(plan.rootfs, plan.rootfs, None, sc.MS_BIND | sc.MS_REC, None)
+    if plan.userns is None or not plan.userns.attach_root(plan):
+        # pivot_root needs the new root to be a mount point (a userns box's root is one
+        # already: a detached mount the parent made, see userns.py).
+        sc.mount(plan.rootfs, plan.rootfs, None, sc.MS_BIND | sc.MS_REC, None)
+    # Every mount target from here to pivot_root is resolved inside the root through it.
+    plan.root_fd = os.open(plan.rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
 
 
 def _mounts(plan: InitPlan, chan: Channel) -> None:
     bundle = str(plan.spec.bundle)
     for m in lsm.labelled_mounts(plan.spec.mounts, plan.spec.linux.mount_label):
-        mounts.mount_one(plan.rootfs, m, bundle)
+        mounts.mount_one(plan.rootfs, m, bundle, plan.root_fd)
 
 
 def _fresh_dev(plan: InitPlan) -> bool:
@@ -182,9 +198,9 @@ def _devices(plan: InitPlan, chan: Channel) -> None:
         given = {d.path for d in wanted}
         wanted = [d for d in defaults.DEVICES if d.path not in given] + wanted
     for dev in wanted:
-        devices.create_device(plan.rootfs, dev)
+        devices.create_device(plan.rootfs, dev, plan.root_fd)
     if _fresh_dev(plan):
-        devices.create_symlinks(plan.rootfs, defaults.DEV_SYMLINKS)
+        devices.create_symlinks(plan.rootfs, defaults.DEV_SYMLINKS, plan.root_fd)
 
 
 def _etc_files(plan: InitPlan, chan: Channel) -> None:
@@ -193,23 +209,25 @@ def _etc_files(plan: InitPlan, chan: Channel) -> None:
         if dest in taken:
             continue
         try:
-            target = ensure_mountpoint(plan.rootfs, dest, False)
+            target = ensure_at(plan.root_fd, plan.rootfs, dest, False)
         except OSError:
             # A read-only image without /etc cannot take the file; the box runs without it.
             continue
-        if plan.userns is not None and plan.userns.attach_file(source, target):
-            continue  # a detached mount the parent made (userns.py)
-        sc.mount(source, target, None, sc.MS_BIND, None)
+        try:
+            if plan.userns is not None and plan.userns.attach_file(source, target):
+                continue  # a detached mount the parent made (userns.py)
+            mounts.mount_at(source, target, None, sc.MS_BIND, None, dest)
+        finally:
+            os.close(target)
 
 
 def _cwd_exists(plan: InitPlan, chan: Channel) -> None:
-    # runc creates a missing cwd; so do we, before the root may become read-only.
-    target = resolve_in_root(plan.rootfs, plan.spec.process.cwd)
-    if not os.path.isdir(target):
-        try:
-            os.makedirs(target, 0o755, exist_ok=True)
-        except OSError:
-            pass
+    # runc creates a missing cwd; so do we, before the root may become read-only. A cwd
+    # through a magic link (/proc/self/fd/N) is not created here and is refused by `cwd`.
+    try:
+        os.close(ensure_at(plan.root_fd, plan.rootfs, plan.spec.process.cwd, True))
+    except OSError:
+        pass
 
 
 def _console(plan: InitPlan, chan: Channel) -> None:
@@ -220,6 +238,8 @@ def _console(plan: InitPlan, chan: Channel) -> None:
 
 
 def _pivot_root(plan: InitPlan, chan: Channel) -> None:
+    os.close(plan.root_fd)
+    plan.root_fd = -1
     os.chdir(plan.rootfs)
     sc.pivot_root(".", ".")
     # The old root now sits under the new one; detach it without touching the host's mounts.
@@ -232,12 +252,12 @@ def _pivot_root(plan: InitPlan, chan: Channel) -> None:
 # is then at hand even when the box's /dev has none.
 def _masked_paths(plan: InitPlan, chan: Channel) -> None:
     for path in plan.spec.linux.masked_paths:
-        mounts.mask_path(resolve_in_root(plan.rootfs, path))
+        mounts.mask_path(plan.root_fd, plan.rootfs, path)
 
 
 def _readonly_paths(plan: InitPlan, chan: Channel) -> None:
     for path in plan.spec.linux.readonly_paths:
-        mounts.readonly_path(resolve_in_root(plan.rootfs, path))
+        mounts.readonly_path(plan.root_fd, plan.rootfs, path)
 
 
 def _readonly_root(plan: InitPlan, chan: Channel) -> None:
@@ -298,7 +318,7 @@ def _user(plan: InitPlan, chan: Channel) -> None:
 
 
 def _cwd(plan: InitPlan, chan: Channel) -> None:
-    os.chdir(plan.spec.process.cwd)
+    enter_cwd(plan.spec.process.cwd)
 
 
 def _env_path(plan: InitPlan) -> str:
@@ -342,11 +362,15 @@ def _before_exec(plan: InitPlan, chan: Channel) -> None:
 
 def _ready_then_wait_for_start(plan: InitPlan, chan: Channel) -> None:
     chan.send("ready")
-    # Blocks until `start` opens the fifo for reading (runc's exec fifo).
-    fd = os.open("exec.fifo", os.O_WRONLY | os.O_CLOEXEC, dir_fd=plan.state_dir_fd)
-    os.write(fd, b"0")
-    os.close(fd)
-    os.close(plan.state_dir_fd)
+    # Blocks until `start` writes its byte into exec.fifo. We hold the fifo open read-write,
+    # so `start` can tell a live init (its open for writing succeeds) from a dead one (ENXIO).
+    while True:
+        try:
+            if os.read(plan.fifo_fd, 1):
+                break
+        except InterruptedError:
+            continue
+    os.close(plan.fifo_fd)
     sc.prctl(sc.PR_SET_PDEATHSIG, 0)
 
 
@@ -355,6 +379,7 @@ STEPS: tuple[tuple[str, Callable[[InitPlan, Channel], None]], ...] = (
     ("process.oomScoreAdj", _oom_score_adj),
     ("user-namespace", _user_namespace),
     ("namespaces", _namespaces),
+    ("keyring", _keyring),
     ("sync", _announce_namespaces),
     ("seccomp", _seccomp_agent),
     ("hostname", _hostname),

@@ -266,12 +266,13 @@ class UsernsSetup:
         plan.rootfs = f"{_FD_PREFIX}{self.root_fd}"
         return True
 
-    def attach_file(self, source: str, target: str) -> bool:
-        """Attach an /etc file that fork() made a detached mount of."""
+    def attach_file(self, source: str, target_fd: int) -> bool:
+        """Attach an /etc file that fork() made a detached mount of onto `target_fd` (an
+        O_PATH descriptor opened inside the root)."""
         if not source.startswith(_FD_PREFIX):
             return False
         fd = int(source[len(_FD_PREFIX) :])
-        kernel.attach(fd, target)
+        kernel.attach(fd, "", target_fd)
         os.close(fd)
         return True
 
@@ -356,9 +357,6 @@ def _prepare(ctx: SetupContext) -> None:
 def _register(ctx: SetupContext, setup: UsernsSetup) -> None:
     ctx.plan.userns = setup
     ctx.undo.callback(setup.close)
-    # The init, as the box's root, opens exec.fifo through its fd of the box dir: that
-    # needs search permission on the box dir itself (its parents stay 0700).
-    os.chmod(ctx.box_dir, 0o711)
 
 
 def _detached_root(ctx: SetupContext, setup: UsernsSetup, probe: int | None, auto: bool) -> None:

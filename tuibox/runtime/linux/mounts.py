@@ -1,7 +1,8 @@
 """Mounting inside the box's mount namespace: spec mounts, propagation, masking, read-only.
 
-Every destination is resolved with `paths.resolve_in_root`, so a symlink planted in an image
-cannot send a mount to the host.
+Every destination is opened inside the rootfs as a descriptor (`paths.ensure_at`) and the
+mount goes onto that descriptor, so a symlink planted in an image, or swapped in while the box
+is being set up, cannot send a mount to the host.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import os
 import stat
 
 from tuibox.runtime.linux import syscalls as sc
-from tuibox.runtime.linux.paths import ensure_mountpoint
+from tuibox.runtime.linux.paths import ensure_at, fd_path, open_in_root
 from tuibox.runtime.spec_model import Mount
 
 # option -> (flags to set, flags to clear)
@@ -77,9 +78,33 @@ def is_bind(m: Mount) -> bool:
     return m.type == "bind" or any(o in ("bind", "rbind") for o in m.options)
 
 
-def mount_one(rootfs: str, m: Mount, bundle: str) -> None:
-    """Perform one spec mount under rootfs."""
+def mount_at(
+    source: str | None, fd: int, fstype: str | None, flags: int, data: str | None, dest: str
+) -> None:
+    """mount(2) onto the object `fd` holds; errors name the box path, not /proc/self/fd/N."""
+    try:
+        sc.mount(source, fd_path(fd), fstype, flags, data)
+    except OSError as e:
+        raise OSError(e.errno, f"mount {dest}: {os.strerror(e.errno or 0).lower()}") from None
+
+
+def _target(root_fd: int, rootfs: str, dest: str, directory: bool) -> int:
+    try:
+        return ensure_at(root_fd, rootfs, dest, directory)
+    except OSError as e:
+        raise OSError(e.errno, f"mount {dest}: {os.strerror(e.errno or 0).lower()}") from None
+
+
+def _reopen(root_fd: int, rootfs: str, dest: str) -> int:
+    # The descriptor a mount went onto still names what lies beneath it; changing the new
+    # mount (remount flags, propagation) needs a descriptor of the new mount's root.
+    return open_in_root(root_fd, rootfs, dest)
+
+
+def mount_one(rootfs: str, m: Mount, bundle: str, root_fd: int) -> None:
+    """Perform one spec mount under rootfs (`root_fd`: an O_PATH descriptor of rootfs)."""
     flags, propagation, data = parse_options(m.options)
+    dest = m.destination
     if is_bind(m):
         source = m.source if m.source.startswith("/") else os.path.join(bundle, m.source)
         try:
@@ -89,48 +114,78 @@ def mount_one(rootfs: str, m: Mount, bundle: str) -> None:
                 e.errno,
                 f"mount {m.destination}: bind source {source}: {os.strerror(e.errno or 0).lower()}",
             ) from None
-        target = ensure_mountpoint(rootfs, m.destination, stat.S_ISDIR(st.st_mode))
-        sc.mount(source, target, None, sc.MS_BIND | (flags & sc.MS_REC), None)
+        fd = _target(root_fd, rootfs, dest, stat.S_ISDIR(st.st_mode))
+        try:
+            mount_at(source, fd, None, sc.MS_BIND | (flags & sc.MS_REC), None, dest)
+        finally:
+            os.close(fd)
         # A bind mount ignores most flags on the first call; they take effect on a remount.
         remount = flags & ~(sc.MS_BIND | sc.MS_REC | sc.MS_REMOUNT)
         if remount:
-            sc.mount(None, target, None, sc.MS_BIND | sc.MS_REMOUNT | remount, None)
+            fd = _reopen(root_fd, rootfs, dest)
+            try:
+                mount_at(None, fd, None, sc.MS_BIND | sc.MS_REMOUNT | remount, None, dest)
+            finally:
+                os.close(fd)
     else:
-        target = ensure_mountpoint(rootfs, m.destination, True)
+        fd = _target(root_fd, rootfs, dest, True)
         fstype = m.type or "none"
         try:
-            sc.mount(m.source or fstype, target, fstype, flags, data or None)
+            mount_at(m.source or fstype, fd, fstype, flags, data or None, dest)
         except OSError as e:
             if fstype == "sysfs" and e.errno == 1:
                 # Without a private network namespace the kernel refuses a new sysfs:
                 # show the host's, read-only, as runc does.
-                sc.mount("/sys", target, None, sc.MS_BIND | sc.MS_REC, None)
-                sc.mount(None, target, None, sc.MS_BIND | sc.MS_REMOUNT | sc.MS_RDONLY, None)
+                mount_at("/sys", fd, None, sc.MS_BIND | sc.MS_REC, None, dest)
+                ro = _reopen(root_fd, rootfs, dest)
+                try:
+                    mount_at(None, ro, None, sc.MS_BIND | sc.MS_REMOUNT | sc.MS_RDONLY, None, dest)
+                finally:
+                    os.close(ro)
             elif fstype == "mqueue" and e.errno == 1:
-                sc.mount("/dev/mqueue", target, None, sc.MS_BIND, None)
+                mount_at("/dev/mqueue", fd, None, sc.MS_BIND, None, dest)
             else:
                 raise
-    for p in propagation:
-        sc.mount(None, target, None, p, None)
+        finally:
+            os.close(fd)
+    if propagation:
+        fd = _reopen(root_fd, rootfs, dest)
+        try:
+            for p in propagation:
+                mount_at(None, fd, None, p, None, dest)
+        finally:
+            os.close(fd)
 
 
-def mask_path(path: str) -> None:
+def mask_path(root_fd: int, rootfs: str, path: str) -> None:
     """Hide a path in the box: an empty read-only tmpfs over a directory, /dev/null over a file."""
     try:
-        st = os.stat(path)
+        fd = open_in_root(root_fd, rootfs, path)
     except OSError:
         return
-    if stat.S_ISDIR(st.st_mode):
-        sc.mount("tmpfs", path, "tmpfs", sc.MS_RDONLY, None)
-    else:
-        sc.mount("/dev/null", path, None, sc.MS_BIND, None)
+    try:
+        if stat.S_ISDIR(os.fstat(fd).st_mode):
+            mount_at("tmpfs", fd, "tmpfs", sc.MS_RDONLY, None, path)
+        else:
+            mount_at("/dev/null", fd, None, sc.MS_BIND, None, path)
+    finally:
+        os.close(fd)
 
 
-def readonly_path(path: str) -> None:
-    if not os.path.exists(path):
+def readonly_path(root_fd: int, rootfs: str, path: str) -> None:
+    try:
+        fd = open_in_root(root_fd, rootfs, path)
+    except OSError:
         return
-    sc.mount(path, path, None, sc.MS_BIND | sc.MS_REC, None)
-    remount_readonly(path)
+    try:
+        mount_at(fd_path(fd), fd, None, sc.MS_BIND | sc.MS_REC, None, path)
+    finally:
+        os.close(fd)
+    fd = _reopen(root_fd, rootfs, path)
+    try:
+        remount_readonly(fd_path(fd))
+    finally:
+        os.close(fd)
 
 
 _STATVFS_FLAGS = (

@@ -7,8 +7,11 @@ and `..` never climbs above it (the same idea as Go's filepath-securejoin).
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
+
+from tuibox.runtime.linux import syscalls as sc
 
 _MAX_LINKS = 40
 
@@ -65,3 +68,105 @@ def ensure_mountpoint(root: str, path: str, directory: bool) -> str:
     elif not os.path.lexists(resolved):
         os.close(os.open(resolved, os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o644))
     return resolved
+
+
+# ---- the same, as descriptors: what the init mounts onto ------------------------------------
+#
+# A path string resolved now and mounted later leaves a window: swap a component for a
+# symlink in between and the kernel follows it on the host (the CVE-2021-30465 class). So a
+# mount target is opened as an O_PATH descriptor, resolved by the kernel inside the root
+# (openat2 with RESOLVE_IN_ROOT, magic links refused), and the mount goes onto
+# /proc/self/fd/N, which names that very object whatever happens to the path afterwards.
+
+_IN_ROOT = sc.RESOLVE_IN_ROOT | sc.RESOLVE_NO_MAGICLINKS
+_openat2_missing = False
+
+
+def fd_path(fd: int) -> str:
+    """A path mount(2) and friends follow to exactly the object `fd` holds."""
+    return f"/proc/self/fd/{fd}"
+
+
+def open_in_root(root_fd: int, root: str, path: str) -> int:
+    """An O_PATH descriptor of `path` inside the root, never outside it."""
+    global _openat2_missing
+    rel = path.lstrip("/") or "."
+    flags = os.O_PATH | os.O_CLOEXEC
+    tries = 0
+    while not _openat2_missing:
+        try:
+            return sc.openat2(root_fd, rel, flags, _IN_ROOT)
+        except OSError as e:
+            # EAGAIN: a rename or mount somewhere on the system raced a `..` in the lookup;
+            # the kernel asks for a retry rather than risk a wrong answer.
+            if e.errno == errno.EAGAIN and tries < 1000:
+                tries += 1
+                continue
+            if e.errno != errno.ENOSYS:
+                raise OSError(e.errno, f"{path}: {os.strerror(e.errno or 0).lower()}") from None
+            _openat2_missing = True
+    # A kernel before 5.6: the safe walk, then a check that what was opened is still ours.
+    fd = os.open(resolve_in_root(root, path), flags | os.O_NOFOLLOW)
+    real = os.readlink(fd_path(fd))
+    base = os.readlink(fd_path(root_fd)).rstrip("/")  # the root as the kernel names it
+    if real != base and not real.startswith(base + "/"):
+        os.close(fd)
+        raise OSError(errno.EXDEV, f"{path}: moved outside the root while it was opened")
+    return fd
+
+
+def _create_in_root(root_fd: int, root: str, path: str, directory: bool) -> None:
+    parent, base = os.path.split(path)
+    if not base:
+        return
+    pfd = ensure_at(root_fd, root, parent, True)
+    try:
+        if directory:
+            os.mkdir(base, 0o755, dir_fd=pfd)
+        else:
+            flags = os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC
+            os.close(os.open(base, flags, 0o644, dir_fd=pfd))
+    except FileExistsError:
+        pass
+    finally:
+        os.close(pfd)
+
+
+def ensure_at(root_fd: int, root: str, path: str, directory: bool) -> int:
+    """`ensure_mountpoint` as an O_PATH descriptor, checked to be a directory or not."""
+    path = os.path.normpath("/" + path.lstrip("/"))
+    try:
+        fd = open_in_root(root_fd, root, path)
+    except FileNotFoundError:
+        # Create what the path names once its symlinks are followed inside the root (a
+        # dangling /etc/resolv.conf -> ../run/resolv.conf makes run/resolv.conf).
+        real = "/" + os.path.relpath(resolve_in_root(root, path), root)
+        real = os.path.normpath(real)
+        _create_in_root(root_fd, root, real, directory)
+        fd = open_in_root(root_fd, root, real)
+    mode = os.fstat(fd).st_mode
+    if stat.S_ISLNK(mode):  # the walk's O_NOFOLLOW met a symlink swapped in: refuse it
+        os.close(fd)
+        raise OSError(errno.ELOOP, f"{path}: a symbolic link appeared while it was opened")
+    is_dir = stat.S_ISDIR(mode)
+    if is_dir != directory:
+        os.close(fd)
+        code = errno.ENOTDIR if directory else errno.EISDIR
+        raise OSError(code, f"{path}: {os.strerror(code).lower()}")
+    return fd
+
+
+def enter_cwd(cwd: str) -> None:
+    """chdir, then make sure the result is a directory inside the box's root.
+
+    A cwd of /proc/self/fd/N (or a symlink to it) follows whatever descriptor N is: were it a
+    host directory, the program would start outside the box (CVE-2024-21626). The init holds
+    none by now; this is the check that it stays so. getcwd fails (or says "(unreachable)")
+    for a directory outside the process's root."""
+    os.chdir(cwd)
+    try:
+        where = os.getcwd()
+    except OSError:
+        where = ""
+    if not where.startswith("/"):
+        raise OSError(errno.ENOTDIR, f"{cwd}: not a directory inside the box")

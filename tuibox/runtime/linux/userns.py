@@ -257,21 +257,23 @@ def clone_tree(path: str, recursive: bool = True) -> int:
     )
 
 
-def attach(mount_fd: int, target: str) -> None:
-    """Attach a detached mount at `target` (relative to our cwd) in our mount namespace.
+def attach(mount_fd: int, target: str, target_fd: int = AT_FDCWD) -> None:
+    """Attach a detached mount at `target` (relative to our cwd) in our mount namespace, or,
+    with `target` empty, onto the object `target_fd` holds.
 
     A detached mount may be attached in another mount namespace, a bind of a host path
     may not: so whatever the box's root may not reach by path comes as one of these."""
+    flags = MOVE_MOUNT_F_EMPTY_PATH | (0 if target else MOVE_MOUNT_T_EMPTY_PATH)
     _check(
         int(
             _libc.syscall(
                 SYS_MOVE_MOUNT,
                 mount_fd,
                 b"",
-                AT_FDCWD,
+                target_fd,
                 os.fsencode(target),
-                ctypes.c_uint(MOVE_MOUNT_F_EMPTY_PATH),
+                ctypes.c_uint(flags),
             )
         ),
-        f"mount {target}",
+        f"mount {target or f'fd {target_fd}'}",
     )

@@ -6,6 +6,7 @@ left there when the test ends, pass or fail, and then checks that nothing leaked
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -121,10 +122,12 @@ class TB:
             self("destroy", "--force", name, check=False)
 
 
-@pytest.fixture
-def tb(tmp_path: Path) -> Iterator[TB]:
+@contextlib.contextmanager
+def tb_at(state: Path, data: Path, watch: Path) -> Iterator[TB]:
+    """A TB on these roots that destroys what is left when the block ends, pass or fail, then
+    checks that no box and no mount under `watch` stayed behind."""
     before = mountinfo()
-    t = TB(tmp_path / "state", tmp_path / "data")
+    t = TB(state, data)
     try:
         yield t
     finally:
@@ -132,8 +135,14 @@ def tb(tmp_path: Path) -> Iterator[TB]:
         left = t.names()
         assert not left, f"boxes left behind: {left}"
         after = mountinfo()
-        leaked = [ln for ln in after.splitlines() if ln not in before and str(tmp_path) in ln]
+        leaked = [ln for ln in after.splitlines() if ln not in before and str(watch) in ln]
         assert not leaked, f"mounts left behind: {leaked}"
+
+
+@pytest.fixture
+def tb(tmp_path: Path) -> Iterator[TB]:
+    with tb_at(tmp_path / "state", tmp_path / "data", tmp_path) as t:
+        yield t
 
 
 @pytest.fixture

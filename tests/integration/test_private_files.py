@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import TB, unique
+from tests.conftest import TB, tb_at, unique
 
 pytestmark = pytest.mark.root
 
@@ -45,14 +45,11 @@ def open_tb() -> Iterator[TB]:
     """A TB whose roots sit in a 0755 directory, so only tuibox's own modes protect them."""
     top = Path(tempfile.mkdtemp(prefix="tuibox-perm-", dir="/tmp"))
     top.chmod(0o755)
-    t = TB(top / "state", top / "data")
     try:
-        yield t
+        with tb_at(top / "state", top / "data", top) as t:
+            yield t
     finally:
-        t.cleanup()
-        left = t.names()
         subprocess.run(["rm", "-rf", "--one-file-system", str(top)], check=False)
-        assert not left, f"boxes left behind: {left}"
 
 
 def as_nobody(*argv: str) -> subprocess.CompletedProcess[str]:

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import TB, mountinfo, unique
+from tests.conftest import TB, mountinfo, tb_at, unique
 from tests.integration.test_network import Net, net  # noqa: F401 - the fixture
 from tuibox.runtime.defaults import MOUNTS
 
@@ -49,17 +49,9 @@ def private(base: Path) -> Path:
 @pytest.fixture
 def tb(base: Path, private: Path) -> Iterator[TB]:
     """conftest's tb, with its roots where the boxes' mapped roots cannot search."""
-    before = mountinfo()
-    t = TB(private / "state", private / "data")
-    try:
+    with tb_at(private / "state", private / "data", base) as t:
         yield t
-    finally:
-        t.cleanup()
-        left = t.names()
-        assert not left, f"boxes left behind: {left}"
-        leaked = [ln for ln in mountinfo().splitlines() if ln not in before and str(base) in ln]
-        assert not leaked, f"mounts left behind: {leaked}"
-        assert leases(t) == [], "id range leases left behind"
+    assert leases(t) == [], "id range leases left behind"
 
 
 def leases(t: TB) -> list[str]:

@@ -427,3 +427,19 @@ def test_newer_minor_version_runs_with_a_warning(tb: TB, make_bundle: Callable[.
     proc = tb("run", "--bundle", str(make_bundle(ociVersion="1.9.0")), unique(), "true")
     assert "1.9.0" in proc.stderr and "warning" in proc.stderr
     assert "2.0.0" in tb.fails("run", "--bundle", str(make_bundle(ociVersion="2.0.0")), unique())
+
+
+@pytest.mark.parametrize(
+    ("propagation", "shown"), [("rshared", "shared:"), ("runbindable", "unbindable")]
+)
+def test_shared_or_unbindable_root_propagation_is_set_after_pivot_root(
+    tb: TB, make_bundle: Callable[..., Path], propagation: str, shown: str
+) -> None:
+    # pivot_root refuses a shared parent, and a shared "/" before it would carry the box's
+    # mounts to the host: the propagation is applied once the box's root is "/".
+    bundle = make_bundle(
+        ["sh", "-c", "awk '$5 == \"/\" {print $7}' /proc/self/mountinfo"],
+        linux={"rootfsPropagation": propagation},
+    )
+    out = tb("run", "--bundle", str(bundle), unique()).stdout
+    assert out.startswith(shown), out

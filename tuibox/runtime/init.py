@@ -166,9 +166,16 @@ def _selinux(plan: InitPlan, chan: Channel) -> None:
     lsm.set_exec_labels(None, plan.spec.process.selinux_label)
 
 
+# Root propagations that can be set before pivot_root; the others wait until after it.
+_BEFORE_PIVOT = frozenset({"private", "rprivate", "slave", "rslave"})
+
+
 def _rootfs(plan: InitPlan, chan: Channel) -> None:
-    prop = plan.spec.linux.rootfs_propagation
-    flags = mounts.PROPAGATION[prop] if prop else sc.MS_PRIVATE | sc.MS_REC
+    # Never shared before pivot_root: a shared "/" (systemd hosts) would carry every mount
+    # below to the host's namespace, and pivot_root refuses a shared parent. A shared or
+    # unbindable root is applied once the box's root is "/" (`_pivot_root`), as runc does.
+    prop = plan.spec.linux.rootfs_propagation or "rprivate"
+    flags = mounts.PROPAGATION[prop if prop in _BEFORE_PIVOT else "rslave"]
     sc.mount(None, "/", None, flags | sc.MS_REC, None)
     if plan.overlay is not None:
         sc.mount("overlay", plan.rootfs, "overlay", 0, plan.overlay)
@@ -246,6 +253,9 @@ def _pivot_root(plan: InitPlan, chan: Channel) -> None:
     sc.mount(None, ".", None, sc.MS_SLAVE | sc.MS_REC, None)
     sc.umount2(".", sc.MNT_DETACH)
     os.chdir("/")
+    prop = plan.spec.linux.rootfs_propagation
+    if prop is not None and prop not in _BEFORE_PIVOT:
+        sc.mount(None, "/", None, mounts.PROPAGATION[prop], None)
 
 
 # Masking runs before pivot_root, on paths resolved inside the rootfs: the host's /dev/null

@@ -124,14 +124,30 @@ class BoxRecord:
 
 
 def atomic_write(path: str, data: bytes, mode: int = 0o600) -> None:
+    """Replace `path` by `data` whole, or leave it as it was.
+
+    write(2) may write less than asked (a full disk gives a short count before ENOSPC), so
+    every byte is written before the fsync and the rename; on any failure the temp file goes
+    and the old file stays. The error names the file."""
     tmp = f"{path}.{os.getpid()}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
     try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except OSError as e:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise OSError(
+            e.errno, f"cannot write {path}: {os.strerror(e.errno or 0).lower()}"
+        ) from None
 
 
 def remove_tree(path: str) -> None:

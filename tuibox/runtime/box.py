@@ -22,15 +22,20 @@ from tuibox.runtime.actions import Actions
 from tuibox.runtime.errors import BoxNotFound, InvalidState, SpecError, TuiboxError
 from tuibox.runtime.linux import proc
 from tuibox.runtime.linux import syscalls as sc
+from tuibox.runtime.request import CreateRequest
+from tuibox.runtime.stages import by_names, for_request
+from tuibox.runtime.stages.base import SetupContext
 from tuibox.runtime.sync import Channel, error_from_message
 from tuibox.runtime.undo import Undo
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable
     from typing import Any
 
     from tuibox.runtime.spec_model import Spec
+    from tuibox.runtime.stages.base import Stage
+
+__all__ = ["GUARDS", "CreateRequest", "Runtime", "SetupContext", "can"]
 
 OCI_VERSION = "1.0.2"
 
@@ -54,79 +59,6 @@ def can(action: str, status: str) -> bool:
 
 def now_iso() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-
-
-class CreateRequest:
-    """A box to make: the loaded spec plus what the command line adds."""
-
-    def __init__(
-        self,
-        name: str,
-        spec: Spec,
-        detach: bool = True,
-        image: str | None = None,
-        overlay: tuple[str, str] | None = None,
-        options: dict[str, Any] | None = None,
-        stdio: tuple[int, int, int] | None = None,
-    ) -> None:
-        self.name = name
-        self.spec = spec
-        self.detach = detach  # output to box.log, a monitor reaps the init
-        self.image = image
-        self.overlay = overlay  # (image rootfs, unused) -> overlayfs root in the state dir
-        # Free-form options for stages (network, ports, cgroup limits), keyed by stage.
-        self.options: dict[str, Any] = options if options is not None else {}
-        self.stdio = stdio  # explicit stdio for the box
-
-
-class SetupContext:
-    """Passed to stages: what they may read and where they register undo steps."""
-
-    def __init__(
-        self,
-        runtime: Runtime,
-        request: CreateRequest,
-        record: st.BoxRecord,
-        box_dir: str,
-        plan: box_init.InitPlan,
-        undo: Undo,
-    ) -> None:
-        self.runtime = runtime
-        self.request = request
-        self.record = record
-        self.box_dir = box_dir
-        self.plan = plan
-        self.undo = undo
-        self.pid = 0
-
-
-class Stage:
-    """A piece of creation owned by another module (cgroups, network).
-
-    `prepare` runs before the fork, `attach` once the init's namespaces exist (ctx.pid is
-    its host pid), `teardown(runtime, record, box_dir)` on destroy. A stage is consulted only
-    when `wanted(request)` says so (teardown: when the record shows the stage was used)."""
-
-    def __init__(
-        self,
-        name: str,
-        wanted: Callable[[CreateRequest], bool],
-        prepare: Callable[[SetupContext], None] | None = None,
-        attach: Callable[[SetupContext], None] | None = None,
-        teardown: Callable[[Runtime, st.BoxRecord, str], None] | None = None,
-    ) -> None:
-        self.name = name
-        self.wanted = wanted
-        self.prepare = prepare
-        self.attach = attach
-        self.teardown = teardown
-
-
-STAGES: list[Stage] = []
-
-
-def register_stage(stage: Stage) -> None:
-    STAGES[:] = [s for s in STAGES if s.name != stage.name] + [stage]
 
 
 class Runtime(Actions):  # exec, ps, stats, wait, pause, resume, update: actions.py
@@ -190,8 +122,7 @@ class Runtime(Actions):  # exec, ps, stats, wait, pause, resume, update: actions
             check_namespace_paths(spec)
         if spec.linux.seccomp is not None:
             req.options.setdefault("seccomp", {})  # runtime/seccomp/stage.py
-        _load_stages(req)
-        stages = [s for s in STAGES if s.wanted(req)]
+        stages = for_request(req)
         d = self.root.make_box_dir(req.name)
         with Undo() as undo:
             undo.callback(self.root.remove, req.name)
@@ -453,48 +384,13 @@ class Runtime(Actions):  # exec, ps, stats, wait, pause, resume, update: actions
 
     def _cleanup(self, record: st.BoxRecord) -> None:
         d = self.root.box_dir(record.id)
-        used = record.extra.get("stages", [])
-        if used:
-            _load_stages_by_name(used)
-        for stage in reversed(STAGES):
-            if stage.teardown is not None and stage.name in used:
+        for stage in reversed(by_names(record.extra.get("stages", []))):
+            if stage.teardown is not None:
                 try:
                     stage.teardown(self, record, d)
                 except Exception:
                     pass
         self.root.remove(record.id)
-
-
-# ---- stage loading -----------------------------------------------------------------------
-
-# stage name -> the module that registers it. "always:" stages load for every box; the
-# others only when the request's options name them (so pyroute2 loads only for networks).
-STAGE_MODULES: dict[str, str] = {
-    # Boxes with a user namespace: first, so later stages see its mappings (runtime/userns.py).
-    "userns": "tuibox.runtime.userns",
-    # Every box: capabilities (default hardening) and a cgroup (limits, stats, freezer).
-    "always:confine": "tuibox.runtime.confine",
-    "always:cgroups": "tuibox.runtime.cgroups.stage",
-    # Only boxes that ask for one (options["network"]); see docs/NETWORKING.md.
-    "network": "tuibox.runtime.network.stage",
-    # Boxes with process.terminal: the pty and its keeper (runtime/console.py, keeper.py).
-    "console": "tuibox.runtime.console",
-    # Boxes with linux.seccomp: compile the filter before the fork (runtime/seccomp/).
-    "seccomp": "tuibox.runtime.seccomp.stage",
-}
-
-
-def _load_stages(req: CreateRequest) -> None:
-    """Import the stage modules a request needs (a network only when one is asked for)."""
-    for name, module in STAGE_MODULES.items():
-        if name.startswith("always:") or name in req.options:
-            __import__(module)
-
-
-def _load_stages_by_name(names: list[str]) -> None:
-    for key, module in STAGE_MODULES.items():
-        if key.removeprefix("always:") in names:
-            __import__(module)
 
 
 # ---- process plumbing (module level: it runs in forked children too) ---------------------

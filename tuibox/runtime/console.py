@@ -32,19 +32,20 @@ import stat
 import struct
 import termios
 
-from tuibox.runtime.box import Stage, register_stage
 from tuibox.runtime.errors import InvalidState, SpecError, TuiboxError
 from tuibox.runtime.exec import get_size, set_size
 from tuibox.runtime.init import _fresh_dev
 from tuibox.runtime.linux import syscalls as sc
+from tuibox.runtime.stages.base import Stage
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
     from socket import socket
 
-    from tuibox.runtime.box import CreateRequest, SetupContext
     from tuibox.runtime.init import InitPlan
+    from tuibox.runtime.request import CreateRequest
+    from tuibox.runtime.stages.base import SetupContext
 
 SOCKET_NAME = "console.sock"
 RING_SIZE = 64 * 1024
@@ -380,7 +381,7 @@ def _attach(ctx: SetupContext) -> None:
         ctx.plan.console.close_in_parent()
 
 
-register_stage(Stage("console", _wanted, prepare=_prepare, attach=_attach))
+STAGE = Stage("console", _wanted, prepare=_prepare, attach=_attach)
 
 # name -> console of a foreground `run -t` in this process, until run() relays it
 _FOREGROUND: dict[str, ConsoleSetup] = {}

@@ -26,16 +26,17 @@ import errno
 import fcntl
 import os
 
-from tuibox.runtime.box import SetupContext, Stage, register_stage
 from tuibox.runtime.errors import SpecError, TuiboxError
 from tuibox.runtime.linux import syscalls as sc
 from tuibox.runtime.linux import userns as kernel
 from tuibox.runtime.spec_model import IdMapping, Namespace
+from tuibox.runtime.stages.base import SetupContext, Stage
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from tuibox.runtime.box import CreateRequest, Runtime
+    from tuibox.runtime.box import Runtime
     from tuibox.runtime.init import InitPlan
+    from tuibox.runtime.request import CreateRequest
     from tuibox.runtime.spec_model import Mount, Spec
     from tuibox.runtime.state import BoxRecord
 
@@ -426,4 +427,4 @@ def check_namespace_paths(spec: Spec) -> None:
             raise SpecError(f"config.json: linux.namespaces: {e.strerror}") from None
 
 
-register_stage(Stage("userns", _wanted, _prepare, _attach, _teardown))
+STAGE = Stage("userns", _wanted, _prepare, _attach, _teardown)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from tuibox.runtime import stages
 from tuibox.runtime.request import CreateRequest
 from tuibox.runtime.spec import parse_spec, starter_spec
+from tuibox.runtime.stages import order as stages
 
 
 def test_the_order_is_the_table() -> None:

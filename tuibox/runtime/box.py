@@ -23,8 +23,8 @@ from tuibox.runtime.errors import BoxNotFound, InvalidState, SpecError, TuiboxEr
 from tuibox.runtime.linux import proc
 from tuibox.runtime.linux import syscalls as sc
 from tuibox.runtime.request import CreateRequest
-from tuibox.runtime.stages import by_names, for_request
 from tuibox.runtime.stages.base import SetupContext
+from tuibox.runtime.stages.order import by_names, for_request
 from tuibox.runtime.sync import Channel, error_from_message
 from tuibox.runtime.undo import Undo
 

@@ -34,8 +34,8 @@ import termios
 
 from tuibox.runtime.errors import InvalidState, SpecError, TuiboxError
 from tuibox.runtime.exec import get_size, set_size
-from tuibox.runtime.init import _fresh_dev
 from tuibox.runtime.linux import syscalls as sc
+from tuibox.runtime.linux.mounts import fresh_dev
 from tuibox.runtime.stages.base import Stage
 
 TYPE_CHECKING = False
@@ -355,7 +355,7 @@ def _prepare(ctx: SetupContext) -> None:
     else:
         size = DEFAULT_SIZE
     # /dev/console is bound only in a /dev the box got fresh from us (as runc does).
-    bind_console = _fresh_dev(ctx.plan)
+    bind_console = fresh_dev(ctx.plan.spec.mounts)
     if socket_path:
         init_end = _connect_console_socket(socket_path)
         setup = ConsoleSetup("socket", init_end, -1, -1, size, bind_console)
@@ -470,7 +470,7 @@ def attach_terminal(
     whose line discipline makes signals of them); our window size is sent at once and on
     every SIGWINCH. SIGHUP/SIGTERM/SIGINT from outside (a closed window, a TUI closing its
     pane) detach: attaching never stops the box."""
-    from tuibox.runtime.relay import _write_all
+    from tuibox.runtime.relay import write_all
 
     raw = os.isatty(stdin)
     saved = termios.tcgetattr(stdin) if raw else None
@@ -515,7 +515,7 @@ def attach_terminal(
                 for tag, payload in reader.feed(data or b""):
                     if tag == DATA:
                         try:
-                            _write_all(stdout, payload)
+                            write_all(stdout, payload)
                         except OSError:
                             return HUNG_UP  # our terminal is gone (EIO): the box stays
                     elif tag == EXIT:

@@ -186,20 +186,14 @@ def _mounts(plan: InitPlan, chan: Channel) -> None:
         mounts.mount_one(plan.rootfs, m, bundle, plan.root_fd)
 
 
-def _fresh_dev(plan: InitPlan) -> bool:
-    return any(
-        m.destination.rstrip("/") == "/dev" and not mounts.is_bind(m) for m in plan.spec.mounts
-    )
-
-
 def _devices(plan: InitPlan, chan: Channel) -> None:
     wanted = list(plan.spec.linux.devices)
-    if _fresh_dev(plan):
+    if mounts.fresh_dev(plan.spec.mounts):
         given = {d.path for d in wanted}
         wanted = [d for d in defaults.DEVICES if d.path not in given] + wanted
     for dev in wanted:
         devices.create_device(plan.rootfs, dev, plan.root_fd)
-    if _fresh_dev(plan):
+    if mounts.fresh_dev(plan.spec.mounts):
         devices.create_symlinks(plan.rootfs, defaults.DEV_SYMLINKS, plan.root_fd)
 
 

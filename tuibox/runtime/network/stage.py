@@ -1,6 +1,6 @@
 """The network stage: what `create` does for a box that asked for a network, and its undoing.
 
-Imported through the stage table (stages/__init__.py) only when a request carries
+Imported through the stage table (stages/order.py) only when a request carries
 options["network"], or when a destroyed box's record lists the stage.
 
     prepare (before the fork)  validate; hand the bridge to the netlink worker (helper.py,

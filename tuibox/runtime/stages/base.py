@@ -1,7 +1,7 @@
 """What a stage is: a piece of creation owned by another module (cgroups, network, console).
 
 A stage module defines one `STAGE = Stage(...)` and registers nothing: the ordered table in
-`stages/__init__.py` names every stage module and when it is loaded. This module imports
+`stages/order.py` names every stage module and when it is loaded. This module imports
 nothing at run time, so a stage module importing it cannot close a cycle.
 """
 

@@ -19,7 +19,8 @@ import time
 from tuibox.runtime import init as box_init
 from tuibox.runtime import state as st
 from tuibox.runtime.actions import Actions
-from tuibox.runtime.errors import BoxNotFound, InvalidState, SpecError, TuiboxError
+from tuibox.runtime.errors import BoxNotFound, SpecError, TuiboxError
+from tuibox.runtime.guards import GUARDS, can, check
 from tuibox.runtime.linux import proc
 from tuibox.runtime.linux import syscalls as sc
 from tuibox.runtime.request import CreateRequest
@@ -38,23 +39,6 @@ if TYPE_CHECKING:
 __all__ = ["GUARDS", "CreateRequest", "Runtime", "SetupContext", "can"]
 
 OCI_VERSION = "1.0.2"
-
-# Which statuses allow which verb (the TUI greys keys out with the same table).
-GUARDS: dict[str, frozenset[str]] = {
-    "start": frozenset({"created"}),
-    "kill": frozenset({"created", "running", "paused"}),
-    "stop": frozenset({"created", "running", "paused"}),
-    "destroy": frozenset({"created", "stopped"}),
-    "destroy-force": frozenset({"creating", "created", "running", "paused", "stopped"}),
-    "pause": frozenset({"running"}),
-    "resume": frozenset({"paused"}),
-    "exec": frozenset({"running"}),
-    "update": frozenset({"created", "running", "paused"}),
-}
-
-
-def can(action: str, status: str) -> bool:
-    return status in GUARDS.get(action, frozenset())
 
 
 def now_iso() -> str:
@@ -265,8 +249,7 @@ class Runtime(Actions):  # exec, ps, stats, wait, pause, resume, update: actions
     def start(self, name: str) -> st.BoxRecord:
         with self.root.locked(name) as d:
             record = self.get(name)
-            if not can("start", record.status):
-                raise InvalidState(name, record.status, "start", "created")
+            check("start", name, record.status)
             self._release(record, d)
             record.status = "running"
             record.started = now_iso()
@@ -345,15 +328,15 @@ class Runtime(Actions):  # exec, ps, stats, wait, pause, resume, update: actions
 
     def kill(self, name: str, sig: int = _signal.SIGTERM) -> None:
         record = self.get(name)
-        if not can("kill", record.status):
-            raise InvalidState(name, record.status, "kill", "created, running or paused")
+        check("kill", name, record.status)
         os.kill(record.pid, sig)
 
     def stop(self, name: str, timeout: float = 10.0) -> st.BoxRecord:
         """SIGTERM, then SIGKILL after timeout seconds, like docker stop."""
         record = self.get(name)
         if record.status == "stopped":
-            return record
+            return record  # already what stop wants (guards.py)
+        check("stop", name, record.status)
         self.kill(name, _signal.SIGTERM)
         if record.status == "paused":
             self._cgroup(record).thaw()  # a frozen init only sees the SIGTERM once thawed
@@ -372,10 +355,7 @@ class Runtime(Actions):  # exec, ps, stats, wait, pause, resume, update: actions
                     self.root.remove(name)
                     return
                 raise
-            if not can("destroy-force" if force else "destroy", record.status):
-                raise InvalidState(
-                    name, record.status, "destroy", "stopped or created (or use --force)"
-                )
+            check("destroy-force" if force else "destroy", name, record.status)
             if record.status != "stopped":
                 _kill_box(record)
                 if not _wait_gone(record.pid, record.starttime, 10.0):

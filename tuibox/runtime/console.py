@@ -32,7 +32,7 @@ import stat
 import struct
 import termios
 
-from tuibox.runtime.errors import InvalidState, SpecError, TuiboxError
+from tuibox.runtime.errors import SpecError, TuiboxError
 from tuibox.runtime.exec import get_size, set_size
 from tuibox.runtime.linux import syscalls as sc
 from tuibox.runtime.linux.mounts import fresh_dev
@@ -122,13 +122,13 @@ def connect(root: str | os.PathLike[str] | None, name: str) -> socket:
     import socket as socket_mod
 
     from tuibox.runtime.box import Runtime
+    from tuibox.runtime.guards import check
 
     rt = Runtime(root)
     record = rt.get(name)
     if not record.terminal:
         raise TuiboxError(f"box {name!r} has no terminal to attach to (create it with -t)")
-    if record.status not in ("created", "running", "paused"):
-        raise InvalidState(name, record.status, "attach to", "created, running or paused")
+    check("attach", name, record.status)
     mode = record.extra.get("console")
     if mode != "keeper":
         where = "--console-socket" if mode == "socket" else "the 'run' that started it"
@@ -141,7 +141,7 @@ def connect(root: str | os.PathLike[str] | None, name: str) -> socket:
         sock.close()
         status = rt.get(name).status
         if status == "stopped":  # it ended between the status check and the connect
-            raise InvalidState(name, status, "attach to", "created, running or paused") from None
+            check("attach", name, status)
         reason = os.strerror(e.errno or 0).lower()
         raise TuiboxError(f"box {name!r}: its console keeper does not answer: {reason}") from None
     return sock

@@ -11,16 +11,14 @@ msg} and the child exits; the parent re-raises it with the child's own words.
 from __future__ import annotations
 
 import _signal
-import errno
 import os
 import resource
-import stat
 
 from tuibox.runtime import defaults
 from tuibox.runtime.linux import devices, lsm, mounts
 from tuibox.runtime.linux import syscalls as sc
 from tuibox.runtime.linux import sysctl as knobs
-from tuibox.runtime.linux.paths import ensure_at, enter_cwd
+from tuibox.runtime.linux.paths import ensure_at, enter_cwd, find_program
 from tuibox.runtime.seccomp.load import agent_message, host_pid, load_filter, send_to_agent
 
 TYPE_CHECKING = False
@@ -323,25 +321,7 @@ def _env_path(plan: InitPlan) -> str:
 
 
 def _lookup(plan: InitPlan, chan: Channel) -> None:
-    name = plan.spec.process.args[0]
-    candidates = (
-        [name]
-        if "/" in name
-        else [os.path.join(d or ".", name) for d in _env_path(plan).split(":")]
-    )
-    denied: str | None = None
-    for path in candidates:
-        try:
-            st = os.stat(path)
-        except OSError:
-            continue
-        if stat.S_ISREG(st.st_mode) and os.access(path, os.X_OK):
-            plan.exe = path
-            return
-        denied = path
-    if denied is not None:
-        raise OSError(errno.EACCES, f"{denied}: permission denied")
-    raise OSError(errno.ENOENT, f"{name}: no such file or directory")
+    plan.exe = find_program(plan.spec.process.args[0], _env_path(plan))
 
 
 def _no_new_privileges(plan: InitPlan, chan: Channel) -> None:

@@ -1,0 +1,51 @@
+"""Which status allows which verb: the one table the runtime's verbs check and the TUI greys
+its keys out with (through service.py).
+
+Statuses (state.live_status): creating, created, running, paused, stopped.
+"""
+
+from __future__ import annotations
+
+from tuibox.runtime.errors import InvalidState
+
+_LIVE = frozenset({"created", "running", "paused"})
+
+GUARDS: dict[str, frozenset[str]] = {
+    "start": frozenset({"created"}),
+    "kill": _LIVE,
+    "stop": _LIVE,  # a stopped box is already what `stop` wants: a no-op, not a refusal
+    "destroy": frozenset({"created", "stopped"}),
+    "destroy-force": frozenset({"creating", *_LIVE, "stopped"}),
+    "pause": frozenset({"running"}),
+    "resume": frozenset({"paused"}),
+    "exec": frozenset({"running"}),
+    "update": _LIVE,
+    "ps": _LIVE,
+    "attach": _LIVE,
+}
+
+# How a refusal reads: "cannot <verb words> box 'x': it is <status>, it must be <wanted>".
+_WORDS: dict[str, tuple[str, str]] = {
+    "start": ("start", "created"),
+    "kill": ("kill", "created, running or paused"),
+    "stop": ("stop", "created, running or paused"),
+    "destroy": ("destroy", "stopped or created (or use --force)"),
+    "destroy-force": ("destroy", "stopped or created (or use --force)"),
+    "pause": ("pause", "running"),
+    "resume": ("resume", "paused"),
+    "exec": ("exec in", "running"),
+    "update": ("update", "created, running or paused"),
+    "ps": ("list processes of", "created, running or paused"),
+    "attach": ("attach to", "created, running or paused"),
+}
+
+
+def can(verb: str, status: str) -> bool:
+    return status in GUARDS.get(verb, frozenset())
+
+
+def check(verb: str, name: str, status: str) -> None:
+    """Raise InvalidState, naming both states, unless `status` allows `verb`."""
+    if not can(verb, status):
+        words, wanted = _WORDS[verb]
+        raise InvalidState(name, status, words, wanted)

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from typing import Any
 
     from tuibox.runtime.cgroups.group import BoxCgroup
-    from tuibox.runtime.exec import ExecHandle, ExecRequest
+    from tuibox.runtime.process.exec import ExecHandle, ExecRequest
 
 
 class Actions:
@@ -48,7 +48,7 @@ class Actions:
         child's error: CommandNotFound 127, CommandNotExecutable 126, InitError).
 
         Forks: call it from a single-threaded process (the CLI), never from the TUI."""
-        from tuibox.runtime import exec as box_exec
+        from tuibox.runtime.process import exec as box_exec
 
         record = self.get(name)
         check("exec", name, record.status)

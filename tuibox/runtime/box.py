@@ -16,17 +16,18 @@ import builtins
 import os
 import time
 
-from tuibox.runtime import init as box_init
 from tuibox.runtime import state as st
 from tuibox.runtime.actions import Actions
 from tuibox.runtime.errors import BoxNotFound, SpecError, TuiboxError
 from tuibox.runtime.guards import GUARDS, can, check
 from tuibox.runtime.linux import proc
 from tuibox.runtime.linux import syscalls as sc
+from tuibox.runtime.process import init as box_init
+from tuibox.runtime.process.monitor import exit_code, fork_monitor, spawn_init, wait_child
+from tuibox.runtime.process.sync import Channel, error_from_message
 from tuibox.runtime.request import CreateRequest
 from tuibox.runtime.stages.base import SetupContext
 from tuibox.runtime.stages.order import by_names, for_request
-from tuibox.runtime.sync import Channel, error_from_message
 from tuibox.runtime.undo import Undo
 
 TYPE_CHECKING = False
@@ -163,7 +164,7 @@ class Runtime(Actions):  # exec, ps, stats, wait, pause, resume, update: actions
         flags = 0
         join: list[tuple[str, str]] = []
         for ns in spec.linux.namespaces:
-            # pid: the parent makes it (_spawn_init); user: the init's first step (userns.py)
+            # pid: the parent makes it (monitor.spawn_init); user: the init's first step (userns.py)
             if ns.type in ("pid", "user") or ns.type not in sc.NAMESPACE_FLAGS:
                 continue
             if ns.path:
@@ -201,9 +202,9 @@ class Runtime(Actions):  # exec, ps, stats, wait, pause, resume, update: actions
             ctx.plan.stdio = (null, log, log)
         try:
             if req.detach:
-                pid = self._fork_monitor(ctx, child, parent)
+                pid = fork_monitor(ctx.plan, child, parent, d)
             else:
-                pid = _spawn_init(ctx.plan, child, parent)
+                pid = spawn_init(ctx.plan, child, parent)
         finally:
             child.close()
             if req.detach and req.stdio is None and ctx.plan.stdio is not None:
@@ -225,26 +226,6 @@ class Runtime(Actions):  # exec, ps, stats, wait, pause, resume, update: actions
         self._channels[record.id] = parent
         record.status = "created"
         self.root.write(record)
-
-    def _fork_monitor(self, ctx: SetupContext, child: Channel, parent: Channel) -> int:
-        r, w = os.pipe2(os.O_CLOEXEC)
-        monitor = os.fork()
-        if monitor == 0:  # pragma: no cover - runs in the forked monitor
-            os.close(r)
-            parent.close()
-            _monitor_main(ctx.plan, child, w, ctx.box_dir)
-        os.close(w)
-        raw = b""
-        while True:
-            chunk = os.read(r, 64)
-            if not chunk:
-                break
-            raw += chunk
-        os.close(r)
-        if not raw:
-            os.waitpid(monitor, 0)
-            raise TuiboxError("box monitor failed to start the init")
-        return int(raw)
 
     def start(self, name: str) -> st.BoxRecord:
         with self.root.locked(name) as d:
@@ -311,7 +292,7 @@ class Runtime(Actions):  # exec, ps, stats, wait, pause, resume, update: actions
                 from tuibox.runtime.console import relay_foreground  # loaded by its stage
 
                 relayed = relay_foreground(req.name, record.pid)
-            code = _exit_code(_wait_child(record.pid)) if relayed is None else relayed
+            code = exit_code(wait_child(record.pid)) if relayed is None else relayed
             st.atomic_write(os.path.join(self.root.box_dir(req.name), "exit"), f"{code}\n".encode())
         except BaseException:
             _kill_and_reap(record.pid, True)
@@ -389,105 +370,11 @@ def _new_ns(spec: Spec, kind: str) -> bool:
     return ns is not None and not ns.path
 
 
-def _exit_code(status: int) -> int:
-    code = os.waitstatus_to_exitcode(status)
-    return 128 - code if code < 0 else code
-
-
-def _spawn_init(plan: box_init.InitPlan, child: Channel, parent: Channel | None) -> int:
-    """Fork the init inside the box's PID namespace (new or joined); return its host pid."""
-    pid_ns = plan.spec.namespace("pid")
-    userns = plan.userns
-    own = None
-    clone_flags = 0
-    if pid_ns is not None and not pid_ns.path and userns is not None and userns.join_fd is None:
-        # Made by the clone itself, so that the new user namespace owns it (userns.py).
-        clone_flags = sc.CLONE_NEWPID
-    elif pid_ns is not None:
-        own = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
-        if pid_ns.path:
-            fd = os.open(pid_ns.path, os.O_RDONLY | os.O_CLOEXEC)
-            try:
-                sc.setns(fd, sc.CLONE_NEWPID)
-            finally:
-                os.close(fd)
-        else:
-            sc.unshare(sc.CLONE_NEWPID)
-    try:
-        # Born non-dumpable: in the box's PID namespace it is visible from the first instant.
-        clone = None if userns is None else (lambda: userns.fork(plan, clone_flags))
-        pid = sc.fork_unexposed(b"tuibox-init", clone)
-    except BaseException:
-        _restore_pid_ns(own)
-        raise
-    if pid == 0:  # pragma: no cover - the box's init
-        _close_all_but({*child.fds(), plan.fifo_fd, *(plan.stdio or ()), *plan.keep_fds})
-        box_init.run(plan, child)
-    _restore_pid_ns(own)
-    if userns is not None:
-        userns.after_fork(pid)
-    return pid
-
-
-def _restore_pid_ns(own: int | None) -> None:
-    # Later forks of this process (hooks, helpers) must stay in the host's PID namespace.
-    if own is not None:
-        sc.setns(own, sc.CLONE_NEWPID)
-        os.close(own)
-
-
-def _monitor_main(
-    plan: box_init.InitPlan, child: Channel, pid_pipe: int, box_dir: str
-) -> None:  # pragma: no cover
-    """The detached box's parent: start the init, report its pid, reap it, record the exit."""
-    code = 1
-    try:
-        os.setsid()
-        for s in (_signal.SIGINT, _signal.SIGHUP, _signal.SIGTERM, _signal.SIGQUIT):
-            _signal.signal(s, _signal.SIG_IGN)
-        init_pid = _spawn_init(plan, child, None)
-        os.write(pid_pipe, str(init_pid).encode())
-        null = os.open("/dev/null", os.O_RDWR)
-        for fd in (0, 1, 2):
-            os.dup2(null, fd)
-        keeper_fds = plan.console.monitor_fds() if plan.console is not None else None
-        _close_all_but({0, 1, 2, *(keeper_fds or ())})
-        if keeper_fds is not None:
-            # A detached terminal box: this monitor also keeps its console. Imported only
-            # now, in this process, so the CLI pays nothing; it records the exit itself.
-            from tuibox.runtime.keeper import keep_console
-
-            keep_console(*keeper_fds, init_pid, box_dir)
-        else:
-            code = _exit_code(_wait_child(init_pid))
-            if os.path.isdir(box_dir):
-                st.atomic_write(os.path.join(box_dir, "exit"), f"{code}\n".encode())
-        code = 0
-    except BaseException:
-        pass
-    os._exit(code)
-
-
-def _close_all_but(keep: set[int]) -> None:
-    # No upper bound: an fd the caller opened above 65535 must not reach a box either.
-    sc.close_fds_except(keep)
-
-
 def _close_quietly(fd: int) -> None:
     try:
         os.close(fd)
     except OSError:
         pass
-
-
-def _wait_child(pid: int) -> int:
-    while True:
-        try:
-            return os.waitpid(pid, 0)[1]
-        except InterruptedError:
-            continue
-        except ChildProcessError:
-            return 0
 
 
 def _kill_and_reap(pid: int, is_child: bool) -> None:

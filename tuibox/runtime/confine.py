@@ -27,7 +27,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-    from tuibox.runtime.init import InitPlan
+    from tuibox.runtime.process.init import InitPlan
     from tuibox.runtime.request import CreateRequest
     from tuibox.runtime.spec_model import Process, Spec
 

@@ -33,9 +33,9 @@ import struct
 import termios
 
 from tuibox.runtime.errors import SpecError, TuiboxError
-from tuibox.runtime.exec import get_size, set_size
 from tuibox.runtime.linux import syscalls as sc
 from tuibox.runtime.linux.mounts import fresh_dev
+from tuibox.runtime.process.exec import get_size, set_size
 from tuibox.runtime.stages.base import Stage
 
 TYPE_CHECKING = False
@@ -43,7 +43,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from socket import socket
 
-    from tuibox.runtime.init import InitPlan
+    from tuibox.runtime.process.init import InitPlan
     from tuibox.runtime.request import CreateRequest
     from tuibox.runtime.stages.base import SetupContext
 
@@ -394,8 +394,8 @@ def relay_foreground(name: str, pid: int) -> int | None:
     master = setup.receive_master() if setup is not None else None
     if master is None:
         return None
-    from tuibox.runtime.exec import ExecHandle
-    from tuibox.runtime.relay import relay
+    from tuibox.runtime.process.exec import ExecHandle
+    from tuibox.runtime.process.relay import relay
 
     return relay(ExecHandle(pid, master, name))
 
@@ -470,7 +470,7 @@ def attach_terminal(
     whose line discipline makes signals of them); our window size is sent at once and on
     every SIGWINCH. SIGHUP/SIGTERM/SIGINT from outside (a closed window, a TUI closing its
     pane) detach: attaching never stops the box."""
-    from tuibox.runtime.relay import write_all
+    from tuibox.runtime.process.relay import write_all
 
     raw = os.isatty(stdin)
     saved = termios.tcgetattr(stdin) if raw else None

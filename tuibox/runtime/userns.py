@@ -35,7 +35,7 @@ from tuibox.runtime.stages.base import SetupContext, Stage
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from tuibox.runtime.box import Runtime
-    from tuibox.runtime.init import InitPlan
+    from tuibox.runtime.process.init import InitPlan
     from tuibox.runtime.request import CreateRequest
     from tuibox.runtime.spec_model import Mount, Spec
     from tuibox.runtime.state import BoxRecord
@@ -167,7 +167,7 @@ _FD_PREFIX = "/proc/self/fd/"
 
 
 class UsernsSetup:
-    """Carried in InitPlan.userns: used by box._spawn_init (parent) and the init's steps.
+    """Carried in InitPlan.userns: used by process/monitor.spawn_init (parent) and the init's steps.
 
     The init works as the box's root, a host uid that may not search the state root (0700)
     or the bundle's parents. So the parent hands it fds, never host paths: the box's root

@@ -29,7 +29,7 @@ from tuibox.runtime.state import atomic_write
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from tuibox.runtime.init import InitPlan
+    from tuibox.runtime.process.init import InitPlan
     from tuibox.runtime.request import CreateRequest
     from tuibox.runtime.spec_model import Seccomp
 

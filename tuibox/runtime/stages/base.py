@@ -12,7 +12,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from tuibox.runtime.box import Runtime
-    from tuibox.runtime.init import InitPlan
+    from tuibox.runtime.process.init import InitPlan
     from tuibox.runtime.request import CreateRequest
     from tuibox.runtime.state import BoxRecord
     from tuibox.runtime.undo import Undo

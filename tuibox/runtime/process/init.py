@@ -27,8 +27,8 @@ if TYPE_CHECKING:
     from typing import NoReturn
 
     from tuibox.runtime.console import ConsoleSetup
+    from tuibox.runtime.process.sync import Channel
     from tuibox.runtime.spec_model import Spec
-    from tuibox.runtime.sync import Channel
     from tuibox.runtime.userns import UsernsSetup
 
 

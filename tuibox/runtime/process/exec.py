@@ -40,6 +40,7 @@ from tuibox.runtime.linux import syscalls as sc
 from tuibox.runtime.linux import sysctl as knobs
 from tuibox.runtime.linux.paths import enter_cwd, find_program
 from tuibox.runtime.plain import Plain
+from tuibox.runtime.process.sync import Channel, error_from_message
 from tuibox.runtime.seccomp.load import (
     agent_message,
     connect_agent,
@@ -49,7 +50,6 @@ from tuibox.runtime.seccomp.load import (
     program_from_record,
     send_to_agent,
 )
-from tuibox.runtime.sync import Channel, error_from_message
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

@@ -16,7 +16,7 @@ import select
 import termios
 import tty
 
-from tuibox.runtime.exec import ExecHandle, get_size, set_size
+from tuibox.runtime.process.exec import ExecHandle, get_size, set_size
 
 _RELAYED = (_signal.SIGWINCH, _signal.SIGCHLD, _signal.SIGTERM, _signal.SIGHUP, _signal.SIGINT)
 

@@ -34,6 +34,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
+    from tuibox.runtime.images.store import ImageStore
     from tuibox.runtime.spec_model import Spec
     from tuibox.runtime.stages.base import Stage
 
@@ -47,9 +48,22 @@ def now_iso() -> str:
 
 
 class Runtime(Actions):  # exec, ps, stats, wait, pause, resume, update: actions.py
-    def __init__(self, root: str | os.PathLike[str] | None = None) -> None:
+    def __init__(
+        self,
+        root: str | os.PathLike[str] | None = None,
+        data_root: str | os.PathLike[str] | None = None,
+    ) -> None:
         self.root = st.StateRoot(root)
+        # Where images live (None: $TUIBOX_DATA, else /var/lib/tuibox); see `images`.
+        self.data_root = None if data_root is None else os.fspath(data_root)
         self._channels: dict[str, Channel] = {}
+
+    @property
+    def images(self) -> ImageStore:
+        """The image store under `data_root` (imported on first use)."""
+        from tuibox.runtime.images.store import ImageStore
+
+        return ImageStore(self.data_root)
 
     # ---- queries -------------------------------------------------------------------------
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
 
 import pytest
 
@@ -71,3 +72,36 @@ def test_runtime_takes_both_roots(tmp_path: object) -> None:
     rt = api.Runtime(root=f"{tmp_path}/state", data_root=f"{tmp_path}/data")
     assert rt.list() == []
     assert rt.images.data_root == f"{tmp_path}/data"
+
+
+def test_a_threaded_caller_of_a_forking_verb_gets_a_clear_error(tmp_path: object) -> None:
+    from tuibox.runtime.spec import parse_spec, starter_spec
+
+    rt = api.Runtime(root=f"{tmp_path}/state")
+    req = api.BoxRequest("b", parse_spec(starter_spec(["true"]), f"{tmp_path}"))
+    stop = threading.Event()
+    worker = threading.Thread(target=stop.wait)
+    worker.start()
+    try:
+        for verb, call in (
+            ("create", lambda: rt.create(req)),
+            ("run", lambda: rt.run(req)),
+            ("exec", lambda: rt.exec("b", api.ExecRequest(args=("true",)))),
+        ):
+            with pytest.raises(api.TuiboxError) as e:
+                call()
+            assert str(e.value).startswith(f"{verb}: forks, so it must be called from a single")
+    finally:
+        stop.set()
+        worker.join()
+    assert rt.root.names() == []  # refused before anything touched the disk
+
+
+def test_the_thread_check_does_not_import_threading() -> None:
+    loaded = _fresh(
+        "import sys\n"
+        "from tuibox.runtime.guards import refuse_threads\n"
+        "refuse_threads('create')\n"
+        "print('threading' in sys.modules)"
+    )
+    assert loaded == "False"

@@ -13,7 +13,7 @@ import time
 
 from tuibox.runtime import state as st
 from tuibox.runtime.errors import BoxNotFound, TuiboxError
-from tuibox.runtime.guards import check
+from tuibox.runtime.guards import check, refuse_threads
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -50,6 +50,7 @@ class Actions:
         Forks: call it from a single-threaded process (the CLI), never from the TUI."""
         from tuibox.runtime.process import exec as box_exec
 
+        refuse_threads("exec")
         record = self.get(name)
         check("exec", name, record.status)
         return box_exec.start(record, req, stdio)

@@ -19,7 +19,7 @@ import time
 from tuibox.runtime import state as st
 from tuibox.runtime.actions import Actions
 from tuibox.runtime.errors import BoxNotFound, SpecError, TuiboxError
-from tuibox.runtime.guards import GUARDS, can, check
+from tuibox.runtime.guards import GUARDS, can, check, refuse_threads
 from tuibox.runtime.linux import proc
 from tuibox.runtime.linux import syscalls as sc
 from tuibox.runtime.process import init as box_init
@@ -105,6 +105,7 @@ class Runtime(Actions):  # exec, ps, stats, wait, pause, resume, update: actions
 
     def create(self, req: CreateRequest) -> st.BoxRecord:
         """Set the box up completely; its program waits for `start`."""
+        refuse_threads("create")
         spec = req.spec
         rootfs = os.fspath(spec.root.path)
         if req.overlay is None and not os.path.isdir(rootfs):
@@ -236,8 +237,11 @@ class Runtime(Actions):  # exec, ps, stats, wait, pause, resume, update: actions
         except BrokenPipeError:
             pass  # the init already failed; `expect` below reads its own account
         parent.expect("ready")
-        # Kept so `run` can learn of a failure between start and exec (EOF means exec'd).
-        self._channels[record.id] = parent
+        if req.detach:
+            parent.close()  # a detached box's caller (an embedder) keeps no fd per box
+        else:
+            # Kept so `run` can learn of a failure between start and exec (EOF means exec'd).
+            self._channels[record.id] = parent
         record.status = "created"
         self.root.write(record)
 
@@ -274,6 +278,7 @@ class Runtime(Actions):  # exec, ps, stats, wait, pause, resume, update: actions
 
     def run(self, req: CreateRequest, keep: bool = False) -> int:
         """create + start in the foreground; returns the program's exit status."""
+        refuse_threads("run")
         req.detach = False
         forwarded = (_signal.SIGINT, _signal.SIGTERM, _signal.SIGHUP, _signal.SIGQUIT)
         old = {s: _signal.getsignal(s) for s in forwarded}
@@ -358,6 +363,9 @@ class Runtime(Actions):  # exec, ps, stats, wait, pause, resume, update: actions
             self._cleanup(record)
 
     def _cleanup(self, record: st.BoxRecord) -> None:
+        chan = self._channels.pop(record.id, None)
+        if chan is not None:  # a foreground create that was never `run`
+            chan.close()
         d = self.root.box_dir(record.id)
         for stage in reversed(by_names(record.extra.get("stages", []))):
             if stage.teardown is not None:

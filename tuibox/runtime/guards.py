@@ -6,7 +6,9 @@ Statuses (state.live_status): creating, created, running, paused, stopped.
 
 from __future__ import annotations
 
-from tuibox.runtime.errors import InvalidState
+import sys
+
+from tuibox.runtime.errors import InvalidState, TuiboxError
 
 _LIVE = frozenset({"created", "running", "paused"})
 
@@ -49,3 +51,17 @@ def check(verb: str, name: str, status: str) -> None:
     if not can(verb, status):
         words, wanted = _WORDS[verb]
         raise InvalidState(name, status, words, wanted)
+
+
+def refuse_threads(verb: str) -> None:
+    """The forking verbs (create, run, exec) need a single-threaded caller: a fork copies only
+    the calling thread, so a lock another thread held stays locked for ever in the child.
+
+    `threading` is looked up, not imported: a program that never imported it has one thread
+    (the CLI keeps its start-up free of it)."""
+    threading = sys.modules.get("threading")
+    if threading is not None and threading.active_count() > 1:
+        raise TuiboxError(
+            f"{verb}: forks, so it must be called from a single-threaded process "
+            f"({threading.active_count()} threads are running; run the tuibox CLI instead)"
+        )

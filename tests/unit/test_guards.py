@@ -12,7 +12,7 @@ from tuibox.runtime import guards
 from tuibox.runtime.errors import InvalidState
 from tuibox.runtime.linux.paths import find_program
 
-STATUSES = {"creating", "created", "running", "paused", "stopped"}
+STATUSES = set(guards.STATUSES)
 
 
 def test_every_guard_names_known_statuses() -> None:

@@ -1,14 +1,14 @@
 """Which status allows which verb: the one table the runtime's verbs check and the TUI greys
-its keys out with (through service.py).
-
-Statuses (state.live_status): creating, created, running, paused, stopped.
-"""
+its keys out with (through service.py)."""
 
 from __future__ import annotations
 
 import sys
 
 from tuibox.runtime.errors import InvalidState, TuiboxError
+
+# Every status a box can have, in lifecycle order (state.live_status decides which).
+STATUSES = ("creating", "created", "running", "paused", "stopped")
 
 _LIVE = frozenset({"created", "running", "paused"})
 

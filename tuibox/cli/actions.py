@@ -17,7 +17,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-    from tuibox.runtime.exec import ExecHandle
+    from tuibox.runtime.process.exec import ExecHandle
 
 NAME = Arg("name", "the box's name")
 FORMAT = Opt(("-f", "--format"), "format", "table|json", default="table")
@@ -134,7 +134,7 @@ def load_process(path: str) -> Any:
 
 
 def do_exec(opts: dict[str, Any], g: Globals) -> int:
-    from tuibox.runtime.exec import ExecRequest, get_size
+    from tuibox.runtime.process.exec import ExecRequest, get_size
 
     command: list[str] = opts["command"]
     process = None
@@ -168,7 +168,7 @@ def do_exec(opts: dict[str, Any], g: Globals) -> int:
     if req.detach:
         return 0
     if tty:
-        from tuibox.runtime.relay import relay
+        from tuibox.runtime.process.relay import relay
 
         return relay(handle, forward_stdin=req.interactive)
     return _wait_forwarding(handle)

@@ -12,20 +12,15 @@ import os
 import time
 
 from tuibox.runtime import state as st
-from tuibox.runtime.errors import BoxNotFound, InvalidState, TuiboxError
+from tuibox.runtime.errors import BoxNotFound, TuiboxError
+from tuibox.runtime.guards import check, refuse_threads
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
     from tuibox.runtime.cgroups.group import BoxCgroup
-    from tuibox.runtime.exec import ExecHandle, ExecRequest
-
-# verb -> statuses that allow it (box.GUARDS holds the lifecycle ones)
-ACTION_GUARDS: dict[str, frozenset[str]] = {
-    "update": frozenset({"created", "running", "paused"}),
-    "ps": frozenset({"created", "running", "paused"}),
-}
+    from tuibox.runtime.process.exec import ExecHandle, ExecRequest
 
 
 class Actions:
@@ -53,11 +48,11 @@ class Actions:
         child's error: CommandNotFound 127, CommandNotExecutable 126, InitError).
 
         Forks: call it from a single-threaded process (the CLI), never from the TUI."""
-        from tuibox.runtime import exec as box_exec
+        from tuibox.runtime.process import exec as box_exec
 
+        refuse_threads("exec")
         record = self.get(name)
-        if record.status != "running":
-            raise InvalidState(name, record.status, "exec in", "running")
+        check("exec", name, record.status)
         return box_exec.start(record, req, stdio)
 
     # ---- queries -----------------------------------------------------------------------------
@@ -66,8 +61,7 @@ class Actions:
         from tuibox.runtime import ps
 
         record = self.get(name)
-        if record.status not in ACTION_GUARDS["ps"]:
-            raise InvalidState(name, record.status, "list processes of", "created or running")
+        check("ps", name, record.status)
         return ps.processes(self._cgroup(record).procs(), record.pid)
 
     def stats(self, names: list[str] | None = None, interval: float = 0.2) -> list[dict[str, Any]]:
@@ -117,8 +111,7 @@ class Actions:
     def kill_processes(self, name: str, sig: int, pid: int | None = None) -> list[int]:
         """Signal one process of the box (host pid, checked against its cgroup) or all."""
         record = self.get(name)
-        if record.status not in ("created", "running", "paused"):
-            raise InvalidState(name, record.status, "kill", "created, running or paused")
+        check("kill", name, record.status)
         cg = self._cgroup(record)
         if pid is None:
             return cg.signal_all(sig)
@@ -135,8 +128,7 @@ class Actions:
     def pause(self, name: str) -> st.BoxRecord:
         with self.root.locked(name):
             record = self.get(name)
-            if record.status != "running":
-                raise InvalidState(name, record.status, "pause", "running")
+            check("pause", name, record.status)
             self._cgroup(record).freeze()
             record.status = "paused"
             self.root.write(record)
@@ -145,8 +137,7 @@ class Actions:
     def resume(self, name: str) -> st.BoxRecord:
         with self.root.locked(name):
             record = self.get(name)
-            if record.status != "paused":
-                raise InvalidState(name, record.status, "resume", "paused")
+            check("resume", name, record.status)
             self._cgroup(record).thaw()
             record.status = "running"
             self.root.write(record)
@@ -163,8 +154,7 @@ class Actions:
             raise TuiboxError("update: device rules cannot be changed on a live box")
         with self.root.locked(name):
             record = self.get(name)
-            if record.status not in ACTION_GUARDS["update"]:
-                raise InvalidState(name, record.status, "update", "created, running or paused")
+            check("update", name, record.status)
             self._cgroup(record).apply(res)
             record.extra["limits"] = limits(res, record.extra.get("limits"))
             self.root.write(record)

@@ -16,123 +16,54 @@ import builtins
 import os
 import time
 
-from tuibox.runtime import init as box_init
 from tuibox.runtime import state as st
 from tuibox.runtime.actions import Actions
-from tuibox.runtime.errors import BoxNotFound, InvalidState, SpecError, TuiboxError
+from tuibox.runtime.errors import BoxNotFound, SpecError, TuiboxError
+from tuibox.runtime.guards import GUARDS, can, check, refuse_threads
 from tuibox.runtime.linux import proc
 from tuibox.runtime.linux import syscalls as sc
-from tuibox.runtime.sync import Channel, error_from_message
+from tuibox.runtime.process import init as box_init
+from tuibox.runtime.process.monitor import exit_code, fork_monitor, spawn_init, wait_child
+from tuibox.runtime.process.sync import Channel, error_from_message
+from tuibox.runtime.request import CreateRequest
+from tuibox.runtime.stages.base import SetupContext
+from tuibox.runtime.stages.order import by_names, for_request
 from tuibox.runtime.undo import Undo
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable
     from typing import Any
 
+    from tuibox.runtime.images.store import ImageStore
     from tuibox.runtime.spec_model import Spec
+    from tuibox.runtime.stages.base import Stage
+
+__all__ = ["GUARDS", "CreateRequest", "Runtime", "SetupContext", "can"]
 
 OCI_VERSION = "1.0.2"
-
-# Which statuses allow which verb (the TUI greys keys out with the same table).
-GUARDS: dict[str, frozenset[str]] = {
-    "start": frozenset({"created"}),
-    "kill": frozenset({"created", "running", "paused"}),
-    "stop": frozenset({"created", "running", "paused"}),
-    "destroy": frozenset({"created", "stopped"}),
-    "destroy-force": frozenset({"creating", "created", "running", "paused", "stopped"}),
-    "pause": frozenset({"running"}),
-    "resume": frozenset({"paused"}),
-    "exec": frozenset({"running"}),
-    "update": frozenset({"created", "running", "paused"}),
-}
-
-
-def can(action: str, status: str) -> bool:
-    return status in GUARDS.get(action, frozenset())
 
 
 def now_iso() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
-class CreateRequest:
-    """A box to make: the loaded spec plus what the command line adds."""
-
-    def __init__(
-        self,
-        name: str,
-        spec: Spec,
-        detach: bool = True,
-        image: str | None = None,
-        overlay: tuple[str, str] | None = None,
-        options: dict[str, Any] | None = None,
-        stdio: tuple[int, int, int] | None = None,
-    ) -> None:
-        self.name = name
-        self.spec = spec
-        self.detach = detach  # output to box.log, a monitor reaps the init
-        self.image = image
-        self.overlay = overlay  # (image rootfs, unused) -> overlayfs root in the state dir
-        # Free-form options for stages (network, ports, cgroup limits), keyed by stage.
-        self.options: dict[str, Any] = options if options is not None else {}
-        self.stdio = stdio  # explicit stdio for the box
-
-
-class SetupContext:
-    """Passed to stages: what they may read and where they register undo steps."""
-
-    def __init__(
-        self,
-        runtime: Runtime,
-        request: CreateRequest,
-        record: st.BoxRecord,
-        box_dir: str,
-        plan: box_init.InitPlan,
-        undo: Undo,
-    ) -> None:
-        self.runtime = runtime
-        self.request = request
-        self.record = record
-        self.box_dir = box_dir
-        self.plan = plan
-        self.undo = undo
-        self.pid = 0
-
-
-class Stage:
-    """A piece of creation owned by another module (cgroups, network).
-
-    `prepare` runs before the fork, `attach` once the init's namespaces exist (ctx.pid is
-    its host pid), `teardown(runtime, record, box_dir)` on destroy. A stage is consulted only
-    when `wanted(request)` says so (teardown: when the record shows the stage was used)."""
-
-    def __init__(
-        self,
-        name: str,
-        wanted: Callable[[CreateRequest], bool],
-        prepare: Callable[[SetupContext], None] | None = None,
-        attach: Callable[[SetupContext], None] | None = None,
-        teardown: Callable[[Runtime, st.BoxRecord, str], None] | None = None,
-    ) -> None:
-        self.name = name
-        self.wanted = wanted
-        self.prepare = prepare
-        self.attach = attach
-        self.teardown = teardown
-
-
-STAGES: list[Stage] = []
-
-
-def register_stage(stage: Stage) -> None:
-    STAGES[:] = [s for s in STAGES if s.name != stage.name] + [stage]
-
-
 class Runtime(Actions):  # exec, ps, stats, wait, pause, resume, update: actions.py
-    def __init__(self, root: str | os.PathLike[str] | None = None) -> None:
+    def __init__(
+        self,
+        root: str | os.PathLike[str] | None = None,
+        data_root: str | os.PathLike[str] | None = None,
+    ) -> None:
         self.root = st.StateRoot(root)
+        # Where images live (None: $TUIBOX_DATA, else /var/lib/tuibox); see `images`.
+        self.data_root = None if data_root is None else os.fspath(data_root)
         self._channels: dict[str, Channel] = {}
+
+    @property
+    def images(self) -> ImageStore:
+        """The image store under `data_root` (imported on first use)."""
+        from tuibox.runtime.images.store import ImageStore
+
+        return ImageStore(self.data_root)
 
     # ---- queries -------------------------------------------------------------------------
 
@@ -174,6 +105,7 @@ class Runtime(Actions):  # exec, ps, stats, wait, pause, resume, update: actions
 
     def create(self, req: CreateRequest) -> st.BoxRecord:
         """Set the box up completely; its program waits for `start`."""
+        refuse_threads("create")
         spec = req.spec
         rootfs = os.fspath(spec.root.path)
         if req.overlay is None and not os.path.isdir(rootfs):
@@ -190,8 +122,7 @@ class Runtime(Actions):  # exec, ps, stats, wait, pause, resume, update: actions
             check_namespace_paths(spec)
         if spec.linux.seccomp is not None:
             req.options.setdefault("seccomp", {})  # runtime/seccomp/stage.py
-        _load_stages(req)
-        stages = [s for s in STAGES if s.wanted(req)]
+        stages = for_request(req)
         d = self.root.make_box_dir(req.name)
         with Undo() as undo:
             undo.callback(self.root.remove, req.name)
@@ -248,7 +179,7 @@ class Runtime(Actions):  # exec, ps, stats, wait, pause, resume, update: actions
         flags = 0
         join: list[tuple[str, str]] = []
         for ns in spec.linux.namespaces:
-            # pid: the parent makes it (_spawn_init); user: the init's first step (userns.py)
+            # pid: the parent makes it (monitor.spawn_init); user: the init's first step (userns.py)
             if ns.type in ("pid", "user") or ns.type not in sc.NAMESPACE_FLAGS:
                 continue
             if ns.path:
@@ -286,9 +217,9 @@ class Runtime(Actions):  # exec, ps, stats, wait, pause, resume, update: actions
             ctx.plan.stdio = (null, log, log)
         try:
             if req.detach:
-                pid = self._fork_monitor(ctx, child, parent)
+                pid = fork_monitor(ctx.plan, child, parent, d)
             else:
-                pid = _spawn_init(ctx.plan, child, parent)
+                pid = spawn_init(ctx.plan, child, parent)
         finally:
             child.close()
             if req.detach and req.stdio is None and ctx.plan.stdio is not None:
@@ -306,36 +237,18 @@ class Runtime(Actions):  # exec, ps, stats, wait, pause, resume, update: actions
         except BrokenPipeError:
             pass  # the init already failed; `expect` below reads its own account
         parent.expect("ready")
-        # Kept so `run` can learn of a failure between start and exec (EOF means exec'd).
-        self._channels[record.id] = parent
+        if req.detach:
+            parent.close()  # a detached box's caller (an embedder) keeps no fd per box
+        else:
+            # Kept so `run` can learn of a failure between start and exec (EOF means exec'd).
+            self._channels[record.id] = parent
         record.status = "created"
         self.root.write(record)
-
-    def _fork_monitor(self, ctx: SetupContext, child: Channel, parent: Channel) -> int:
-        r, w = os.pipe2(os.O_CLOEXEC)
-        monitor = os.fork()
-        if monitor == 0:  # pragma: no cover - runs in the forked monitor
-            os.close(r)
-            parent.close()
-            _monitor_main(ctx.plan, child, w, ctx.box_dir)
-        os.close(w)
-        raw = b""
-        while True:
-            chunk = os.read(r, 64)
-            if not chunk:
-                break
-            raw += chunk
-        os.close(r)
-        if not raw:
-            os.waitpid(monitor, 0)
-            raise TuiboxError("box monitor failed to start the init")
-        return int(raw)
 
     def start(self, name: str) -> st.BoxRecord:
         with self.root.locked(name) as d:
             record = self.get(name)
-            if not can("start", record.status):
-                raise InvalidState(name, record.status, "start", "created")
+            check("start", name, record.status)
             self._release(record, d)
             record.status = "running"
             record.started = now_iso()
@@ -365,6 +278,7 @@ class Runtime(Actions):  # exec, ps, stats, wait, pause, resume, update: actions
 
     def run(self, req: CreateRequest, keep: bool = False) -> int:
         """create + start in the foreground; returns the program's exit status."""
+        refuse_threads("run")
         req.detach = False
         forwarded = (_signal.SIGINT, _signal.SIGTERM, _signal.SIGHUP, _signal.SIGQUIT)
         old = {s: _signal.getsignal(s) for s in forwarded}
@@ -397,7 +311,7 @@ class Runtime(Actions):  # exec, ps, stats, wait, pause, resume, update: actions
                 from tuibox.runtime.console import relay_foreground  # loaded by its stage
 
                 relayed = relay_foreground(req.name, record.pid)
-            code = _exit_code(_wait_child(record.pid)) if relayed is None else relayed
+            code = exit_code(wait_child(record.pid)) if relayed is None else relayed
             st.atomic_write(os.path.join(self.root.box_dir(req.name), "exit"), f"{code}\n".encode())
         except BaseException:
             _kill_and_reap(record.pid, True)
@@ -414,15 +328,15 @@ class Runtime(Actions):  # exec, ps, stats, wait, pause, resume, update: actions
 
     def kill(self, name: str, sig: int = _signal.SIGTERM) -> None:
         record = self.get(name)
-        if not can("kill", record.status):
-            raise InvalidState(name, record.status, "kill", "created, running or paused")
+        check("kill", name, record.status)
         os.kill(record.pid, sig)
 
     def stop(self, name: str, timeout: float = 10.0) -> st.BoxRecord:
         """SIGTERM, then SIGKILL after timeout seconds, like docker stop."""
         record = self.get(name)
         if record.status == "stopped":
-            return record
+            return record  # already what stop wants (guards.py)
+        check("stop", name, record.status)
         self.kill(name, _signal.SIGTERM)
         if record.status == "paused":
             self._cgroup(record).thaw()  # a frozen init only sees the SIGTERM once thawed
@@ -441,10 +355,7 @@ class Runtime(Actions):  # exec, ps, stats, wait, pause, resume, update: actions
                     self.root.remove(name)
                     return
                 raise
-            if not can("destroy-force" if force else "destroy", record.status):
-                raise InvalidState(
-                    name, record.status, "destroy", "stopped or created (or use --force)"
-                )
+            check("destroy-force" if force else "destroy", name, record.status)
             if record.status != "stopped":
                 _kill_box(record)
                 if not _wait_gone(record.pid, record.starttime, 10.0):
@@ -452,49 +363,17 @@ class Runtime(Actions):  # exec, ps, stats, wait, pause, resume, update: actions
             self._cleanup(record)
 
     def _cleanup(self, record: st.BoxRecord) -> None:
+        chan = self._channels.pop(record.id, None)
+        if chan is not None:  # a foreground create that was never `run`
+            chan.close()
         d = self.root.box_dir(record.id)
-        used = record.extra.get("stages", [])
-        if used:
-            _load_stages_by_name(used)
-        for stage in reversed(STAGES):
-            if stage.teardown is not None and stage.name in used:
+        for stage in reversed(by_names(record.extra.get("stages", []))):
+            if stage.teardown is not None:
                 try:
                     stage.teardown(self, record, d)
                 except Exception:
                     pass
         self.root.remove(record.id)
-
-
-# ---- stage loading -----------------------------------------------------------------------
-
-# stage name -> the module that registers it. "always:" stages load for every box; the
-# others only when the request's options name them (so pyroute2 loads only for networks).
-STAGE_MODULES: dict[str, str] = {
-    # Boxes with a user namespace: first, so later stages see its mappings (runtime/userns.py).
-    "userns": "tuibox.runtime.userns",
-    # Every box: capabilities (default hardening) and a cgroup (limits, stats, freezer).
-    "always:confine": "tuibox.runtime.confine",
-    "always:cgroups": "tuibox.runtime.cgroups.stage",
-    # Only boxes that ask for one (options["network"]); see docs/NETWORKING.md.
-    "network": "tuibox.runtime.network.stage",
-    # Boxes with process.terminal: the pty and its keeper (runtime/console.py, keeper.py).
-    "console": "tuibox.runtime.console",
-    # Boxes with linux.seccomp: compile the filter before the fork (runtime/seccomp/).
-    "seccomp": "tuibox.runtime.seccomp.stage",
-}
-
-
-def _load_stages(req: CreateRequest) -> None:
-    """Import the stage modules a request needs (a network only when one is asked for)."""
-    for name, module in STAGE_MODULES.items():
-        if name.startswith("always:") or name in req.options:
-            __import__(module)
-
-
-def _load_stages_by_name(names: list[str]) -> None:
-    for key, module in STAGE_MODULES.items():
-        if key.removeprefix("always:") in names:
-            __import__(module)
 
 
 # ---- process plumbing (module level: it runs in forked children too) ---------------------
@@ -513,105 +392,11 @@ def _new_ns(spec: Spec, kind: str) -> bool:
     return ns is not None and not ns.path
 
 
-def _exit_code(status: int) -> int:
-    code = os.waitstatus_to_exitcode(status)
-    return 128 - code if code < 0 else code
-
-
-def _spawn_init(plan: box_init.InitPlan, child: Channel, parent: Channel | None) -> int:
-    """Fork the init inside the box's PID namespace (new or joined); return its host pid."""
-    pid_ns = plan.spec.namespace("pid")
-    userns = plan.userns
-    own = None
-    clone_flags = 0
-    if pid_ns is not None and not pid_ns.path and userns is not None and userns.join_fd is None:
-        # Made by the clone itself, so that the new user namespace owns it (userns.py).
-        clone_flags = sc.CLONE_NEWPID
-    elif pid_ns is not None:
-        own = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
-        if pid_ns.path:
-            fd = os.open(pid_ns.path, os.O_RDONLY | os.O_CLOEXEC)
-            try:
-                sc.setns(fd, sc.CLONE_NEWPID)
-            finally:
-                os.close(fd)
-        else:
-            sc.unshare(sc.CLONE_NEWPID)
-    try:
-        # Born non-dumpable: in the box's PID namespace it is visible from the first instant.
-        clone = None if userns is None else (lambda: userns.fork(plan, clone_flags))
-        pid = sc.fork_unexposed(b"tuibox-init", clone)
-    except BaseException:
-        _restore_pid_ns(own)
-        raise
-    if pid == 0:  # pragma: no cover - the box's init
-        _close_all_but({*child.fds(), plan.fifo_fd, *(plan.stdio or ()), *plan.keep_fds})
-        box_init.run(plan, child)
-    _restore_pid_ns(own)
-    if userns is not None:
-        userns.after_fork(pid)
-    return pid
-
-
-def _restore_pid_ns(own: int | None) -> None:
-    # Later forks of this process (hooks, helpers) must stay in the host's PID namespace.
-    if own is not None:
-        sc.setns(own, sc.CLONE_NEWPID)
-        os.close(own)
-
-
-def _monitor_main(
-    plan: box_init.InitPlan, child: Channel, pid_pipe: int, box_dir: str
-) -> None:  # pragma: no cover
-    """The detached box's parent: start the init, report its pid, reap it, record the exit."""
-    code = 1
-    try:
-        os.setsid()
-        for s in (_signal.SIGINT, _signal.SIGHUP, _signal.SIGTERM, _signal.SIGQUIT):
-            _signal.signal(s, _signal.SIG_IGN)
-        init_pid = _spawn_init(plan, child, None)
-        os.write(pid_pipe, str(init_pid).encode())
-        null = os.open("/dev/null", os.O_RDWR)
-        for fd in (0, 1, 2):
-            os.dup2(null, fd)
-        keeper_fds = plan.console.monitor_fds() if plan.console is not None else None
-        _close_all_but({0, 1, 2, *(keeper_fds or ())})
-        if keeper_fds is not None:
-            # A detached terminal box: this monitor also keeps its console. Imported only
-            # now, in this process, so the CLI pays nothing; it records the exit itself.
-            from tuibox.runtime.keeper import keep_console
-
-            keep_console(*keeper_fds, init_pid, box_dir)
-        else:
-            code = _exit_code(_wait_child(init_pid))
-            if os.path.isdir(box_dir):
-                st.atomic_write(os.path.join(box_dir, "exit"), f"{code}\n".encode())
-        code = 0
-    except BaseException:
-        pass
-    os._exit(code)
-
-
-def _close_all_but(keep: set[int]) -> None:
-    # No upper bound: an fd the caller opened above 65535 must not reach a box either.
-    sc.close_fds_except(keep)
-
-
 def _close_quietly(fd: int) -> None:
     try:
         os.close(fd)
     except OSError:
         pass
-
-
-def _wait_child(pid: int) -> int:
-    while True:
-        try:
-            return os.waitpid(pid, 0)[1]
-        except InterruptedError:
-            continue
-        except ChildProcessError:
-            return 0
 
 
 def _kill_and_reap(pid: int, is_child: bool) -> None:

@@ -19,16 +19,16 @@ from __future__ import annotations
 import os
 
 from tuibox.runtime import defaults
-from tuibox.runtime.box import SetupContext, Stage, register_stage
 from tuibox.runtime.errors import SpecError
 from tuibox.runtime.linux import capabilities as caps
+from tuibox.runtime.stages.base import SetupContext, Stage
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-    from tuibox.runtime.box import CreateRequest
-    from tuibox.runtime.init import InitPlan
+    from tuibox.runtime.process.init import InitPlan
+    from tuibox.runtime.request import CreateRequest
     from tuibox.runtime.spec_model import Process, Spec
 
 
@@ -122,4 +122,3 @@ def _prepare(ctx: SetupContext) -> None:
 
 
 STAGE = Stage("confine", _wanted, _prepare)
-register_stage(STAGE)

@@ -32,19 +32,20 @@ import stat
 import struct
 import termios
 
-from tuibox.runtime.box import Stage, register_stage
-from tuibox.runtime.errors import InvalidState, SpecError, TuiboxError
-from tuibox.runtime.exec import get_size, set_size
-from tuibox.runtime.init import _fresh_dev
+from tuibox.runtime.errors import SpecError, TuiboxError
 from tuibox.runtime.linux import syscalls as sc
+from tuibox.runtime.linux.mounts import fresh_dev
+from tuibox.runtime.process.exec import get_size, set_size
+from tuibox.runtime.stages.base import Stage
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
     from socket import socket
 
-    from tuibox.runtime.box import CreateRequest, SetupContext
-    from tuibox.runtime.init import InitPlan
+    from tuibox.runtime.process.init import InitPlan
+    from tuibox.runtime.request import CreateRequest
+    from tuibox.runtime.stages.base import SetupContext
 
 SOCKET_NAME = "console.sock"
 RING_SIZE = 64 * 1024
@@ -121,13 +122,13 @@ def connect(root: str | os.PathLike[str] | None, name: str) -> socket:
     import socket as socket_mod
 
     from tuibox.runtime.box import Runtime
+    from tuibox.runtime.guards import check
 
     rt = Runtime(root)
     record = rt.get(name)
     if not record.terminal:
         raise TuiboxError(f"box {name!r} has no terminal to attach to (create it with -t)")
-    if record.status not in ("created", "running", "paused"):
-        raise InvalidState(name, record.status, "attach to", "created, running or paused")
+    check("attach", name, record.status)
     mode = record.extra.get("console")
     if mode != "keeper":
         where = "--console-socket" if mode == "socket" else "the 'run' that started it"
@@ -140,7 +141,7 @@ def connect(root: str | os.PathLike[str] | None, name: str) -> socket:
         sock.close()
         status = rt.get(name).status
         if status == "stopped":  # it ended between the status check and the connect
-            raise InvalidState(name, status, "attach to", "created, running or paused") from None
+            check("attach", name, status)
         reason = os.strerror(e.errno or 0).lower()
         raise TuiboxError(f"box {name!r}: its console keeper does not answer: {reason}") from None
     return sock
@@ -354,7 +355,7 @@ def _prepare(ctx: SetupContext) -> None:
     else:
         size = DEFAULT_SIZE
     # /dev/console is bound only in a /dev the box got fresh from us (as runc does).
-    bind_console = _fresh_dev(ctx.plan)
+    bind_console = fresh_dev(ctx.plan.spec.mounts)
     if socket_path:
         init_end = _connect_console_socket(socket_path)
         setup = ConsoleSetup("socket", init_end, -1, -1, size, bind_console)
@@ -380,7 +381,7 @@ def _attach(ctx: SetupContext) -> None:
         ctx.plan.console.close_in_parent()
 
 
-register_stage(Stage("console", _wanted, prepare=_prepare, attach=_attach))
+STAGE = Stage("console", _wanted, prepare=_prepare, attach=_attach)
 
 # name -> console of a foreground `run -t` in this process, until run() relays it
 _FOREGROUND: dict[str, ConsoleSetup] = {}
@@ -393,8 +394,8 @@ def relay_foreground(name: str, pid: int) -> int | None:
     master = setup.receive_master() if setup is not None else None
     if master is None:
         return None
-    from tuibox.runtime.exec import ExecHandle
-    from tuibox.runtime.relay import relay
+    from tuibox.runtime.process.exec import ExecHandle
+    from tuibox.runtime.process.relay import relay
 
     return relay(ExecHandle(pid, master, name))
 
@@ -469,7 +470,7 @@ def attach_terminal(
     whose line discipline makes signals of them); our window size is sent at once and on
     every SIGWINCH. SIGHUP/SIGTERM/SIGINT from outside (a closed window, a TUI closing its
     pane) detach: attaching never stops the box."""
-    from tuibox.runtime.relay import _write_all
+    from tuibox.runtime.process.relay import write_all
 
     raw = os.isatty(stdin)
     saved = termios.tcgetattr(stdin) if raw else None
@@ -514,7 +515,7 @@ def attach_terminal(
                 for tag, payload in reader.feed(data or b""):
                     if tag == DATA:
                         try:
-                            _write_all(stdout, payload)
+                            write_all(stdout, payload)
                         except OSError:
                             return HUNG_UP  # our terminal is gone (EIO): the box stays
                     elif tag == EXIT:

@@ -26,16 +26,17 @@ import errno
 import fcntl
 import os
 
-from tuibox.runtime.box import SetupContext, Stage, register_stage
 from tuibox.runtime.errors import SpecError, TuiboxError
 from tuibox.runtime.linux import syscalls as sc
 from tuibox.runtime.linux import userns as kernel
 from tuibox.runtime.spec_model import IdMapping, Namespace
+from tuibox.runtime.stages.base import SetupContext, Stage
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from tuibox.runtime.box import CreateRequest, Runtime
-    from tuibox.runtime.init import InitPlan
+    from tuibox.runtime.box import Runtime
+    from tuibox.runtime.process.init import InitPlan
+    from tuibox.runtime.request import CreateRequest
     from tuibox.runtime.spec_model import Mount, Spec
     from tuibox.runtime.state import BoxRecord
 
@@ -166,7 +167,7 @@ _FD_PREFIX = "/proc/self/fd/"
 
 
 class UsernsSetup:
-    """Carried in InitPlan.userns: used by box._spawn_init (parent) and the init's steps.
+    """Carried in InitPlan.userns: used by process/monitor.spawn_init (parent) and the init's steps.
 
     The init works as the box's root, a host uid that may not search the state root (0700)
     or the bundle's parents. So the parent hands it fds, never host paths: the box's root
@@ -426,4 +427,4 @@ def check_namespace_paths(spec: Spec) -> None:
             raise SpecError(f"config.json: linux.namespaces: {e.strerror}") from None
 
 
-register_stage(Stage("userns", _wanted, _prepare, _attach, _teardown))
+STAGE = Stage("userns", _wanted, _prepare, _attach, _teardown)

@@ -8,17 +8,18 @@ Importing this module registers the stage (box.py imports it when it creates or 
 
 from __future__ import annotations
 
-from tuibox.runtime.box import SetupContext, Stage, register_stage
 from tuibox.runtime.cgroups import for_record
 from tuibox.runtime.cgroups.group import BoxCgroup
 from tuibox.runtime.cgroups.hierarchy import box_path, detect
 from tuibox.runtime.cgroups.resources import device_rules, limits, parse_resources
 from tuibox.runtime.errors import CgroupError
 from tuibox.runtime.linux import proc
+from tuibox.runtime.stages.base import SetupContext, Stage
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from tuibox.runtime.box import CreateRequest, Runtime
+    from tuibox.runtime.box import Runtime
+    from tuibox.runtime.request import CreateRequest
     from tuibox.runtime.state import BoxRecord
 
 
@@ -61,4 +62,3 @@ def _teardown(runtime: Runtime, record: BoxRecord, box_dir: object) -> None:
 
 
 STAGE = Stage("cgroups", _wanted, _prepare, _attach, _teardown)
-register_stage(STAGE)

@@ -78,6 +78,11 @@ def is_bind(m: Mount) -> bool:
     return m.type == "bind" or any(o in ("bind", "rbind") for o in m.options)
 
 
+def fresh_dev(mounts: tuple[Mount, ...]) -> bool:
+    """A /dev the box mounts itself (not a bind): the init fills it with the default devices."""
+    return any(m.destination.rstrip("/") == "/dev" and not is_bind(m) for m in mounts)
+
+
 def mount_at(
     source: str | None, fd: int, fstype: str | None, flags: int, data: str | None, dest: str
 ) -> None:

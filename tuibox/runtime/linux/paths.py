@@ -170,3 +170,23 @@ def enter_cwd(cwd: str) -> None:
         where = ""
     if not where.startswith("/"):
         raise OSError(errno.ENOTDIR, f"{cwd}: not a directory inside the box")
+
+
+def find_program(name: str, path_var: str) -> str:
+    """execvp's lookup, done before execve so a missing or non-executable program is a clear
+    error (127 / 126) naming it; the init and exec share it, so their messages match."""
+    candidates = (
+        [name] if "/" in name else [os.path.join(d or ".", name) for d in path_var.split(":")]
+    )
+    denied = None
+    for path in candidates:
+        try:
+            st = os.stat(path)
+        except OSError:
+            continue
+        if stat.S_ISREG(st.st_mode) and os.access(path, os.X_OK):
+            return path
+        denied = path
+    if denied is not None:
+        raise OSError(errno.EACCES, f"{denied}: permission denied")
+    raise OSError(errno.ENOENT, f"{name}: no such file or directory")

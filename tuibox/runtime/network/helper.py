@@ -24,7 +24,7 @@ from __future__ import annotations
 import os
 
 from tuibox.runtime.errors import NetworkError
-from tuibox.runtime.sync import Channel
+from tuibox.runtime.process.sync import Channel
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

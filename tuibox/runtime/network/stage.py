@@ -1,7 +1,7 @@
 """The network stage: what `create` does for a box that asked for a network, and its undoing.
 
-Imported by box.py (STAGE_MODULES) only when a request carries options["network"], or when a
-destroyed box's record lists the stage.
+Imported through the stage table (stages/order.py) only when a request carries
+options["network"], or when a destroyed box's record lists the stage.
 
     prepare (before the fork)  validate; hand the bridge to the netlink worker (helper.py,
                                forked by the CLI or here), which imports pyroute2 and makes
@@ -28,19 +28,21 @@ from __future__ import annotations
 
 import os
 
-from tuibox.runtime.box import Stage, register_stage
 from tuibox.runtime.errors import NetworkError, SpecError
 from tuibox.runtime.network import files, ip4, ipam, nat, netconf, veth
 from tuibox.runtime.network.helper import Helper
 from tuibox.runtime.network.ip4 import Cidr
 from tuibox.runtime.network.netconf import Interface, NetConf, NetworkDef, Route
 from tuibox.runtime.network.netstore import NetState, NetStore
+from tuibox.runtime.stages.base import Stage
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-    from tuibox.runtime.box import CreateRequest, Runtime, SetupContext
+    from tuibox.runtime.box import Runtime
+    from tuibox.runtime.request import CreateRequest
+    from tuibox.runtime.stages.base import SetupContext
     from tuibox.runtime.state import BoxRecord
 
 NAME = "network"
@@ -419,4 +421,4 @@ def _leave_bridge(root: str, record: BoxRecord, net: dict[str, Any], store: NetS
             store.remove(bridge)  # nothing to remember about a bridge tuibox does not own
 
 
-register_stage(Stage(NAME, wanted, prepare, attach, teardown))
+STAGE = Stage(NAME, wanted, prepare, attach, teardown)

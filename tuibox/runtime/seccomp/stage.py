@@ -21,16 +21,16 @@ from __future__ import annotations
 import _sha256
 import os
 
-from tuibox.runtime.box import SetupContext, Stage, register_stage
 from tuibox.runtime.errors import SpecError
 from tuibox.runtime.seccomp.load import connect_agent, record_entry
 from tuibox.runtime.seccomp.profile import flag_bits, machine
+from tuibox.runtime.stages.base import SetupContext, Stage
 from tuibox.runtime.state import atomic_write
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from tuibox.runtime.box import CreateRequest
-    from tuibox.runtime.init import InitPlan
+    from tuibox.runtime.process.init import InitPlan
+    from tuibox.runtime.request import CreateRequest
     from tuibox.runtime.spec_model import Seccomp
 
 CACHE_DIR = ".seccomp"
@@ -130,4 +130,3 @@ def _close_agent(plan: InitPlan) -> None:
 
 
 STAGE = Stage("seccomp", _wanted, _prepare, _attach)
-register_stage(STAGE)

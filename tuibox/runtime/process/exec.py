@@ -32,13 +32,15 @@ import termios
 
 from tuibox.runtime import defaults
 from tuibox.runtime.cgroups import fs as cgroup_fs
-from tuibox.runtime.errors import InvalidState, SpecError
+from tuibox.runtime.errors import SpecError
+from tuibox.runtime.guards import check
 from tuibox.runtime.linux import capabilities as caps
 from tuibox.runtime.linux import lsm
 from tuibox.runtime.linux import syscalls as sc
 from tuibox.runtime.linux import sysctl as knobs
-from tuibox.runtime.linux.paths import enter_cwd
+from tuibox.runtime.linux.paths import enter_cwd, find_program
 from tuibox.runtime.plain import Plain
+from tuibox.runtime.process.sync import Channel, error_from_message
 from tuibox.runtime.seccomp.load import (
     agent_message,
     connect_agent,
@@ -48,7 +50,6 @@ from tuibox.runtime.seccomp.load import (
     program_from_record,
     send_to_agent,
 )
-from tuibox.runtime.sync import Channel, error_from_message
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -382,8 +383,7 @@ def start(
     """Fork a process into the running box described by `record`; returns once it exec'd.
 
     Call only from a single-threaded process (the CLI): it forks."""
-    if record.status != "running":
-        raise InvalidState(record.id, record.status, "exec in", "running")
+    check("exec", record.id, record.status)
     plan = plan_for(record, req)
     from tuibox.runtime.cgroups import for_record
 
@@ -607,21 +607,5 @@ def _close_all_but(*keep: int) -> None:
 
 
 def _lookup(plan: _Plan) -> str:
-    """The init's lookup (same messages, so exec's 126/127 match run's)."""
-    name = plan.args[0]
-    path_var = plan.env.get("PATH", defaults.DEFAULT_ENV[0][5:])
-    candidates = (
-        [name] if "/" in name else [os.path.join(d or ".", name) for d in path_var.split(":")]
-    )
-    denied = None
-    for path in candidates:
-        try:
-            st = os.stat(path)
-        except OSError:
-            continue
-        if stat.S_ISREG(st.st_mode) and os.access(path, os.X_OK):
-            return path
-        denied = path
-    if denied is not None:
-        raise OSError(errno.EACCES, f"{denied}: permission denied")
-    raise OSError(errno.ENOENT, f"{name}: no such file or directory")
+    # The init's own lookup (linux/paths.py), so exec's 126/127 messages match run's.
+    return find_program(plan.args[0], plan.env.get("PATH", defaults.DEFAULT_ENV[0][5:]))

@@ -11,16 +11,14 @@ msg} and the child exits; the parent re-raises it with the child's own words.
 from __future__ import annotations
 
 import _signal
-import errno
 import os
 import resource
-import stat
 
 from tuibox.runtime import defaults
 from tuibox.runtime.linux import devices, lsm, mounts
 from tuibox.runtime.linux import syscalls as sc
 from tuibox.runtime.linux import sysctl as knobs
-from tuibox.runtime.linux.paths import ensure_at, enter_cwd
+from tuibox.runtime.linux.paths import ensure_at, enter_cwd, find_program
 from tuibox.runtime.seccomp.load import agent_message, host_pid, load_filter, send_to_agent
 
 TYPE_CHECKING = False
@@ -29,8 +27,8 @@ if TYPE_CHECKING:
     from typing import NoReturn
 
     from tuibox.runtime.console import ConsoleSetup
+    from tuibox.runtime.process.sync import Channel
     from tuibox.runtime.spec_model import Spec
-    from tuibox.runtime.sync import Channel
     from tuibox.runtime.userns import UsernsSetup
 
 
@@ -193,20 +191,14 @@ def _mounts(plan: InitPlan, chan: Channel) -> None:
         mounts.mount_one(plan.rootfs, m, bundle, plan.root_fd)
 
 
-def _fresh_dev(plan: InitPlan) -> bool:
-    return any(
-        m.destination.rstrip("/") == "/dev" and not mounts.is_bind(m) for m in plan.spec.mounts
-    )
-
-
 def _devices(plan: InitPlan, chan: Channel) -> None:
     wanted = list(plan.spec.linux.devices)
-    if _fresh_dev(plan):
+    if mounts.fresh_dev(plan.spec.mounts):
         given = {d.path for d in wanted}
         wanted = [d for d in defaults.DEVICES if d.path not in given] + wanted
     for dev in wanted:
         devices.create_device(plan.rootfs, dev, plan.root_fd)
-    if _fresh_dev(plan):
+    if mounts.fresh_dev(plan.spec.mounts):
         devices.create_symlinks(plan.rootfs, defaults.DEV_SYMLINKS, plan.root_fd)
 
 
@@ -339,25 +331,7 @@ def _env_path(plan: InitPlan) -> str:
 
 
 def _lookup(plan: InitPlan, chan: Channel) -> None:
-    name = plan.spec.process.args[0]
-    candidates = (
-        [name]
-        if "/" in name
-        else [os.path.join(d or ".", name) for d in _env_path(plan).split(":")]
-    )
-    denied: str | None = None
-    for path in candidates:
-        try:
-            st = os.stat(path)
-        except OSError:
-            continue
-        if stat.S_ISREG(st.st_mode) and os.access(path, os.X_OK):
-            plan.exe = path
-            return
-        denied = path
-    if denied is not None:
-        raise OSError(errno.EACCES, f"{denied}: permission denied")
-    raise OSError(errno.ENOENT, f"{name}: no such file or directory")
+    plan.exe = find_program(plan.spec.process.args[0], _env_path(plan))
 
 
 def _no_new_privileges(plan: InitPlan, chan: Channel) -> None:

@@ -16,12 +16,12 @@ import select
 import termios
 import tty
 
-from tuibox.runtime.exec import ExecHandle, get_size, set_size
+from tuibox.runtime.process.exec import ExecHandle, get_size, set_size
 
 _RELAYED = (_signal.SIGWINCH, _signal.SIGCHLD, _signal.SIGTERM, _signal.SIGHUP, _signal.SIGINT)
 
 
-def _write_all(fd: int, data: bytes) -> None:
+def write_all(fd: int, data: bytes) -> None:
     while data:
         try:
             data = data[os.write(fd, data) :]
@@ -111,7 +111,7 @@ def _copy_out(master: int, stdout: int) -> bool:
         raise
     if not data:
         return False
-    _write_all(stdout, data)
+    write_all(stdout, data)
     return True
 
 
@@ -123,4 +123,4 @@ def _drain(master: int, stdout: int) -> None:
             return
         if not data:
             return
-        _write_all(stdout, data)
+        write_all(stdout, data)

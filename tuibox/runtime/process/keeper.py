@@ -1,7 +1,7 @@
 """The console keeper of a detached terminal box (a dtach/conmon in a few hundred lines).
 
-It runs in the box's monitor, the process that forked the init and reaps it (box.py
-`_monitor_main`), so it needs no second Python: it is a fork of the CLI and imports nothing
+It runs in the box's monitor, the process that forked the init and reaps it
+(`monitor.monitor_main`), so it needs no second Python: it is a fork of the CLI and imports nothing
 heavy (select, _socket; no selectors, no socket, no textual). It:
 
 - receives the pty master from the init (console.py `ConsoleSetup.in_init`);
@@ -27,7 +27,7 @@ import select
 
 from tuibox.runtime import console
 from tuibox.runtime import state as st
-from tuibox.runtime.exec import exit_code, set_size
+from tuibox.runtime.process.exec import exit_code, set_size
 
 CLIENT_BACKLOG = 4 * 1024 * 1024
 INPUT_BACKLOG = 64 * 1024

@@ -1,0 +1,137 @@
+"""Forking a box's init into its PID namespace, and the detached box's monitor: a forked
+process that stays the init's parent, reaps it and records its exit status (or, for a
+terminal box, becomes its console keeper).
+
+Imported by box.py on `tuibox run`'s start-up path: C modules and our lean ones only.
+"""
+
+from __future__ import annotations
+
+import _signal
+import os
+
+from tuibox.runtime import state as st
+from tuibox.runtime.errors import TuiboxError
+from tuibox.runtime.linux import syscalls as sc
+from tuibox.runtime.process.init import InitPlan
+from tuibox.runtime.process.init import run as init_run
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from tuibox.runtime.process.sync import Channel
+
+
+def fork_monitor(plan: InitPlan, child: Channel, parent: Channel, box_dir: str) -> int:
+    """Fork the detached box's monitor, which forks the init; the init's host pid."""
+    r, w = os.pipe2(os.O_CLOEXEC)
+    monitor = os.fork()
+    if monitor == 0:  # pragma: no cover - runs in the forked monitor
+        os.close(r)
+        parent.close()
+        monitor_main(plan, child, w, box_dir)
+    os.close(w)
+    raw = b""
+    while True:
+        chunk = os.read(r, 64)
+        if not chunk:
+            break
+        raw += chunk
+    os.close(r)
+    if not raw:
+        os.waitpid(monitor, 0)
+        raise TuiboxError("box monitor failed to start the init")
+    return int(raw)
+
+
+def exit_code(status: int) -> int:
+    code = os.waitstatus_to_exitcode(status)
+    return 128 - code if code < 0 else code
+
+
+def spawn_init(plan: InitPlan, child: Channel, parent: Channel | None) -> int:
+    """Fork the init inside the box's PID namespace (new or joined); return its host pid."""
+    pid_ns = plan.spec.namespace("pid")
+    userns = plan.userns
+    own = None
+    clone_flags = 0
+    if pid_ns is not None and not pid_ns.path and userns is not None and userns.join_fd is None:
+        # Made by the clone itself, so that the new user namespace owns it (userns.py).
+        clone_flags = sc.CLONE_NEWPID
+    elif pid_ns is not None:
+        own = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
+        if pid_ns.path:
+            fd = os.open(pid_ns.path, os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                sc.setns(fd, sc.CLONE_NEWPID)
+            finally:
+                os.close(fd)
+        else:
+            sc.unshare(sc.CLONE_NEWPID)
+    try:
+        # Born non-dumpable: in the box's PID namespace it is visible from the first instant.
+        clone = None if userns is None else (lambda: userns.fork(plan, clone_flags))
+        pid = sc.fork_unexposed(b"tuibox-init", clone)
+    except BaseException:
+        _restore_pid_ns(own)
+        raise
+    if pid == 0:  # pragma: no cover - the box's init
+        _close_all_but({*child.fds(), plan.fifo_fd, *(plan.stdio or ()), *plan.keep_fds})
+        init_run(plan, child)
+    _restore_pid_ns(own)
+    if userns is not None:
+        userns.after_fork(pid)
+    return pid
+
+
+def _restore_pid_ns(own: int | None) -> None:
+    # Later forks of this process (hooks, helpers) must stay in the host's PID namespace.
+    if own is not None:
+        sc.setns(own, sc.CLONE_NEWPID)
+        os.close(own)
+
+
+def monitor_main(
+    plan: InitPlan, child: Channel, pid_pipe: int, box_dir: str
+) -> None:  # pragma: no cover
+    """The detached box's parent: start the init, report its pid, reap it, record the exit."""
+    code = 1
+    try:
+        os.setsid()
+        for s in (_signal.SIGINT, _signal.SIGHUP, _signal.SIGTERM, _signal.SIGQUIT):
+            _signal.signal(s, _signal.SIG_IGN)
+        init_pid = spawn_init(plan, child, None)
+        os.write(pid_pipe, str(init_pid).encode())
+        null = os.open("/dev/null", os.O_RDWR)
+        for fd in (0, 1, 2):
+            os.dup2(null, fd)
+        keeper_fds = plan.console.monitor_fds() if plan.console is not None else None
+        _close_all_but({0, 1, 2, *(keeper_fds or ())})
+        if keeper_fds is not None:
+            # A detached terminal box: this monitor also keeps its console. Imported only
+            # now, in this process, so the CLI pays nothing; it records the exit itself.
+            from tuibox.runtime.process.keeper import keep_console
+
+            keep_console(*keeper_fds, init_pid, box_dir)
+        else:
+            code = exit_code(wait_child(init_pid))
+            if os.path.isdir(box_dir):
+                st.atomic_write(os.path.join(box_dir, "exit"), f"{code}\n".encode())
+        code = 0
+    except BaseException:
+        pass
+    os._exit(code)
+
+
+def _close_all_but(keep: set[int]) -> None:
+    # No upper bound: an fd the caller opened above 65535 must not reach a box either.
+    sc.close_fds_except(keep)
+
+
+def wait_child(pid: int) -> int:
+    while True:
+        try:
+            return os.waitpid(pid, 0)[1]
+        except InterruptedError:
+            continue
+        except ChildProcessError:
+            return 0

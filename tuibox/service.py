@@ -761,18 +761,22 @@ def split_words(text: str) -> tuple[str, ...]:
 def _opt_int(v: object) -> int | None:
     if v is None or v == "":
         return None
+    if not isinstance(v, (int, float, str)):
+        return None
     try:
-        return int(v)  # type: ignore[call-overload,no-any-return]
-    except (TypeError, ValueError):
+        return int(v)
+    except ValueError:
         return None
 
 
 def _opt_float(v: object) -> float | None:
     if v is None or v == "":
         return None
+    if not isinstance(v, (int, float, str)):
+        return None
     try:
-        return float(v)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
+        return float(v)
+    except ValueError:
         return None
 
 

@@ -100,10 +100,11 @@ class Options:
     def _fields(self) -> list[str]:
         return [n for k in reversed(type(self).__mro__) for n in getattr(k, "__slots__", ())]
 
+    # Equal by value (for tests); defining __eq__ alone also makes them unhashable, as
+    # mutable values should be.
     def __eq__(self, other: object) -> bool:
         if type(other) is not type(self):
             return NotImplemented
-        # (No __hash__: a class defining __eq__ alone is unhashable, right for mutable values.)
         return all(getattr(self, n) == getattr(other, n) for n in self._fields())
 
     def __repr__(self) -> str:

@@ -1,8 +1,8 @@
 from __future__ import annotations
 
-import pytest
-
 import importlib
+
+import pytest
 
 from tuibox.cli import VERBS
 from tuibox.cli.args import Arg, Command, HelpRequested, Opt, Options, UsageError, parse

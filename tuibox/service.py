@@ -33,11 +33,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol, TypeVar, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 
 from tuibox.runtime.box import GUARDS as GUARDS  # re-exported: the screens grey keys by it
 from tuibox.runtime.box import Runtime
 from tuibox.runtime.errors import TuiboxError
+
+if TYPE_CHECKING:
+    from tuibox.runtime.state import BoxRecord
+    from tuibox.runtime.stats import Sample
 
 T = TypeVar("T")
 
@@ -584,10 +588,10 @@ class InProcessBackend(CliBackend):
         super().__init__(root, data_root, python)
         self.runtime = Runtime(self.root)
         # (box, init pid) -> its last sample; the pid in the key keeps a re-made box apart.
-        self._samples: dict[tuple[str, int], Any] = {}
+        self._samples: dict[tuple[str, int], Sample] = {}
         # The records of the last list: the app asks for stats right after a list, and
         # reading every state.json again would double the cost of a refresh.
-        self._listed: tuple[float, list[Any]] = (0.0, [])
+        self._listed: tuple[float, list[BoxRecord]] = (0.0, [])
 
     async def _in_thread(self, verb: str, fn: Callable[..., T], *args: Any) -> T:
         try:
@@ -611,14 +615,14 @@ class InProcessBackend(CliBackend):
     async def list_boxes(self) -> list[BoxRow]:
         return await self._in_thread("list", self._list_rows)
 
-    def _stats_records(self) -> list[Any]:
+    def _stats_records(self) -> list[BoxRecord]:
         at, records = self._listed
         if time.monotonic() - at > LISTED_FRESH:
             return self.runtime.stats_records(None)
         # The same choice as Runtime.stats_records: live boxes that have a cgroup.
         return [r for r in records if r.status != "stopped" and r.extra.get("cgroup_dirs")]
 
-    def _sample_all(self) -> list[tuple[Any, Any]]:
+    def _sample_all(self) -> list[tuple[BoxRecord, Sample | None]]:
         from tuibox.runtime import stats as rstats
 
         return [(r, rstats.sample(r)) for r in self._stats_records()]
@@ -761,18 +765,22 @@ def split_words(text: str) -> tuple[str, ...]:
 def _opt_int(v: object) -> int | None:
     if v is None or v == "":
         return None
+    if not isinstance(v, (int, float, str)):
+        return None
     try:
-        return int(v)  # type: ignore[call-overload,no-any-return]
-    except (TypeError, ValueError):
+        return int(v)
+    except ValueError:
         return None
 
 
 def _opt_float(v: object) -> float | None:
     if v is None or v == "":
         return None
+    if not isinstance(v, (int, float, str)):
+        return None
     try:
-        return float(v)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
+        return float(v)
+    except ValueError:
         return None
 
 

@@ -282,12 +282,12 @@ def test_docker_format_is_resolved_for_the_box() -> None:
 
 
 def test_security_opt_values() -> None:
-    assert seccomp_choice({}) is None
-    assert seccomp_choice({"security_opt": ["seccomp=unconfined"]}) == "unconfined"
-    assert seccomp_choice({"security_opt": ["seccomp=/a.json"]}) == "/a.json"
+    assert seccomp_choice([]) is None
+    assert seccomp_choice(["seccomp=unconfined"]) == "unconfined"
+    assert seccomp_choice(["seccomp=/a.json"]) == "/a.json"
     for bad in ("seccomp", "seccomp=", "label=disable", "no-new-privileges"):
         with pytest.raises(SpecError):
-            seccomp_choice({"security_opt": [bad]})
+            seccomp_choice([bad])
 
 
 def test_read_profile_errors_are_one_line(tmp_path: Path) -> None:

@@ -8,22 +8,27 @@ import sys
 import time
 
 from tuibox.cli import Globals, for_each
-from tuibox.cli.args import Arg, Command, Opt, UsageError, parse
-from tuibox.cli.limits import LIMIT_OPTS
+from tuibox.cli.args import Arg, Command, Opt, Options, UsageError, entry
+from tuibox.cli.limits import LIMIT_OPTS, LimitOptions
 from tuibox.runtime import fastjson
 from tuibox.runtime.errors import SpecError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
     from typing import Any
 
+    from tuibox.runtime.box import Runtime
     from tuibox.runtime.process.exec import ExecHandle
+    from tuibox.runtime.spec_model import Process
+    from tuibox.runtime.stats import Sample
 
 NAME = Arg("name", "the box's name")
 FORMAT = Opt(("-f", "--format"), "format", "table|json", default="table")
 
-COMMANDS: dict[str, Command] = {
-    "exec": Command(
+
+class ExecOptions(Options):
+    COMMAND = Command(
         "exec",
         "Run a command inside a running box (its namespaces, cgroup, user and capabilities).\n"
         "The exit status is the command's; 126/127 when it cannot be executed/found.",
@@ -38,9 +43,40 @@ COMMANDS: dict[str, Command] = {
             Opt(("--pid-file",), "pid_file", "FILE", help="write the process's host pid here"),
         ),
         (NAME, Arg("command", required=False, rest=True)),
-    ),
-    "ps": Command("ps", "List the processes of a box (from its cgroup).", (FORMAT,), (NAME,)),
-    "stats": Command(
+    )
+    __slots__ = (
+        "command",
+        "cwd",
+        "detach",
+        "env",
+        "interactive",
+        "name",
+        "pid_file",
+        "process",
+        "tty",
+        "user",
+    )
+    interactive: bool
+    tty: bool
+    detach: bool
+    env: list[str]
+    cwd: str | None
+    user: str | None
+    process: str | None
+    pid_file: str | None
+    name: str
+    command: list[str]
+
+
+class PsOptions(Options):
+    COMMAND = Command("ps", "List the processes of a box (from its cgroup).", (FORMAT,), (NAME,))
+    __slots__ = ("format", "name")
+    format: str
+    name: str
+
+
+class StatsOptions(Options):
+    COMMAND = Command(
         "stats",
         "Show CPU, memory, pids, network and block I/O of boxes (all live ones by default),\n"
         "refreshed every second until ctrl-c, or once with --no-stream.",
@@ -50,13 +86,40 @@ COMMANDS: dict[str, Command] = {
             Opt(("--interval",), "interval", "SECONDS", help="refresh (1) / sample (0.2) time"),
         ),
         (Arg("names", required=False, rest=True),),
-    ),
-    "wait": Command(
+    )
+    __slots__ = ("format", "interval", "names", "no_stream")
+    no_stream: bool
+    format: str
+    interval: str | None
+    names: list[str]
+
+
+class NamesOptions(Options):
+    """Verbs taking one or more box names."""
+
+    __slots__ = ("names",)
+    names: list[str]
+
+
+class WaitOptions(NamesOptions):
+    COMMAND = Command(
         "wait", "Wait for boxes to stop; print each exit status.", (), (Arg("names", rest=True),)
-    ),
-    "pause": Command("pause", "Freeze every process of a box.", (), (Arg("names", rest=True),)),
-    "resume": Command("resume", "Thaw a paused box.", (), (Arg("names", rest=True),)),
-    "update": Command(
+    )
+    __slots__ = ()
+
+
+class PauseOptions(NamesOptions):
+    COMMAND = Command("pause", "Freeze every process of a box.", (), (Arg("names", rest=True),))
+    __slots__ = ()
+
+
+class ResumeOptions(NamesOptions):
+    COMMAND = Command("resume", "Thaw a paused box.", (), (Arg("names", rest=True),))
+    __slots__ = ()
+
+
+class UpdateOptions(LimitOptions):
+    COMMAND = Command(
         "update",
         "Change the resource limits of a live box.",
         (
@@ -66,32 +129,30 @@ COMMANDS: dict[str, Command] = {
             ),
         ),
         (NAME,),
-    ),
-}
+    )
+    __slots__ = ("name", "resources")
+    resources: str | None
+    name: str
 
 
 def dispatch(verb: str, words: list[str], g: Globals) -> int:
-    opts = parse(COMMANDS[verb], words)
-    handler = globals()[f"do_{verb}"]
-    code: int = handler(opts, g)
-    return code
+    return VERBS[verb](words, g)
 
 
-def runtime(g: Globals) -> Any:
+def runtime(g: Globals) -> Runtime:
     from tuibox.runtime.box import Runtime
 
     return Runtime(g.root)
 
 
-def _names(opts: dict[str, Any], verb: str) -> list[str]:
-    names: list[str] = opts["names"]
-    if not names:
+def _names(opts: NamesOptions, verb: str) -> list[str]:
+    if not opts.names:
         raise UsageError(f"{verb}: missing NAME")
-    return names
+    return opts.names
 
 
-def _format(opts: dict[str, Any]) -> str:
-    fmt: str = opts["format"]
+def _format(opts: PsOptions | StatsOptions) -> str:
+    fmt = opts.format
     if fmt not in ("table", "json"):
         raise SpecError(f"--format {fmt!r}: must be table or json")
     return fmt
@@ -118,7 +179,7 @@ def _env(items: list[str]) -> tuple[str, ...]:
     return tuple(out)
 
 
-def load_process(path: str) -> Any:
+def load_process(path: str) -> Process:
     """A runc process.json, validated by the spec loader's own rules."""
     from tuibox.runtime.spec import parse_spec
 
@@ -133,38 +194,38 @@ def load_process(path: str) -> Any:
     return parse_spec(wrapper, "/", os.path.basename(path)).process
 
 
-def do_exec(opts: dict[str, Any], g: Globals) -> int:
+def do_exec(opts: ExecOptions, g: Globals) -> int:
     from tuibox.runtime.process.exec import ExecRequest, get_size
 
-    command: list[str] = opts["command"]
+    command = opts.command
     process = None
-    if opts.get("process"):
+    if opts.process:
         if command:
             raise UsageError("exec: give a COMMAND or --process, not both")
-        process = load_process(opts["process"])
+        process = load_process(opts.process)
     elif not command:
         raise UsageError("exec: missing COMMAND (see 'tuibox exec --help')")
-    tty = bool(opts["tty"]) or bool(process is not None and process.terminal)
-    if tty and opts["detach"]:
+    tty = opts.tty or bool(process is not None and process.terminal)
+    if tty and opts.detach:
         raise UsageError("exec: -t with -d is not supported (nothing would read the terminal)")
     req = ExecRequest(
         args=tuple(command),
-        env=_env(opts["env"]),
-        cwd=opts.get("cwd"),
-        user=parse_ids(opts["user"]) if opts.get("user") else None,
+        env=_env(opts.env),
+        cwd=opts.cwd,
+        user=parse_ids(opts.user) if opts.user else None,
         tty=tty,
-        interactive=bool(opts["interactive"]) or process is not None,
-        detach=bool(opts["detach"]),
+        interactive=opts.interactive or process is not None,
+        detach=opts.detach,
         process=process,
         size=(get_size(0) or get_size(1)) if tty else None,
     )
     if req.cwd is not None and not req.cwd.startswith("/"):
         raise SpecError("--workdir: must be an absolute path")
-    handle = runtime(g).exec(opts["name"], req)
-    if opts.get("pid_file"):
+    handle = runtime(g).exec(opts.name, req)
+    if opts.pid_file:
         from tuibox.runtime.state import atomic_write
 
-        atomic_write(os.path.abspath(opts["pid_file"]), str(handle.pid).encode())
+        atomic_write(os.path.abspath(opts.pid_file), str(handle.pid).encode())
     if req.detach:
         return 0
     if tty:
@@ -207,7 +268,7 @@ def human(n: float | None) -> str:
     return f"{n:.1f}TiB"
 
 
-def table(rows: list[tuple[str, ...]]) -> str:
+def table(rows: Sequence[tuple[str, ...]]) -> str:
     """Left-aligned columns; the last one is not padded."""
     if not rows:
         return ""
@@ -219,9 +280,9 @@ def table(rows: list[tuple[str, ...]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def do_ps(opts: dict[str, Any], g: Globals) -> int:
+def do_ps(opts: PsOptions, g: Globals) -> int:
     fmt = _format(opts)
-    procs = runtime(g).ps(opts["name"])
+    procs = runtime(g).ps(opts.name)
     if fmt == "json":
         sys.stdout.write(fastjson.dumps(procs) + "\n")
         return 0
@@ -266,29 +327,29 @@ def stats_table(rows: list[dict[str, Any]]) -> str:
     return table(out)
 
 
-def do_stats(opts: dict[str, Any], g: Globals) -> int:
+def do_stats(opts: StatsOptions, g: Globals) -> int:
     from tuibox.runtime import stats
 
     fmt = _format(opts)
-    default = "0.2" if opts["no_stream"] else "1"
+    default = "0.2" if opts.no_stream else "1"
     try:
-        interval = float(opts["interval"] or default)
+        interval = float(opts.interval or default)
     except ValueError:
-        raise SpecError(f"--interval {opts['interval']!r}: must be a number of seconds") from None
+        raise SpecError(f"--interval {opts.interval!r}: must be a number of seconds") from None
     rt = runtime(g)
-    names = opts["names"] or None
+    names = opts.names or None
 
     def emit(rows: list[dict[str, Any]], clear: bool) -> None:
         text = fastjson.dumps(rows) + "\n" if fmt == "json" else stats_table(rows)
         sys.stdout.write(("\033[H\033[J" if clear else "") + text)
         sys.stdout.flush()
 
-    if opts["no_stream"]:
+    if opts.no_stream:
         # CPU % needs two samples: one sleep for every box, kept short for pollers.
         emit(rt.stats(names, interval=min(max(interval, 0.05), 1.0)), False)
         return 0
     clear = fmt == "table" and sys.stdout.isatty()
-    before: dict[str, Any] = {}
+    before: dict[str, Sample | None] = {}
     try:
         while True:
             records = rt.stats_records(names)
@@ -303,7 +364,7 @@ def do_stats(opts: dict[str, Any], g: Globals) -> int:
 # ---- wait, pause, resume, update ---------------------------------------------------------------
 
 
-def do_wait(opts: dict[str, Any], g: Globals) -> int:
+def do_wait(opts: WaitOptions, g: Globals) -> int:
     rt = runtime(g)
     for name in _names(opts, "wait"):
         code = rt.wait(name)
@@ -312,26 +373,26 @@ def do_wait(opts: dict[str, Any], g: Globals) -> int:
     return 0
 
 
-def _each(opts: dict[str, Any], g: Globals, verb: str) -> int:
+def _each(opts: NamesOptions, g: Globals, verb: str) -> int:
     rt = runtime(g)
     names = _names(opts, verb)
     return for_each(names, getattr(rt, verb))
 
 
-def do_pause(opts: dict[str, Any], g: Globals) -> int:
+def do_pause(opts: PauseOptions, g: Globals) -> int:
     return _each(opts, g, "pause")
 
 
-def do_resume(opts: dict[str, Any], g: Globals) -> int:
+def do_resume(opts: ResumeOptions, g: Globals) -> int:
     return _each(opts, g, "resume")
 
 
-def do_update(opts: dict[str, Any], g: Globals) -> int:
+def do_update(opts: UpdateOptions, g: Globals) -> int:
     from tuibox.runtime.cgroups.resources import flags_to_raw, merge_raw
 
     raw: dict[str, Any] = {}
-    if opts.get("resources"):
-        path = opts["resources"]
+    if opts.resources:
+        path = opts.resources
         try:
             if path == "-":
                 text = sys.stdin.read()
@@ -346,8 +407,19 @@ def do_update(opts: dict[str, Any], g: Globals) -> int:
         if not isinstance(loaded, dict):
             raise SpecError(f"--resources {path}: must be a JSON object (linux.resources)")
         raw = loaded
-    raw = merge_raw(raw, flags_to_raw(opts))
+    raw = merge_raw(raw, flags_to_raw(opts.limit_flags()))
     if not raw:
         raise UsageError("update: nothing to change (give --memory, --cpus, --pids-limit ...)")
-    runtime(g).update(opts["name"], raw)
+    runtime(g).update(opts.name, raw)
     return 0
+
+
+VERBS: dict[str, Callable[[list[str], Globals], int]] = {
+    "exec": entry(ExecOptions, do_exec),
+    "ps": entry(PsOptions, do_ps),
+    "stats": entry(StatsOptions, do_stats),
+    "wait": entry(WaitOptions, do_wait),
+    "pause": entry(PauseOptions, do_pause),
+    "resume": entry(ResumeOptions, do_resume),
+    "update": entry(UpdateOptions, do_update),
+}

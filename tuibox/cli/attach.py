@@ -12,39 +12,40 @@ import _signal
 import sys
 
 from tuibox.cli import Globals
-from tuibox.cli.args import Arg, Command, Opt, parse
-
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from typing import Any
+from tuibox.cli.args import Arg, Command, Opt, Options, parse
 
 DEFAULT_DETACH_KEYS = "ctrl-]"
 
-COMMAND = Command(
-    "attach",
-    "Attach your terminal to the console of a box created with -t (process.terminal).\n"
-    "Type the detach keys to leave it running; when the box exits, attach exits with its\n"
-    "status.",
-    (
-        Opt(
-            ("--detach-keys",),
-            "detach_keys",
-            "KEYS",
-            default=DEFAULT_DETACH_KEYS,
-            help="keys that detach, e.g. ctrl-p,ctrl-q ('' for none; default ctrl-])",
+
+class AttachOptions(Options):
+    COMMAND = Command(
+        "attach",
+        "Attach your terminal to the console of a box created with -t (process.terminal).\n"
+        "Type the detach keys to leave it running; when the box exits, attach exits with its\n"
+        "status.",
+        (
+            Opt(
+                ("--detach-keys",),
+                "detach_keys",
+                "KEYS",
+                default=DEFAULT_DETACH_KEYS,
+                help="keys that detach, e.g. ctrl-p,ctrl-q ('' for none; default ctrl-])",
+            ),
         ),
-    ),
-    (Arg("name", "the box's name"),),
-)
+        (Arg("name", "the box's name"),),
+    )
+    __slots__ = ("detach_keys", "name")
+    detach_keys: str
+    name: str
 
 
 def dispatch(verb: str, words: list[str], g: Globals) -> int:
-    opts: dict[str, Any] = parse(COMMAND, words)
+    opts = parse(AttachOptions, words)
     from tuibox.runtime import console
     from tuibox.runtime.errors import TuiboxError
 
-    keys = console.parse_detach_keys(opts["detach_keys"])
-    name: str = opts["name"]
+    keys = console.parse_detach_keys(opts.detach_keys)
+    name = opts.name
     sock = console.connect(g.root, name)
     # Ignored outside the relay (which catches it): a closing pane closes the pty and also
     # sends SIGHUP; the second one must not kill us on the way out.

@@ -10,7 +10,7 @@ import os
 import sys
 import time
 
-from tuibox.cli.args import Arg, Command, Opt, UsageError, parse
+from tuibox.cli.args import Arg, Command, Opt, Options, UsageError, entry, parse
 from tuibox.cli.images_bridge import open_store
 from tuibox.runtime import fastjson
 from tuibox.runtime.errors import ImageError, TuiboxError
@@ -18,6 +18,7 @@ from tuibox.runtime.images.store import check_image_name
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any
 
     from tuibox.cli import Globals
@@ -28,38 +29,67 @@ IMAGE_HELP = (
     "bootstrap debian NAME"
 )
 
-COMMANDS: dict[str, Command] = {
-    "image": Command("image", IMAGE_HELP, (), (Arg("action"),)),
-    "image ls": Command(
+
+class ImageAction(Options):
+    COMMAND = Command("image", IMAGE_HELP, (), (Arg("action"),))
+    __slots__ = ("action",)
+    action: str
+
+
+class ImageLsOptions(Options):
+    COMMAND = Command(
         "image ls",
         "List the images of the data root.",
         (
             Opt(("-f", "--format"), "format", "table|json", default="table"),
             Opt(("-q", "--quiet"), "quiet", help="names only"),
         ),
-    ),
-    "image import": Command(
+    )
+    __slots__ = ("format", "quiet")
+    format: str
+    quiet: bool
+
+
+class ImageImportOptions(Options):
+    COMMAND = Command(
         "image import",
         "Import a root filesystem or an image as NAME: a tarball (plain, .gz, .xz, .bz2, .zst;\n"
         "docker/podman export, docker/podman save, an OCI layout in a tar) or a directory\n"
         "(a rootfs or an OCI layout).",
         (),
         (Arg("source", "a tarball or a directory"), Arg("name", "the new image's name")),
-    ),
-    "image rm": Command(
+    )
+    __slots__ = ("name", "source")
+    source: str
+    name: str
+
+
+class ImageRmOptions(Options):
+    COMMAND = Command(
         "image rm",
         "Remove images; refused while a box (even a stopped one) uses one, unless --force.",
         (Opt(("-f", "--force"), "force", help="remove even if boxes use it"),),
         (Arg("names", rest=True),),
         aliases=("remove", "delete"),
-    ),
-    "image inspect": Command(
+    )
+    __slots__ = ("force", "names")
+    force: bool
+    names: list[str]
+
+
+class ImageInspectOptions(Options):
+    COMMAND = Command(
         "image inspect",
         "Print an image's record as JSON: size, source, process defaults, boxes using it.",
         (),
         (Arg("name"),),
-    ),
-    "image bootstrap": Command(
+    )
+    __slots__ = ("name",)
+    name: str
+
+
+class ImageBootstrapOptions(Options):
+    COMMAND = Command(
         "image bootstrap",
         "Build a Debian image with debootstrap (needs the debootstrap package and a mirror).",
         (
@@ -68,8 +98,15 @@ COMMANDS: dict[str, Command] = {
             Opt(("--variant",), "variant", "NAME", default="minbase", help="default minbase"),
         ),
         (Arg("distro", "debian"), Arg("name")),
-    ),
-}
+    )
+    __slots__ = ("distro", "mirror", "name", "suite", "variant")
+    suite: str
+    mirror: str | None
+    variant: str
+    distro: str
+    name: str
+
+
 ACTIONS = {
     "ls": "ls",
     "list": "ls",
@@ -83,21 +120,13 @@ ACTIONS = {
 
 
 def dispatch(verb: str, words: list[str], g: Globals) -> int:
-    first = parse(COMMANDS["image"], words[:1])
-    action = ACTIONS.get(first["action"])
+    first = parse(ImageAction, words[:1])
+    action = ACTIONS.get(first.action)
     if action is None:
         raise UsageError(
-            f"image: unknown action {first['action']!r} (ls, import, rm, inspect, bootstrap)"
+            f"image: unknown action {first.action!r} (ls, import, rm, inspect, bootstrap)"
         )
-    opts = parse(COMMANDS[f"image {action}"], words[1:])
-    handler = {
-        "ls": do_ls,
-        "import": do_import,
-        "rm": do_rm,
-        "inspect": do_inspect,
-        "bootstrap": do_bootstrap,
-    }[action]
-    return handler(opts, g)
+    return IMAGE_VERBS[action](words[1:], g)
 
 
 # ---- helpers --------------------------------------------------------------------------------
@@ -136,14 +165,14 @@ def info_json(info: ImageInfo) -> dict[str, Any]:
 # ---- verbs ----------------------------------------------------------------------------------
 
 
-def do_ls(opts: dict[str, Any], g: Globals) -> int:
+def do_ls(opts: ImageLsOptions, g: Globals) -> int:
     images = open_store(g).list()
-    if opts["format"] == "json":
+    if opts.format == "json":
         sys.stdout.write(fastjson.dumps([info_json(i) for i in images]) + "\n")
         return 0
-    if opts["format"] != "table":
-        raise UsageError(f"image ls: --format {opts['format']!r}: must be table or json")
-    if opts["quiet"]:
+    if opts.format != "table":
+        raise UsageError(f"image ls: --format {opts.format!r}: must be table or json")
+    if opts.quiet:
         sys.stdout.write("".join(i.name + "\n" for i in images))
         return 0
     rows = [("NAME", "SIZE", "CREATED", "SOURCE")]
@@ -155,8 +184,8 @@ def do_ls(opts: dict[str, Any], g: Globals) -> int:
     return 0
 
 
-def do_import(opts: dict[str, Any], g: Globals) -> int:
-    source, name = opts["source"], opts["name"]
+def do_import(opts: ImageImportOptions, g: Globals) -> int:
+    source, name = opts.source, opts.name
     check_image_name(name)  # before looking at the source: one error at a time, the cheap one
     if not os.path.exists(source):
         raise ImageError(f"{source}: no such file or directory")
@@ -233,15 +262,15 @@ class _Bar:
         self.progress.stop()
 
 
-def do_rm(opts: dict[str, Any], g: Globals) -> int:
-    names = opts["names"]
+def do_rm(opts: ImageRmOptions, g: Globals) -> int:
+    names = opts.names
     if not names:
         raise UsageError("image rm: missing NAME")
     store = open_store(g)
     failed = 0
     for name in names:
         try:
-            _remove(store, g, name, bool(opts["force"]))
+            _remove(store, g, name, opts.force)
             sys.stdout.write(name + "\n")
         except TuiboxError as e:
             if len(names) == 1:
@@ -279,9 +308,9 @@ def _remove(store: ImageStore, g: Globals, name: str, force: bool) -> None:
         raise
 
 
-def do_inspect(opts: dict[str, Any], g: Globals) -> int:
+def do_inspect(opts: ImageInspectOptions, g: Globals) -> int:
     store = open_store(g)
-    info = store.get(opts["name"])
+    info = store.get(opts.name)
     data = info.to_json()
     data["rootfs"] = store.rootfs(info.name)
     data["boxes"] = boxes_using(g, store, info.name)
@@ -289,21 +318,30 @@ def do_inspect(opts: dict[str, Any], g: Globals) -> int:
     return 0
 
 
-def do_bootstrap(opts: dict[str, Any], g: Globals) -> int:
+def do_bootstrap(opts: ImageBootstrapOptions, g: Globals) -> int:
     from tuibox.runtime.images.bootstrap import DISTROS, bootstrap
 
-    if opts["distro"] not in DISTROS:
+    if opts.distro not in DISTROS:
         raise UsageError(
-            f"image bootstrap: unknown distribution {opts['distro']!r} ({', '.join(DISTROS)})"
+            f"image bootstrap: unknown distribution {opts.distro!r} ({', '.join(DISTROS)})"
         )
     info = bootstrap(
         open_store(g),
-        opts["distro"],
-        opts["name"],
-        suite=opts["suite"],
-        mirror=opts.get("mirror"),
-        variant=opts["variant"],
+        opts.distro,
+        opts.name,
+        suite=opts.suite,
+        mirror=opts.mirror,
+        variant=opts.variant,
     )
     sys.stderr.write(f"bootstrapped {info.name}: {human_size(info.size)} on disk\n")
     sys.stdout.write(info.name + "\n")
     return 0
+
+
+IMAGE_VERBS: dict[str, Callable[[list[str], Globals], int]] = {
+    "ls": entry(ImageLsOptions, do_ls),
+    "import": entry(ImageImportOptions, do_import),
+    "rm": entry(ImageRmOptions, do_rm),
+    "inspect": entry(ImageInspectOptions, do_inspect),
+    "bootstrap": entry(ImageBootstrapOptions, do_bootstrap),
+}

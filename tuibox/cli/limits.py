@@ -7,11 +7,11 @@ request is built.
 
 from __future__ import annotations
 
-from tuibox.cli.args import Opt
+from tuibox.cli.args import Opt, Options
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any
+    from tuibox.runtime.spec_model import Spec
 
 LIMIT_OPTS = (
     Opt(("-m", "--memory"), "memory", "SIZE", help="memory limit (256m, 1g)"),
@@ -24,12 +24,37 @@ LIMIT_OPTS = (
 )
 
 
-def apply_limit_flags(spec: Any, opts: dict[str, Any]) -> Any:
+class LimitOptions(Options):
+    """The fields of LIMIT_OPTS, shared by the options of create, run and update."""
+
+    __slots__ = (
+        "cpu_shares",
+        "cpus",
+        "cpuset_cpus",
+        "cpuset_mems",
+        "memory",
+        "memory_swap",
+        "pids_limit",
+    )
+    memory: str | None
+    memory_swap: str | None
+    cpus: str | None
+    cpu_shares: str | None
+    cpuset_cpus: str | None
+    cpuset_mems: str | None
+    pids_limit: str | None
+
+    def limit_flags(self) -> dict[str, str]:
+        """The limit flags given, by dest: what resources.flags_to_raw reads."""
+        return {n: v for n in LimitOptions.__slots__ if (v := getattr(self, n)) is not None}
+
+
+def apply_limit_flags(spec: Spec, opts: LimitOptions) -> Spec:
     """The spec with the flags laid over linux.resources, validated now (one-line errors
     before anything is created); fields this host does not apply added to the warnings."""
     from tuibox.runtime.cgroups.resources import flags_to_raw, merge_raw, parse_resources
 
-    flags = flags_to_raw(opts)
+    flags = flags_to_raw(opts.limit_flags())
     resources = merge_raw(spec.linux.resources, flags) if flags else spec.linux.resources
     res = parse_resources(resources)
     if flags:

@@ -11,13 +11,15 @@ from __future__ import annotations
 import os
 import sys
 
-from tuibox.cli.args import Arg, Command, Opt, UsageError, parse
+from tuibox.cli.args import Arg, Command, Opt, Options, UsageError, entry, parse
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any
 
     from tuibox.cli import Globals
+    from tuibox.cli.lifecycle import CreateOptions
 
 NET_OPTS = (
     Opt(
@@ -38,7 +40,7 @@ NET_OPTS = (
 DEFAULT_NETCONF = "netconf.json"
 
 
-def network_options(opts: dict[str, Any]) -> dict[str, Any] | None:
+def network_options(opts: CreateOptions) -> dict[str, Any] | None:
     """What the network stage reads from req.options["network"], or None for no network.
 
     --netconf FILE, else ./netconf.json when it exists and no --network was given (box's
@@ -49,9 +51,9 @@ def network_options(opts: dict[str, Any]) -> dict[str, Any] | None:
     (runtime/network/helper.py)."""
     from tuibox.runtime.errors import SpecError
 
-    name = opts.get("network")
-    ports = list(opts.get("publish") or ())
-    conf = opts.get("netconf")
+    name = opts.network
+    ports = list(opts.publish)
+    conf = opts.netconf
     if conf and name not in (None, "none"):
         raise SpecError("use either --netconf or --network, not both")
     if conf is None and name is None and os.path.isfile(DEFAULT_NETCONF):
@@ -85,14 +87,25 @@ def network_options(opts: dict[str, Any]) -> dict[str, Any] | None:
 
 NETWORK_HELP = "Manage networks: network ls | create NAME --subnet CIDR | rm NAME..."
 
-COMMANDS: dict[str, Command] = {
-    "network": Command("network", NETWORK_HELP, (), (Arg("action"),)),
-    "network ls": Command(
+
+class NetworkAction(Options):
+    COMMAND = Command("network", NETWORK_HELP, (), (Arg("action"),))
+    __slots__ = ("action",)
+    action: str
+
+
+class NetworkLsOptions(Options):
+    COMMAND = Command(
         "network ls",
         "List the networks of this state root.",
         (Opt(("-f", "--format"), "format", "table|json", default="table"),),
-    ),
-    "network create": Command(
+    )
+    __slots__ = ("format",)
+    format: str
+
+
+class NetworkCreateOptions(Options):
+    COMMAND = Command(
         "network create",
         "Define a network; its bridge is made when its first box arrives.",
         (
@@ -102,29 +115,44 @@ COMMANDS: dict[str, Command] = {
             Opt(("--no-nat",), "no_nat", help="no outbound NAT (no ip_forward either)"),
         ),
         (Arg("name"),),
-    ),
-    "network rm": Command(
+    )
+    __slots__ = ("bridge", "gateway", "name", "no_nat", "subnet")
+    subnet: str | None
+    bridge: str | None
+    gateway: str | None
+    no_nat: bool
+    name: str
+
+
+class NetworkRmOptions(Options):
+    COMMAND = Command(
         "network rm",
         "Remove networks without boxes: their table, their bridge if tuibox made it.",
         (),
         (Arg("names", rest=True),),
         aliases=("remove", "delete"),
-    ),
-    "port": Command("port", "List the ports a box publishes.", (), (Arg("name"),)),
-}
+    )
+    __slots__ = ("names",)
+    names: list[str]
+
+
+class PortOptions(Options):
+    COMMAND = Command("port", "List the ports a box publishes.", (), (Arg("name"),))
+    __slots__ = ("name",)
+    name: str
+
+
 ACTIONS = {"ls": "ls", "list": "ls", "create": "create", "rm": "rm", "remove": "rm", "delete": "rm"}
 
 
 def dispatch(verb: str, words: list[str], g: Globals) -> int:
     if verb == "port":
-        return do_port(parse(COMMANDS["port"], words), g)
-    first = parse(COMMANDS["network"], words[:1])
-    action = ACTIONS.get(first["action"])
+        return do_port(parse(PortOptions, words), g)
+    first = parse(NetworkAction, words[:1])
+    action = ACTIONS.get(first.action)
     if action is None:
-        raise UsageError(f"network: unknown action {first['action']!r} (ls, create, rm)")
-    opts = parse(COMMANDS[f"network {action}"], words[1:])
-    handler = {"ls": do_ls, "create": do_create, "rm": do_rm}[action]
-    return handler(opts, g)
+        raise UsageError(f"network: unknown action {first.action!r} (ls, create, rm)")
+    return NETWORK_VERBS[action](words[1:], g)
 
 
 def _root(g: Globals) -> str:
@@ -133,12 +161,12 @@ def _root(g: Globals) -> str:
     return g.root or default_root()
 
 
-def do_ls(opts: dict[str, Any], g: Globals) -> int:
+def do_ls(opts: NetworkLsOptions, g: Globals) -> int:
     from tuibox.runtime import fastjson
     from tuibox.runtime.network.manage import list_networks
 
     nets = list_networks(_root(g))
-    if opts["format"] == "json":
+    if opts.format == "json":
         sys.stdout.write(fastjson.dumps(nets) + "\n")
         return 0
     rows = [("NAME", "BRIDGE", "SUBNET", "GATEWAY", "NAT", "OWNS BRIDGE", "BOXES")]
@@ -161,28 +189,21 @@ def do_ls(opts: dict[str, Any], g: Globals) -> int:
     return 0
 
 
-def do_create(opts: dict[str, Any], g: Globals) -> int:
+def do_create(opts: NetworkCreateOptions, g: Globals) -> int:
     from tuibox.runtime.network.manage import create_network
 
-    if not opts.get("subnet"):
+    if not opts.subnet:
         raise UsageError("network create: --subnet is required")
-    create_network(
-        _root(g),
-        opts["name"],
-        opts["subnet"],
-        opts.get("bridge"),
-        opts.get("gateway"),
-        not opts.get("no_nat"),
-    )
-    sys.stdout.write(opts["name"] + "\n")
+    create_network(_root(g), opts.name, opts.subnet, opts.bridge, opts.gateway, not opts.no_nat)
+    sys.stdout.write(opts.name + "\n")
     return 0
 
 
-def do_rm(opts: dict[str, Any], g: Globals) -> int:
+def do_rm(opts: NetworkRmOptions, g: Globals) -> int:
     from tuibox.cli import for_each, warn
     from tuibox.runtime.network.manage import remove_network
 
-    names = opts["names"]
+    names = opts.names
     if not names:
         raise UsageError("network rm: missing NAME")
 
@@ -193,11 +214,18 @@ def do_rm(opts: dict[str, Any], g: Globals) -> int:
     return for_each(names, remove)
 
 
-def do_port(opts: dict[str, Any], g: Globals) -> int:
+def do_port(opts: PortOptions, g: Globals) -> int:
     from tuibox.runtime.network.manage import box_ports
     from tuibox.runtime.state import StateRoot
 
-    record = StateRoot(g.root).read(opts["name"])
+    record = StateRoot(g.root).read(opts.name)
     for p in box_ports(record):
         sys.stdout.write(f"{p['box']} -> {p['host']}\n")
     return 0
+
+
+NETWORK_VERBS: dict[str, Callable[[list[str], Globals], int]] = {
+    "ls": entry(NetworkLsOptions, do_ls),
+    "create": entry(NetworkCreateOptions, do_create),
+    "rm": entry(NetworkRmOptions, do_rm),
+}

@@ -16,17 +16,16 @@ from tuibox.runtime.errors import SpecError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any
-
     from tuibox.runtime.spec_model import Seccomp, Spec
 
 UNCONFINED = "unconfined"
 
 
-def seccomp_choice(opts: dict[str, Any]) -> str | None:
-    """'unconfined', a profile path, or None when not given; SpecError for a bad value."""
+def seccomp_choice(security_opt: list[str]) -> str | None:
+    """From the --security-opt values: 'unconfined', a profile path, or None when not
+    given; SpecError for a bad value."""
     choice = None
-    for item in opts.get("security_opt") or ():
+    for item in security_opt:
         key, eq, value = item.partition("=")
         if key != "seccomp":
             raise SpecError(
@@ -64,9 +63,9 @@ def default_seccomp(caps: tuple[str, ...]) -> Seccomp:
     return seccomp
 
 
-def apply_seccomp(spec: Spec, opts: dict[str, Any], generated: bool) -> Spec:
-    """The spec with the seccomp profile the command line asks for."""
-    choice = seccomp_choice(opts)
+def apply_seccomp(spec: Spec, security_opt: list[str], generated: bool) -> Spec:
+    """The spec with the seccomp profile the --security-opt values ask for."""
+    choice = seccomp_choice(security_opt)
     if choice is None and not generated:
         return spec
     if choice == UNCONFINED:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from textual.app import App
-from textual.binding import Binding
+from textual.binding import ActiveBinding, Binding
 from textual.dom import DOMNode
 from textual.screen import Screen
 
@@ -54,13 +54,13 @@ def _reason(node: DOMNode, action: str) -> str | None:
 
 def current_keys(screen: Screen[Any]) -> list[KeyInfo]:
     """The keys of `screen` as the user can press them now, grouped per action."""
-    grouped: dict[tuple[int, str, str | None], list[Any]] = {}
+    grouped: dict[tuple[int, str, str | None], tuple[ActiveBinding, list[str]]] = {}
     for key, active in screen.active_bindings.items():
         binding = active.binding
         if not binding.description or binding.system:
             continue
         key_of = (id(active.node), binding.action, binding.id)
-        entry = grouped.setdefault(key_of, [active, []])
+        entry = grouped.setdefault(key_of, (active, []))
         entry[1].append(screen.app.get_key_display(binding.with_key(key)))
     out = []
     for active, keys in grouped.values():

@@ -10,6 +10,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Input, Static
+from textual.widgets.data_table import ColumnKey
 
 from tuibox.app import BoxesAware
 from tuibox.service import GUARDS, BoxRow, ServiceError, SpecSummary, allowed, allowed_states
@@ -660,7 +661,7 @@ class BoxesScreen(Screen[None], BoxesAware):
         for key, label in COLUMNS:
             if key == "sel":
                 continue
-            table.columns[key].label = Text(  # type: ignore[index]
+            table.columns[ColumnKey(key)].label = Text(
                 f"{label} {arrow}" if key == self.sort_column else f"{label}  "
             )
         # Labels are cached with the rendered header; this drops the caches.

@@ -25,7 +25,7 @@ from textual.cache import LRUCache
 from textual.geometry import Region
 from textual.strip import Strip
 from textual.widgets import DataTable
-from textual.widgets.data_table import RowKey
+from textual.widgets.data_table import ColumnKey, RowKey
 
 
 def cell_key(value: Any) -> str:
@@ -60,7 +60,7 @@ def sync_rows(
             for column, old, new in zip(column_keys, current, cells, strict=True):
                 if old != new:
                     # Re-measuring a column costs more than the update; only when it grows.
-                    grows = cell_len(cell_key(new)) > table.columns[column].content_width  # type: ignore[index]
+                    grows = cell_len(cell_key(new)) > table.columns[ColumnKey(column)].content_width
                     table.update_cell(key, column, new, update_width=grows)
         else:
             table.add_row(*cells, key=key)

@@ -113,14 +113,13 @@ def row_segments(row: RawRow, width: int, style_of: _Styles) -> list[Segment]:
     if isinstance(row, str):
         return [Segment(row[:width])]
     segments: list[Segment] = []
-    runs = runs_of(row)
-    if runs is not None:
+    if not isinstance(row, dict):
         room = width
-        for text, attrs in runs:
+        for run, attrs in runs_of(row) or ():
             if room <= 0:
                 break
-            segments.append(Segment(text[:room], style_of(attrs[1:])))
-            room -= len(text)
+            segments.append(Segment(run[:room], style_of(attrs[1:])))
+            room -= len(run)
         return segments
     last = min(max(row), width - 1)
     text: list[str] = []
@@ -129,8 +128,8 @@ def row_segments(row: RawRow, width: int, style_of: _Styles) -> list[Segment]:
         cell = row[x]
         cell_key = cell[1:]
         if cell_key != key:
-            if text:
-                segments.append(Segment("".join(text), style_of(key)))  # type: ignore[arg-type]
+            if text and key is not None:
+                segments.append(Segment("".join(text), style_of(key)))
                 text = []
             key = cell_key
         if cell.data:  # "" is the second half of a wide character

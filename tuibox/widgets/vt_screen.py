@@ -20,7 +20,7 @@ import copy
 import functools
 import re
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, NamedTuple
 
 import pyte
@@ -107,7 +107,7 @@ class RowBuffer:
         if row.__class__ is not StaticDefaultDict:
             row = self._materialize(row)
             self._rows[y] = row
-        return row  # type: ignore[return-value]
+        return row
 
     def __setitem__(self, y: int, row: RawRow) -> None:
         self._fit(y)
@@ -195,13 +195,16 @@ class VTScreen(pyte.Screen):
         self._sgr: dict[tuple[Char, bool, tuple[int, ...]], Char] = {}
         self._on_reply = on_reply
         super().__init__(columns, lines)
-        self.buffer = RowBuffer(lines, self._materialize)  # type: ignore[assignment]
+        self._use(RowBuffer(lines, self._materialize))
 
     # ---- helpers
 
-    @property
-    def rows(self) -> RowBuffer:
-        return self.buffer  # type: ignore[return-value]
+    def _use(self, rows: RowBuffer) -> None:
+        """Make `rows` the buffer pyte's own methods read and write."""
+        self.rows = rows
+        # pyte declares `buffer` as a concrete Dict; its methods only use the mapping
+        # interface, which RowBuffer implements (with cheap scrolling).
+        self.buffer = rows  # type: ignore[assignment]
 
     @property
     def alternate(self) -> bool:
@@ -223,9 +226,11 @@ class VTScreen(pyte.Screen):
 
     def _paint(self, row: Row, raw: RawRow) -> None:
         """Write a stored row's cells into a pyte row."""
+        if isinstance(raw, dict):
+            row.update(raw)
+            return
         runs = runs_of(raw)
         if runs is None:
-            row.update(raw)  # type: ignore[arg-type]
             return
         x = 0
         for text, attrs in runs:
@@ -253,7 +258,7 @@ class VTScreen(pyte.Screen):
         alt = getattr(self, "_alt", None)
         if alt is not None:  # RIS returns to the normal screen, as in xterm
             self._alt = None
-            self.buffer = alt.buffer  # type: ignore[assignment]
+            self._use(alt.buffer)
         super().reset()
 
     def select_graphic_rendition(self, *attrs: int) -> None:
@@ -352,13 +357,13 @@ class VTScreen(pyte.Screen):
                 self.rows.clear()
             return
         self._alt = _AltSave(self.rows, None)
-        self.buffer = RowBuffer(self.lines, self._materialize)  # type: ignore[assignment]
+        self._use(RowBuffer(self.lines, self._materialize))
         self.dirty.update(range(self.lines))
 
     def _leave_alt(self) -> None:
         if self._alt is None:
             return
-        self.buffer = self._alt.buffer  # type: ignore[assignment]
+        self._use(self._alt.buffer)
         self._alt = None
         self.dirty.update(range(self.lines))
 
@@ -420,7 +425,7 @@ class VTScreen(pyte.Screen):
             lines = [p for line in lines for p in (_split(line, columns) if line else ("",))]
         attrs = self.cursor.attrs
         if attrs[1:] == _PLAIN_STYLE:  # the common case: the strings are the rows
-            self._place_rows(lines)  # type: ignore[arg-type]
+            self._place_rows(lines)
         else:
             self._place_rows([PlainRow(line, attrs) if line else None for line in lines])
 
@@ -465,7 +470,7 @@ class VTScreen(pyte.Screen):
             return text if attrs[1:] == _PLAIN_STYLE else runs[0]
         return tuple(runs)
 
-    def _place_rows(self, rows: list[RawRow]) -> None:
+    def _place_rows(self, rows: Sequence[RawRow]) -> None:
         """Put one row per line from the cursor down, with a line feed after each, as CR LF
         would: each new row is laid over the row under the cursor, which is blank once the
         screen has scrolled."""
@@ -522,9 +527,9 @@ def runs_of(row: RawRow) -> Runs | None:
         return (PlainRow(row, _PLAIN),)
     if isinstance(row, PlainRow):
         return (row,)
-    if isinstance(row, tuple):
-        return row
-    return None
+    if isinstance(row, dict):
+        return None
+    return row
 
 
 def _compact_text(row: RawRow) -> str | None:
@@ -576,6 +581,8 @@ class VTStream(pyte.ByteStream):
             final: getattr(screen, name) for final, name in self.csi.items()
         }
 
+    # pyte's ByteStream.feed takes bytes where its base Stream.feed takes str (pyte ignores
+    # the same override error in its own source); this keeps ByteStream's signature.
     def feed(self, data: bytes) -> None:  # type: ignore[override]
         if self.use_utf8:
             self.feed_text(self.utf8_decoder.decode(data))
@@ -625,12 +632,12 @@ class VTStream(pyte.ByteStream):
                     # Same parameters and dispatch as pyte's parser, without a generator send
                     # per byte: coloured output is mostly SGR sequences.
                     private, params, final = m.groups()
-                    handler = csi.get(final, screen.debug)
+                    control = csi.get(final, screen.debug)
                     args = _sgr_params(params)
                     if private:
-                        handler(*args, private=True)
+                        control(*args, private=True)
                     else:
-                        handler(*args)
+                        control(*args)
                     offset = m.end()
                     continue
             offset += 1
@@ -677,8 +684,8 @@ class VirtualTerminal:
 
 def row_text(row: RawRow, columns: int | None) -> str:
     """The characters of a row, trailing blanks removed."""
-    runs = runs_of(row)
-    if runs is not None:
+    if not isinstance(row, dict):
+        runs = runs_of(row) or ()
         text = "".join([run.text for run in runs])
         return (text[:columns] if columns is not None else text).rstrip()
     if not row:

@@ -16,6 +16,14 @@ if TYPE_CHECKING:
 class UsageError(Exception):
     """Bad command-line words; the message is one line for the user."""
 
+    kind = "usage"
+
+
+class UnknownOption(UsageError):
+    """An option the verb does not have (an older CLI, for the TUI: the option is unavailable)."""
+
+    kind = "unknown-option"
+
 
 class Opt:
     def __init__(
@@ -117,7 +125,7 @@ def parse(cmd: Command, words: list[str]) -> dict[str, Any]:
             name, eq, inline = w.partition("=")
             o = by_name.get(name)
             if o is None:
-                raise UsageError(f"{cmd.name}: unknown option {name}")
+                raise UnknownOption(f"{cmd.name}: unknown option {name}")
             if o.value is None:
                 if eq:
                     raise UsageError(f"{cmd.name}: option {name} takes no value")
@@ -136,7 +144,7 @@ def parse(cmd: Command, words: list[str]) -> dict[str, Any]:
             name = "-" + w[j]
             o = by_name.get(name)
             if o is None:
-                raise UsageError(f"{cmd.name}: unknown option {name}")
+                raise UnknownOption(f"{cmd.name}: unknown option {name}")
             if o.value is None:
                 take(o, True)
                 j += 1

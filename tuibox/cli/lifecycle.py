@@ -10,7 +10,7 @@ from tuibox.cli.args import Arg, Command, Opt, UsageError, parse
 from tuibox.cli.limits import LIMIT_OPTS, apply_limit_flags
 from tuibox.cli.network import NET_OPTS, network_options
 from tuibox.runtime import fastjson
-from tuibox.runtime.errors import SpecError, TuiboxError
+from tuibox.runtime.errors import SpecError, TuiboxError, Unsupported
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -322,7 +322,7 @@ def do_kill(opts: dict[str, Any], g: Globals) -> int:
     rt = runtime(g)
     if opts.get("all") or opts.get("pid"):
         if not hasattr(rt, "kill_processes"):
-            raise TuiboxError("kill --all/--pid needs the box's cgroup (not available yet)")
+            raise Unsupported("kill --all/--pid needs the box's cgroup (not available yet)")
         rt.kill_processes(opts["name"], sig, int(opts["pid"]) if opts.get("pid") else None)
         return 0
     rt.kill(opts["name"], sig)

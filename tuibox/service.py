@@ -603,14 +603,12 @@ class InProcessBackend(CliBackend):
             raise ServiceError(message, verb, kind) from None
 
     def _list_rows(self) -> list[BoxRow]:
-        # The CLI's own record -> JSON mapping: the rows are exactly what `tuibox list
-        # --format json` prints for the same root.
-        from tuibox.cli.lifecycle import record_json
-
+        # The record's own summary, the one `tuibox list --format json` prints: the rows
+        # are exactly the CLI's for the same root.
         path = self.runtime.root.path
         records = self.runtime.list()
         self._listed = (time.monotonic(), records)
-        return [BoxRow.from_json(record_json(r, path)) for r in records]
+        return [BoxRow.from_json(r.summary(path)) for r in records]
 
     async def list_boxes(self) -> list[BoxRow]:
         return await self._in_thread("list", self._list_rows)
@@ -656,6 +654,20 @@ def make_backend(root: str | None, data_root: str | None) -> Backend:
 
 # ---------------------------------------------------------------------------------------------
 # Helpers (pure, unit-tested)
+
+
+def name_problem(name: str, taken: set[str]) -> str | None:
+    """Why `name` cannot name a new box (the runtime's own rule and message), or None."""
+    from tuibox.runtime.errors import BoxExists
+    from tuibox.runtime.state import check_name
+
+    try:
+        check_name(name)
+    except TuiboxError as exc:
+        return exc.message
+    if name in taken:
+        return BoxExists(name).message
+    return None
 
 
 def service_error(message: str, verb: str, kind: str) -> ServiceError:

@@ -353,36 +353,16 @@ def do_state(opts: dict[str, Any], g: Globals) -> int:
 
 
 def record_json(r: Any, root: str) -> dict[str, Any]:
-    extra = r.extra
-    return {
-        "id": r.id,
-        "status": r.status,
-        "pid": r.pid,
-        "bundle": r.bundle,
-        "rootfs": r.rootfs,
-        "image": r.image,
-        "command": r.command,
-        "hostname": r.hostname,
-        "created": r.created,
-        "started": r.started,
-        "exit_status": r.exit_status,
-        "terminal": r.terminal,
-        # keeper (attach works), socket (--console-socket owns it), foreground, or None
-        "console": extra.get("console"),
-        "address": extra.get("address"),
-        "ports": extra.get("ports", []),
-        "log": os.path.join(root, r.id, "box.log"),
-        "namespaces": r.namespaces,
-        "cgroup": extra.get("cgroup"),
-        "limits": extra.get("limits", {"memory": None, "cpus": None, "pids": None}),
-    }
+    # Kept for callers of the old name; the mapping lives on the record (runtime/state.py).
+    out: dict[str, Any] = r.summary(root)
+    return out
 
 
 def do_list(opts: dict[str, Any], g: Globals) -> int:
     rt = runtime(g)
     records = rt.list()
     if opts["format"] == "json":
-        sys.stdout.write(fastjson.dumps([record_json(r, rt.root.path) for r in records]) + "\n")
+        sys.stdout.write(fastjson.dumps([r.summary(rt.root.path) for r in records]) + "\n")
         return 0
     if opts["format"] != "table":
         raise SpecError(f"--format {opts['format']!r}: must be table or json")

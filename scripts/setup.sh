@@ -18,9 +18,12 @@ fi
 if [ ! -x .venv/bin/python ]; then
   /usr/bin/python3 -m venv .venv
 fi
+# constraints.txt pins the tested versions: a fresh machine gets exactly those, and a venv
+# is brought back to them whenever the pins (or pyproject.toml's ranges) change.
 if ! .venv/bin/python -c 'import tuibox, textual, pyroute2, pytest' 2>/dev/null \
-   || [ pyproject.toml -nt .venv/.installed ]; then
-  .venv/bin/pip install -q --disable-pip-version-check -e '.[test]'
+   || [ ! -e .venv/.installed ] \
+   || [ pyproject.toml -nt .venv/.installed ] || [ constraints.txt -nt .venv/.installed ]; then
+  .venv/bin/pip install -q --disable-pip-version-check -c constraints.txt -e '.[test]'
   touch .venv/.installed
 fi
 

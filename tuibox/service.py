@@ -52,25 +52,24 @@ LOG_READ_LIMIT = 1 << 20  # per poll: a chatty box must not stall the UI for one
 SIGNALS = ("TERM", "KILL", "INT", "HUP", "STOP", "CONT")
 STATUSES = ("creating", "created", "running", "paused", "stopped")
 
-# Phrases the CLI uses when a verb or flag exists in the contract but not yet in this build;
-# those verbs are greyed out with the reason instead of failing every second.
-_UNAVAILABLE_HINTS = (
-    "unknown command",
-    "unknown option",
-    "invalid choice",
-    "unrecognized arguments",
-    "not implemented",
-    "not supported",
-)
+# Error kinds (tuibox.runtime.errors, and the CLI's own) that mean "this verb or option cannot
+# work here": the verb is greyed out with the reason instead of failing every second. Decided
+# from the kind the runtime or the CLI reports, never from the message.
+UNAVAILABLE_KINDS = frozenset({"unsupported", "unknown-command", "unknown-option"})
+# The CLI prints, after its `tuibox: error:` line, one JSON line with the kind (cli/__init__.py).
+KINDS_ENV = "TUIBOX_ERROR_KINDS"
+KIND_LINE_KEY = "tuibox_error"
 
 
 class ServiceError(Exception):
-    """A runtime call failed; `message` is the runtime's own one-line text."""
+    """A runtime call failed; `message` is the runtime's own one-line text, `kind` its error
+    kind (`TuiboxError.kind`, or the CLI's: "usage", "permission", "os", ...; "" if unknown)."""
 
-    def __init__(self, message: str, verb: str = "") -> None:
+    def __init__(self, message: str, verb: str = "", kind: str = "") -> None:
         super().__init__(message)
         self.message = message
         self.verb = verb
+        self.kind = kind
 
     def __str__(self) -> str:
         return self.message
@@ -395,6 +394,7 @@ class CliBackend:
         pkg_parent = str(Path(__file__).resolve().parent.parent)
         path = os.environ.get("PYTHONPATH")
         self._env = {**os.environ, "PYTHONPATH": f"{pkg_parent}:{path}" if path else pkg_parent}
+        self._env[KINDS_ENV] = "1"
         self._spec_cache: dict[str, tuple[int, SpecSummary]] = {}
 
     def argv(self, *args: str) -> list[str]:
@@ -537,6 +537,8 @@ class CliBackend:
         else:
             raise ValueError(f"unknown terminal mode {mode!r}")
         env = {**self._env, "TERM": "xterm-256color"}
+        # The pane shows the CLI's stderr to a person: no machine-readable kind lines there.
+        env.pop(KINDS_ENV, None)
         # A size left in the environment would override the pty's own.
         env.pop("COLUMNS", None)
         env.pop("LINES", None)
@@ -597,20 +599,20 @@ class InProcessBackend(CliBackend):
         try:
             return await asyncio.to_thread(fn, *args)
         except TuiboxError as exc:
-            raise ServiceError(exc.message, verb) from None
+            raise service_error(exc.message, verb, exc.kind) from None
         except OSError as exc:
             where = f": {exc.filename}" if exc.filename else ""
-            raise ServiceError(f"{(exc.strerror or str(exc)).lower()}{where}", verb) from None
+            kind = "permission" if isinstance(exc, PermissionError) else "os"
+            message = f"{(exc.strerror or str(exc)).lower()}{where}"
+            raise ServiceError(message, verb, kind) from None
 
     def _list_rows(self) -> list[BoxRow]:
-        # The CLI's own record -> JSON mapping: the rows are exactly what `tuibox list
-        # --format json` prints for the same root.
-        from tuibox.cli.lifecycle import record_json
-
+        # The record's own summary, the one `tuibox list --format json` prints: the rows
+        # are exactly the CLI's for the same root.
         path = self.runtime.root.path
         records = self.runtime.list()
         self._listed = (time.monotonic(), records)
-        return [BoxRow.from_json(record_json(r, path)) for r in records]
+        return [BoxRow.from_json(r.summary(path)) for r in records]
 
     async def list_boxes(self) -> list[BoxRow]:
         return await self._in_thread("list", self._list_rows)
@@ -658,9 +660,53 @@ def make_backend(root: str | None, data_root: str | None) -> Backend:
 # Helpers (pure, unit-tested)
 
 
+def name_problem(name: str, taken: set[str]) -> str | None:
+    """Why `name` cannot name a new box (the runtime's own rule and message), or None."""
+    from tuibox.runtime.errors import BoxExists
+    from tuibox.runtime.state import check_name
+
+    try:
+        check_name(name)
+    except TuiboxError as exc:
+        return exc.message
+    if name in taken:
+        return BoxExists(name).message
+    return None
+
+
+def service_error(message: str, verb: str, kind: str) -> ServiceError:
+    """The error the screens get for a runtime error of `kind`."""
+    cls = ServiceUnavailable if kind in UNAVAILABLE_KINDS else ServiceError
+    return cls(message, verb, kind)
+
+
+def error_kind(line: str) -> str | None:
+    """The kind in one of the CLI's JSON kind lines, or None if `line` is not one."""
+    if not line.startswith("{"):
+        return None
+    try:
+        data = json.loads(line)
+    except ValueError:
+        return None
+    entry = data.get(KIND_LINE_KEY) if isinstance(data, dict) else None
+    kind = entry.get("kind") if isinstance(entry, dict) else None
+    return kind if isinstance(kind, str) else None
+
+
 def error_from_cli(verb: str, returncode: int, stderr: str) -> ServiceError:
-    """The CLI's last `tuibox: error:` line, or the last line of whatever it printed."""
-    lines = [ln.strip() for ln in stderr.splitlines() if ln.strip()]
+    """The CLI's last `tuibox: error:` line (and the kind line after it), or the last line of
+    whatever it printed."""
+    lines = []
+    kind = ""
+    for raw in stderr.splitlines():
+        ln = raw.strip()
+        if not ln:
+            continue
+        found = error_kind(ln)
+        if found is None:
+            lines.append(ln)
+        else:
+            kind = found
     errors = [ln for ln in lines if ln.startswith(ERROR_PREFIX)]
     if errors:
         message = errors[-1][len(ERROR_PREFIX) :]
@@ -670,9 +716,7 @@ def error_from_cli(verb: str, returncode: int, stderr: str) -> ServiceError:
         message = lines[-1]
     else:
         message = f"tuibox {verb} failed with exit status {returncode}"
-    if any(hint in message.lower() for hint in _UNAVAILABLE_HINTS):
-        return ServiceUnavailable(message, verb)
-    return ServiceError(message, verb)
+    return service_error(message, verb, kind)
 
 
 def verbs_in_help(text: str) -> set[str]:

@@ -38,8 +38,9 @@ WANTED = {
     "resume": "paused",
     "kill": "created, running or paused",
     "stop": "created, running or paused",
-    "destroy": "created or stopped",
+    "destroy": "stopped or created (or use --force)",
 }
+SIGNAL_NUMBERS = {"HUP": 1, "INT": 2, "KILL": 9, "TERM": 15}
 
 
 def fixed_clock() -> datetime:
@@ -66,20 +67,26 @@ class FakeBackend:
     def _check(self, verb: str, *args: str) -> None:
         self.calls.append((verb, *args))
         if verb in self.unavailable:
-            raise ServiceUnavailable(self.unavailable[verb], verb)
+            raise ServiceUnavailable(self.unavailable[verb], verb, "unsupported")
         if verb in self.fail:
             raise ServiceError(self.fail.pop(verb), verb)
 
-    def _get(self, name: str) -> BoxRow:
+    @staticmethod
+    def _error(exc: TuiboxError, verb: str = "") -> ServiceError:
+        # What the real service raises for a runtime error: its message, verb and kind.
+        return ServiceError(exc.message, verb, exc.kind)
+
+    def _get(self, name: str, verb: str = "") -> BoxRow:
         try:
             return self.boxes[name]
         except KeyError:
-            raise ServiceError(str(BoxNotFound(name))) from None
+            raise self._error(BoxNotFound(name), verb) from None
 
     def _guard(self, verb: str, box: BoxRow) -> None:
         if box.status not in GUARDS[verb]:
-            wanted = WANTED.get(verb, ", ".join(sorted(allowed_states(verb))))
-            raise ServiceError(str(InvalidState(box.name, box.status, verb, wanted)))
+            action = verb.removesuffix("-force")
+            wanted = WANTED.get(action, ", ".join(sorted(allowed_states(action))))
+            raise self._error(InvalidState(box.name, box.status, action, wanted), action)
 
     def _set(self, box: BoxRow, **changes: object) -> None:
         self.boxes[box.name] = replace(box, **changes)  # type: ignore[arg-type]
@@ -111,7 +118,7 @@ class FakeBackend:
 
     async def processes(self, name: str) -> list[ProcessRow]:
         self._check("ps", name)
-        box = self._get(name)
+        box = self._get(name, "ps")
         if box.status not in ("running", "paused"):
             return []
         p = box.pid
@@ -132,9 +139,9 @@ class FakeBackend:
         try:
             check_name(options.name)
         except TuiboxError as exc:
-            raise ServiceError(exc.message) from None
+            raise self._error(exc, "run") from None
         if options.name in self.boxes:
-            raise ServiceError(str(BoxExists(options.name)))
+            raise self._error(BoxExists(options.name), "run")
         if options.memory and parse_size(options.memory) is None:
             raise ServiceError(f"invalid --memory {options.memory!r}: use a size like 256m")
         if options.rootfs and not options.rootfs.startswith("/"):
@@ -162,7 +169,7 @@ class FakeBackend:
     async def create_from_bundle(self, name: str, bundle: str) -> None:
         self._check("create", name, bundle)
         if name in self.boxes:
-            raise ServiceError(str(BoxExists(name)))
+            raise self._error(BoxExists(name), "create")
         self.boxes[name] = BoxRow(
             id=name,
             status="created",
@@ -175,38 +182,40 @@ class FakeBackend:
 
     async def start(self, name: str) -> None:
         self._check("start", name)
-        box = self._get(name)
+        box = self._get(name, "start")
         self._guard("start", box)
         self._set(box, status="running", started=NOW)
 
     async def stop(self, name: str, timeout: float | None = None) -> None:
         self._check("stop", name)
-        box = self._get(name)
+        box = self._get(name, "stop")
+        if box.status == "stopped":
+            return  # as the runtime (and docker stop): already where it was asked to go
         self._guard("stop", box)
         self._set(box, status="stopped", pid=0, exit_status=143)
 
     async def kill(self, name: str, sig: str = "TERM") -> None:
         self._check("kill", name, sig)
-        box = self._get(name)
+        box = self._get(name, "kill")
         self._guard("kill", box)
-        if sig in ("KILL", "TERM", "INT", "HUP"):
-            self._set(box, status="stopped", pid=0, exit_status=128 + 9)
+        if sig in SIGNAL_NUMBERS:
+            self._set(box, status="stopped", pid=0, exit_status=128 + SIGNAL_NUMBERS[sig])
 
     async def pause(self, name: str) -> None:
         self._check("pause", name)
-        box = self._get(name)
+        box = self._get(name, "pause")
         self._guard("pause", box)
         self._set(box, status="paused")
 
     async def resume(self, name: str) -> None:
         self._check("resume", name)
-        box = self._get(name)
+        box = self._get(name, "resume")
         self._guard("resume", box)
         self._set(box, status="running")
 
     async def destroy(self, name: str, force: bool = False) -> None:
         self._check("destroy", *(("--force",) if force else ()), name)
-        box = self._get(name)
+        box = self._get(name, "destroy")
         self._guard("destroy-force" if force else "destroy", box)
         del self.boxes[name]
 

@@ -80,10 +80,23 @@ def test_error_from_cli_keeps_the_runtime_line() -> None:
 
 
 def test_error_from_cli_unavailable_verbs() -> None:
-    err = error_from_cli("ps", 2, "tuibox: error: unknown command 'ps' (see 'tuibox --help')\n")
+    kind = '{{"tuibox_error": {{"kind": "{}", "class": "X", "exit_code": 2}}}}\n'
+    err = error_from_cli(
+        "ps",
+        2,
+        "tuibox: error: unknown command 'ps' (see 'tuibox --help')\n"
+        + kind.format("unknown-command"),
+    )
     assert isinstance(err, ServiceUnavailable) and err.verb == "ps"
-    opt = error_from_cli("run", 2, "tuibox: error: run: unknown option --memory\n")
-    assert isinstance(opt, ServiceUnavailable)
+    assert err.message == "unknown command 'ps' (see 'tuibox --help')"
+    opt = error_from_cli(
+        "run", 2, "tuibox: error: run: unknown option --memory\n" + kind.format("unknown-option")
+    )
+    assert isinstance(opt, ServiceUnavailable) and opt.kind == "unknown-option"
+    # The kind decides, not the text: no kind line, no greying out.
+    assert type(error_from_cli("run", 2, "tuibox: error: run: unknown option --m\n")) is (
+        ServiceError
+    )
 
 
 def test_error_from_cli_traceback_and_silence() -> None:
@@ -219,6 +232,7 @@ elif verb == "stats":
     print("not json")
 elif verb == "ps":
     sys.stderr.write("tuibox: error: unknown command 'ps' (see 'tuibox --help')\n")
+    sys.stderr.write('{{"tuibox_error": {{"kind": "unknown-command", "exit_code": 2}}}}\n')
     sys.exit(2)
 elif verb == "start":
     sys.stderr.write("tuibox: error: cannot start box 'a': it is running, it must be created\n")

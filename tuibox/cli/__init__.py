@@ -83,9 +83,26 @@ class Globals:
         self.log: str | None = None
 
 
-def fail(message: str, code: int = 125) -> int:
+# Set by the TUI's service (and any program driving the CLI): after each `tuibox: error:` line,
+# one JSON line says the error's kind and class, so callers never parse the message.
+KINDS_ENV = "TUIBOX_ERROR_KINDS"
+
+
+def fail(message: str, code: int = 125, kind: str = "error", cls: str = "") -> int:
     sys.stderr.write(f"tuibox: error: {message}\n")
+    if os.environ.get(KINDS_ENV) == "1":
+        # Kinds and class names are plain identifiers: no escaping, no json import on this path.
+        sys.stderr.write(
+            f'{{"tuibox_error": {{"kind": "{kind}", "class": "{cls or "Error"}", '
+            f'"exit_code": {code}}}}}\n'
+        )
     return code
+
+
+def fail_with(e: BaseException) -> int:
+    """One line (and, when asked, its kind) for an error of the runtime."""
+    code: int = getattr(e, "exit_code", 125)
+    return fail(str(e), code, getattr(e, "kind", "error"), type(e).__name__)
 
 
 def for_each(names: list[str], act: Callable[[str], object]) -> int:
@@ -100,8 +117,7 @@ def for_each(names: list[str], act: Callable[[str], object]) -> int:
         except TuiboxError as e:
             if len(names) == 1:
                 raise
-            sys.stderr.write(f"tuibox: error: {e}\n")
-            failed = e.exit_code
+            failed = fail_with(e)
     return failed
 
 
@@ -144,13 +160,13 @@ def main(argv: list[str] | None = None) -> int:
             sys.stdout.write(f"tuibox version {__version__}\nspec: 1.0.2\n")
             return 0
         else:
-            return fail(f"unknown global option {name} (see 'tuibox --help')", 2)
+            return fail(f"unknown global option {name} (see 'tuibox --help')", 2, "usage")
     if not words:
         return _tui(g)
     verb = ALIASES.get(words[0], words[0])
     entry = VERBS.get(verb)
     if entry is None:
-        return fail(f"unknown command {words[0]!r} (see 'tuibox --help')", 2)
+        return fail(f"unknown command {words[0]!r} (see 'tuibox --help')", 2, "unknown-command")
     if verb not in FAST_VERBS:
         from tuibox import sitepath
 
@@ -167,15 +183,16 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.write(h.text + "\n")
         return 0
     except UsageError as e:
-        return fail(str(e), 2)
+        return fail(str(e), 2, e.kind, type(e).__name__)
     except TuiboxError as e:
-        return fail(str(e), e.exit_code)
+        return fail_with(e)
     except KeyboardInterrupt:
-        return fail("interrupted", 130)
+        return fail("interrupted", 130, "interrupted", "KeyboardInterrupt")
     except OSError as e:
         # Anything the runtime did not foresee still gets one line, never a traceback.
         where = f": {e.filename}" if e.filename else ""
-        return fail(f"{(e.strerror or str(e)).lower()}{where}")
+        kind = "permission" if isinstance(e, PermissionError) else "os"
+        return fail(f"{(e.strerror or str(e)).lower()}{where}", 125, kind, type(e).__name__)
 
 
 def _tui(g: Globals) -> int:

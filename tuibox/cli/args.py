@@ -23,6 +23,14 @@ if TYPE_CHECKING:
 class UsageError(Exception):
     """Bad command-line words; the message is one line for the user."""
 
+    kind = "usage"
+
+
+class UnknownOption(UsageError):
+    """An option the verb does not have (an older CLI, for the TUI: the option is unavailable)."""
+
+    kind = "unknown-option"
+
 
 class Opt:
     def __init__(
@@ -155,7 +163,7 @@ def parse(into: type[OptionsT], words: list[str]) -> OptionsT:
             name, eq, inline = w.partition("=")
             found = by_name.get(name)
             if found is None:
-                raise UsageError(f"{cmd.name}: unknown option {name}")
+                raise UnknownOption(f"{cmd.name}: unknown option {name}")
             if found.value is None:
                 if eq:
                     raise UsageError(f"{cmd.name}: option {name} takes no value")
@@ -174,7 +182,7 @@ def parse(into: type[OptionsT], words: list[str]) -> OptionsT:
             name = "-" + w[j]
             found = by_name.get(name)
             if found is None:
-                raise UsageError(f"{cmd.name}: unknown option {name}")
+                raise UnknownOption(f"{cmd.name}: unknown option {name}")
             if found.value is None:
                 take(found, True)
                 j += 1

@@ -10,6 +10,7 @@ import os
 import sys
 import time
 
+from tuibox.cli import fail_with
 from tuibox.cli.args import Arg, Command, Opt, Options, UsageError, entry, parse
 from tuibox.cli.images_bridge import open_store
 from tuibox.runtime import fastjson
@@ -275,8 +276,7 @@ def do_rm(opts: ImageRmOptions, g: Globals) -> int:
         except TuiboxError as e:
             if len(names) == 1:
                 raise
-            sys.stderr.write(f"tuibox: error: {e}\n")
-            failed = e.exit_code
+            failed = fail_with(e)
     return failed
 
 

@@ -10,7 +10,7 @@ from tuibox.cli.args import Arg, Command, Opt, Options, UsageError, entry
 from tuibox.cli.limits import LIMIT_OPTS, LimitOptions, apply_limit_flags
 from tuibox.cli.network import NET_OPTS, network_options
 from tuibox.runtime import fastjson
-from tuibox.runtime.errors import SpecError, TuiboxError
+from tuibox.runtime.errors import SpecError, TuiboxError, Unsupported
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -424,6 +424,8 @@ def do_kill(opts: KillOptions, g: Globals) -> int:
     sig = parse_signal(opts.signal)
     rt = runtime(g)
     if opts.all or opts.pid:
+        if not hasattr(rt, "kill_processes"):
+            raise Unsupported("kill --all/--pid needs the box's cgroup (not available yet)")
         rt.kill_processes(opts.name, sig, int(opts.pid) if opts.pid else None)
         return 0
     rt.kill(opts.name, sig)
@@ -454,36 +456,15 @@ def do_state(opts: StateOptions, g: Globals) -> int:
 
 
 def record_json(r: BoxRecord, root: str) -> dict[str, Any]:
-    extra = r.extra
-    return {
-        "id": r.id,
-        "status": r.status,
-        "pid": r.pid,
-        "bundle": r.bundle,
-        "rootfs": r.rootfs,
-        "image": r.image,
-        "command": r.command,
-        "hostname": r.hostname,
-        "created": r.created,
-        "started": r.started,
-        "exit_status": r.exit_status,
-        "terminal": r.terminal,
-        # keeper (attach works), socket (--console-socket owns it), foreground, or None
-        "console": extra.get("console"),
-        "address": extra.get("address"),
-        "ports": extra.get("ports", []),
-        "log": os.path.join(root, r.id, "box.log"),
-        "namespaces": r.namespaces,
-        "cgroup": extra.get("cgroup"),
-        "limits": extra.get("limits", {"memory": None, "cpus": None, "pids": None}),
-    }
+    # Kept for callers of the old name; the mapping lives on the record (runtime/state.py).
+    return r.summary(root)
 
 
 def do_list(opts: ListOptions, g: Globals) -> int:
     rt = runtime(g)
     records = rt.list()
     if opts.format == "json":
-        sys.stdout.write(fastjson.dumps([record_json(r, rt.root.path) for r in records]) + "\n")
+        sys.stdout.write(fastjson.dumps([r.summary(rt.root.path) for r in records]) + "\n")
         return 0
     if opts.format != "table":
         raise SpecError(f"--format {opts.format!r}: must be table or json")

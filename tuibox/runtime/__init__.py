@@ -26,7 +26,12 @@ Exceptions (tuibox.runtime.errors): every message is one user-facing line.
     |   +-- CommandNotExecutable     exit 126
     +-- NetworkError                 bridge, veth, address or NAT setup failed
     +-- CgroupError                  cgroup creation or a limit failed
+    |   +-- CgroupUnsupported        (also an Unsupported) the host lacks the controller
     +-- ImageError                   image store, import or rootfs problems
+    +-- Unsupported                  this host cannot do it (kind "unsupported")
+
+Every error has a `kind` attribute (`KINDS` lists them): branch on it or on the class, never
+on the message.
 """
 
 from __future__ import annotations
@@ -35,9 +40,11 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from tuibox.runtime.box import Runtime
     from tuibox.runtime.errors import (
+        KINDS,
         BoxExists,
         BoxNotFound,
         CgroupError,
+        CgroupUnsupported,
         CommandNotExecutable,
         CommandNotFound,
         ImageError,
@@ -47,6 +54,7 @@ if TYPE_CHECKING:
         NetworkError,
         SpecError,
         TuiboxError,
+        Unsupported,
     )
     from tuibox.runtime.guards import GUARDS, can
     from tuibox.runtime.process.exec import ExecHandle, ExecRequest
@@ -58,11 +66,13 @@ if TYPE_CHECKING:
 
 __all__ = [
     "GUARDS",
+    "KINDS",
     "BoxExists",
     "BoxNotFound",
     "BoxRecord",
     "BoxRequest",
     "CgroupError",
+    "CgroupUnsupported",
     "CommandNotExecutable",
     "CommandNotFound",
     "CreateRequest",
@@ -77,6 +87,7 @@ __all__ = [
     "Spec",
     "SpecError",
     "TuiboxError",
+    "Unsupported",
     "can",
     "load_spec",
     "parse_spec",

@@ -2,18 +2,24 @@
 the file, field, box, path or operation at fault. The library raises; the CLI prints the line
 and exits non-zero; the TUI shows it as a notification.
 
-    TuiboxError                      exit 125 unless a subclass says otherwise
-    +-- SpecError                    config.json / netconf.json / flags are invalid
-    +-- BoxNotFound                  no box of that name in the state root
-    +-- BoxExists                    the name is already taken
-    +-- InvalidName                  a box or image name that is not allowed
-    +-- InvalidState                 a verb not allowed in the box's current state
-    +-- InitError                    a step of the in-box init failed (carries step and errno)
+    TuiboxError                      kind "error"; exit 125 unless a subclass says otherwise
+    +-- SpecError                    "spec": config.json / netconf.json / flags are invalid
+    +-- BoxNotFound                  "not-found": no box of that name in the state root
+    +-- BoxExists                    "exists": the name is already taken
+    +-- InvalidName                  "invalid-name": a box or image name that is not allowed
+    +-- InvalidState                 "invalid-state": a verb the box's current state refuses
+    +-- InitError                    "init": a step of the in-box init failed (step, errno)
     |   +-- CommandNotFound          exit 127
     |   +-- CommandNotExecutable     exit 126
-    +-- NetworkError                 bridge, veth, address or NAT setup failed
-    +-- CgroupError                  cgroup creation or a limit failed
-    +-- ImageError                   image store, import or rootfs problems
+    +-- NetworkError                 "network": bridge, veth, address or NAT setup failed
+    +-- CgroupError                  "cgroup": cgroup creation or a limit failed
+    |   +-- CgroupUnsupported        "unsupported" (also an Unsupported)
+    +-- ImageError                   "image": image store, import or rootfs problems
+    +-- Unsupported                  "unsupported": this host (kernel, cgroups) cannot do it
+
+`kind` is a class attribute: callers (the TUI's service, embedders) branch on it or on the
+class, never on the message, which is free text for people. The CLI can print it as a
+machine-readable line (see docs/ARCHITECTURE.md, "Error kinds").
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ class TuiboxError(Exception):
     """Base of every error the runtime raises on purpose."""
 
     exit_code = 125
+    kind = "error"
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -35,25 +42,33 @@ class TuiboxError(Exception):
 class SpecError(TuiboxError):
     """A configuration file or a command-line value is invalid."""
 
+    kind = "spec"
+
 
 class BoxNotFound(TuiboxError):
+    kind = "not-found"
+
     def __init__(self, name: str) -> None:
         super().__init__(f"box {name!r} does not exist")
         self.name = name
 
 
 class BoxExists(TuiboxError):
+    kind = "exists"
+
     def __init__(self, name: str) -> None:
         super().__init__(f"box name {name!r} is already in use")
         self.name = name
 
 
 class InvalidName(TuiboxError):
-    pass
+    kind = "invalid-name"
 
 
 class InvalidState(TuiboxError):
     """A verb that the box's current status does not allow; names both states."""
+
+    kind = "invalid-state"
 
     def __init__(self, name: str, status: str, action: str, wanted: str) -> None:
         super().__init__(f"cannot {action} box {name!r}: it is {status}, it must be {wanted}")
@@ -64,6 +79,8 @@ class InvalidState(TuiboxError):
 
 class InitError(TuiboxError):
     """The in-box init failed at a named step; the child's own message is kept."""
+
+    kind = "init"
 
     def __init__(self, step: str, message: str, errno: int = 0) -> None:
         super().__init__(message)
@@ -80,12 +97,44 @@ class CommandNotExecutable(InitError):
 
 
 class NetworkError(TuiboxError):
-    pass
+    kind = "network"
 
 
 class CgroupError(TuiboxError):
-    pass
+    kind = "cgroup"
 
 
 class ImageError(TuiboxError):
-    pass
+    kind = "image"
+
+
+class Unsupported(TuiboxError):
+    """This host cannot do what was asked (a missing controller, freezer, kernel feature).
+
+    The TUI greys the verb out for the session instead of failing it every second."""
+
+    kind = "unsupported"
+
+
+class CgroupUnsupported(CgroupError, Unsupported):
+    """A cgroup controller or file this host lacks: a CgroupError that is also Unsupported."""
+
+    kind = "unsupported"
+
+
+# Every kind a TuiboxError can carry, for callers that validate one read from the CLI.
+KINDS = frozenset(
+    {
+        "error",
+        "spec",
+        "not-found",
+        "exists",
+        "invalid-name",
+        "invalid-state",
+        "init",
+        "network",
+        "cgroup",
+        "image",
+        "unsupported",
+    }
+)

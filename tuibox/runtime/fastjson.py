@@ -34,9 +34,15 @@ class _Context:
 _scan = _json.make_scanner(_Context)  # type: ignore[arg-type]  # duck-typed context
 
 
-def loads(text: str | bytes) -> Any:
-    if isinstance(text, bytes):
-        text = text.decode()
+def loads(text: str | bytes | bytearray) -> Any:
+    if isinstance(text, (bytes, bytearray)):
+        if text[:3] == b"\xef\xbb\xbf" or b"\x00" in text[:4]:
+            # A BOM or UTF-16/32: json detects the encoding; rare enough to pay its import.
+            import json
+
+            return json.loads(text)
+        # As json.loads does for UTF-8 bytes: lone surrogates written as UTF-8 survive.
+        text = text.decode("utf-8", "surrogatepass")
     end = len(text)
     i = 0
     while i < end and text[i] in _WS:
@@ -59,6 +65,34 @@ def loads(text: str | bytes) -> Any:
 _encode_str = _json.encode_basestring_ascii
 
 
+def _float(obj: float) -> str:
+    # Not JSON, so never written (json.dumps would write NaN): null, as JavaScript does.
+    if obj != obj or obj in (float("inf"), float("-inf")):
+        return "null"
+    return float.__repr__(obj)
+
+
+def _key(k: object) -> str:
+    """A dict key as json.dumps writes it: True -> "true", 1.5 -> "1.5", None -> "null"."""
+    if isinstance(k, str):
+        return k
+    if k is True:
+        return "true"
+    if k is False:
+        return "false"
+    if k is None:
+        return "null"
+    if isinstance(k, int):
+        return int.__repr__(k)
+    if isinstance(k, float):
+        if k != k:
+            return "NaN"
+        if k in (float("inf"), float("-inf")):
+            return "Infinity" if k > 0 else "-Infinity"
+        return float.__repr__(k)
+    raise TypeError(f"keys must be str, int, float, bool or None, not {type(k).__name__}")
+
+
 def dumps(obj: Any, indent: int | None = None) -> str:
     parts: list[str] = []
     _emit(obj, parts, indent, 0)
@@ -77,11 +111,7 @@ def _emit(obj: Any, out: list[str], indent: int | None, level: int) -> None:
     elif isinstance(obj, int):
         out.append(int.__repr__(obj))
     elif isinstance(obj, float):
-        out.append(
-            float.__repr__(obj)
-            if obj == obj and obj not in (float("inf"), float("-inf"))
-            else "null"
-        )
+        out.append(_float(obj))
     elif isinstance(obj, dict):
         if not obj:
             out.append("{}")
@@ -94,7 +124,7 @@ def _emit(obj: Any, out: list[str], indent: int | None, level: int) -> None:
                 out.append(",")
             first = False
             out.append(pad)
-            out.append(_encode_str(str(k)))
+            out.append(_encode_str(_key(k)))
             out.append(": " if indent is not None else ":")
             _emit(v, out, indent, level + 1)
         if indent is not None:

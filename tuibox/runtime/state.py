@@ -122,6 +122,33 @@ class BoxRecord:
             out[key] = getattr(self, key)
         return out
 
+    def summary(self, root: str) -> dict[str, Any]:
+        """The public view of a box, as `tuibox list --format json` prints it and the TUI reads
+        it; `root` is the state root (the log lives in the box's dir under it)."""
+        extra = self.extra
+        return {
+            "id": self.id,
+            "status": self.status,
+            "pid": self.pid,
+            "bundle": self.bundle,
+            "rootfs": self.rootfs,
+            "image": self.image,
+            "command": self.command,
+            "hostname": self.hostname,
+            "created": self.created,
+            "started": self.started,
+            "exit_status": self.exit_status,
+            "terminal": self.terminal,
+            # keeper (attach works), socket (--console-socket owns it), foreground, or None
+            "console": extra.get("console"),
+            "address": extra.get("address"),
+            "ports": extra.get("ports", []),
+            "log": os.path.join(root, self.id, "box.log"),
+            "namespaces": self.namespaces,
+            "cgroup": extra.get("cgroup"),
+            "limits": extra.get("limits", {"memory": None, "cpus": None, "pids": None}),
+        }
+
 
 def atomic_write(path: str, data: bytes, mode: int = 0o600) -> None:
     """Replace `path` by `data` whole, or leave it as it was.

@@ -19,13 +19,22 @@ class Undo:
         self._steps.append((fn, args))
 
     def run(self) -> None:
-        """Undo everything, newest first; one failing step does not stop the others."""
+        """Undo everything, newest first; one failing step does not stop the others.
+
+        An interrupt (KeyboardInterrupt, SystemExit) in a step is re-raised only once every
+        older step has run: a half-created box must not stay half undone."""
+        interrupted: BaseException | None = None
         while self._steps:
             fn, args = self._steps.pop()
             try:
                 fn(*args)
             except Exception:
                 pass
+            except BaseException as e:
+                if interrupted is None:
+                    interrupted = e
+        if interrupted is not None:
+            raise interrupted
 
     def discard(self) -> None:
         """Success: keep everything that was done."""

@@ -16,6 +16,9 @@ from tuibox.screens.create import name_problem
 from tuibox.service import ServiceError
 from tuibox.widgets.path_suggester import PathSuggester
 
+# Errors about the name itself go under the name field; everything else under the bundle.
+NAME_KINDS = frozenset({"exists", "invalid-name"})
+
 if TYPE_CHECKING:
     from tuibox.app import TuiboxApp
 
@@ -107,7 +110,8 @@ class BundleScreen(ModalScreen[str | None]):
             await self.tapp.backend.create_from_bundle(name, bundle)
         except ServiceError as exc:
             self.busy = False
-            self.show_error(exc.message, "name" if "name" in exc.message else "bundle")
+            # Where to show it, from the error's kind (never its text).
+            self.show_error(exc.message, "name" if exc.kind in NAME_KINDS else "bundle")
             return
         if start:
             try:

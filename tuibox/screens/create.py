@@ -15,9 +15,8 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Footer, Input, Label, Select, Static, Switch
 
-from tuibox.runtime.errors import BoxExists, TuiboxError
-from tuibox.runtime.state import check_name
 from tuibox.service import CreateOptions, ServiceError, split_words
+from tuibox.service import name_problem as name_problem  # bundle.py uses it from here
 from tuibox.widgets.path_suggester import PathSuggester
 
 if TYPE_CHECKING:
@@ -73,16 +72,6 @@ def form_defaults(unavailable: dict[str, str]) -> tuple[str, bool, str | None]:
         why = f"no console keeper here ({unavailable['attach']}): a box that stays up instead"
         return (*WITHOUT_CONSOLE, why)
     return (*WITH_CONSOLE, None)
-
-
-def name_problem(name: str, taken: set[str]) -> str | None:
-    try:
-        check_name(name)
-    except TuiboxError as exc:
-        return exc.message
-    if name in taken:
-        return BoxExists(name).message
-    return None
 
 
 class CreateBoxScreen(ModalScreen[str | None]):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import errno
 import os
 
-from tuibox.runtime.errors import CgroupError
+from tuibox.runtime.errors import CgroupError, CgroupUnsupported
 
 
 def read(path: str) -> str:
@@ -40,7 +40,7 @@ def write(path: str, value: str) -> None:
     try:
         fd = os.open(path, os.O_WRONLY | os.O_TRUNC | os.O_CLOEXEC)
     except FileNotFoundError:
-        raise CgroupError(f"cgroup file {path} does not exist (not supported here)") from None
+        raise CgroupUnsupported(f"cgroup file {path} does not exist (not supported here)") from None
     except OSError as e:
         raise CgroupError(f"cgroup file {path}: {(e.strerror or str(e)).lower()}") from None
     try:

@@ -22,7 +22,7 @@ from tuibox.runtime.cgroups.resources import (
     plan_v1,
     plan_v2,
 )
-from tuibox.runtime.errors import CgroupError
+from tuibox.runtime.errors import CgroupError, CgroupUnsupported
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -205,7 +205,7 @@ class BoxCgroup:
             def done() -> bool:
                 return v2.is_frozen(u) == frozen
         else:
-            raise CgroupError("no freezer on this host (neither a v1 freezer nor cgroup v2)")
+            raise CgroupUnsupported("no freezer on this host (neither a v1 freezer nor cgroup v2)")
         if not _poll(done, timeout):
             if frozen:
                 self._set_frozen(False, 1.0)

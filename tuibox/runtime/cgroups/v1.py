@@ -12,7 +12,7 @@ import os
 
 from tuibox.runtime.cgroups import fs
 from tuibox.runtime.cgroups.resources import UNLIMITED, DeviceRule, Write
-from tuibox.runtime.errors import CgroupError
+from tuibox.runtime.errors import CgroupError, CgroupUnsupported
 
 
 def init_cpuset(made: list[str]) -> None:
@@ -46,7 +46,7 @@ def apply(dirs: dict[str, str], writes: list[Write]) -> None:
     for controller, name, value in ordered:
         d = dirs.get(controller)
         if d is None:
-            raise CgroupError(
+            raise CgroupUnsupported(
                 f"{name}: the {controller} cgroup controller is not mounted on this host"
             )
         path = os.path.join(d, name)

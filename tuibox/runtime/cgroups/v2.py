@@ -12,7 +12,7 @@ import os
 
 from tuibox.runtime.cgroups import fs
 from tuibox.runtime.cgroups.resources import Write
-from tuibox.runtime.errors import CgroupError
+from tuibox.runtime.errors import CgroupError, CgroupUnsupported
 
 
 def _enable(directory: str, controllers: list[str]) -> None:
@@ -47,7 +47,7 @@ def make(unified: str, path: str, controllers: list[str], made: list[str]) -> No
 def apply(directory: str, writes: list[Write], enabled: frozenset[str]) -> None:
     for controller, name, value in writes:
         if controller not in enabled:
-            raise CgroupError(
+            raise CgroupUnsupported(
                 f"{name}: the {controller} controller is not available in this host's cgroup v2"
             )
         fs.write(os.path.join(directory, name), value)

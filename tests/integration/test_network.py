@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import shutil
 import socket
 import subprocess
 import sys
@@ -29,6 +30,7 @@ pytestmark = pytest.mark.root
 
 FORWARD = Path("/proc/sys/net/ipv4/ip_forward")
 MARK = Path("/run/tuibox.ip_forward")  # kept by tuibox while it holds ip_forward on
+SHARED = Path("/run/tuibox-net")  # per-bridge state shared by every state root
 
 
 # ---- host facts ---------------------------------------------------------------------------
@@ -99,6 +101,8 @@ class Net:
         self.prefix = subnet.rsplit(".", 1)[0]  # "10.213.123"
         self.gateway = self.prefix + ".1"
         self.table = f"tuibox-{bridge}"
+        self.shared = SHARED / bridge
+        self.leases = self.shared / "leases"
 
 
 @pytest.fixture
@@ -118,13 +122,17 @@ def net(tb: TB, monkeypatch: pytest.MonkeyPatch) -> Iterator[Net]:
                 print(f"clean-up step failed: {e}")
         leaked_bridge = n.bridge in links()
         leaked_table = n.table in ruleset()
+        leaked_store = n.shared.exists()
         # Whatever happened, the host gets its state back (all of it this test's own).
         if leaked_bridge:
             subprocess.run(["ip", "link", "del", n.bridge], capture_output=True)
         if leaked_table:
             subprocess.run(["nft", "delete", "table", "ip", n.table], capture_output=True)
+        if leaked_store:
+            shutil.rmtree(n.shared, ignore_errors=True)
         assert not leaked_bridge, f"bridge {n.bridge} left behind"
         assert not leaked_table, f"nft table {n.table} left behind"
+        assert not leaked_store, f"{n.shared} left behind"
         assert_forwarding_given_back(forward)
 
 
@@ -168,8 +176,7 @@ def assert_no_trace(tb: TB, net: Net, names: list[str]) -> None:
     for name in names:
         assert host_veth(tb, name) not in have, f"veth of {name} left"
         assert not (tb.root / name).exists()
-    leases = tb.root / ".network" / net.bridge / "leases"
-    assert not leases.exists() or not os.listdir(leases), os.listdir(leases)
+    assert not net.leases.exists() or not os.listdir(net.leases), os.listdir(net.leases)
     assert net.table not in ruleset()
 
 
@@ -277,7 +284,7 @@ def test_twenty_concurrent_creates_get_distinct_addresses(
     info = boxes_json(tb)
     addrs = [info[n]["address"] for n in names]
     assert len(set(addrs)) == 20 and all(a.startswith(net.prefix + ".") for a in addrs)
-    leases = sorted(os.listdir(tb.root / ".network" / net.bridge / "leases"))
+    leases = sorted(os.listdir(net.leases))
     assert sorted(addrs) == leases
     tb("destroy", "--force", *names, timeout=120)
     assert_no_trace(tb, net, names)
@@ -523,7 +530,7 @@ def test_bad_model_and_duplicate_address_leave_nothing(
     err = tb.fails("run", "--bundle", bundle, "--netconf", conf, second, "true")
     assert f"address {net.prefix}.5 is already in use by box {first!r}" in err
     assert tb.names() == [first]
-    assert os.listdir(tb.root / ".network" / net.bridge / "leases") == [f"{net.prefix}.5"]
+    assert os.listdir(net.leases) == [f"{net.prefix}.5"]
     assert host_veth(tb, second) not in links()
     tb("destroy", "--force", first)
     assert_no_trace(tb, net, [first, second])
@@ -551,7 +558,7 @@ def test_failure_while_wiring_rolls_back(
                        name, "true")  # fmt: skip
         assert f"host interface {taken!r} already exists" in err
         assert taken in links() and tb.names() == [keep]
-        leases = os.listdir(tb.root / ".network" / net.bridge / "leases")
+        leases = os.listdir(net.leases)
         assert len(leases) == 1
         assert name not in (tb.root / keep / "hosts").read_text()
         tb("destroy", "--force", keep)

@@ -27,6 +27,7 @@ Exceptions (tuibox.runtime.errors): every message is one user-facing line.
     +-- NetworkError                 bridge, veth, address or NAT setup failed
     +-- CgroupError                  cgroup creation or a limit failed
     +-- ImageError                   image store, import or rootfs problems
+    +-- TeardownError                a resource teardown could not remove (names it)
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ if TYPE_CHECKING:
         InvalidState,
         NetworkError,
         SpecError,
+        TeardownError,
         TuiboxError,
     )
     from tuibox.runtime.guards import GUARDS, can
@@ -76,6 +78,7 @@ __all__ = [
     "Runtime",
     "Spec",
     "SpecError",
+    "TeardownError",
     "TuiboxError",
     "can",
     "load_spec",

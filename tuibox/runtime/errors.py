@@ -14,6 +14,7 @@ and exits non-zero; the TUI shows it as a notification.
     +-- NetworkError                 bridge, veth, address or NAT setup failed
     +-- CgroupError                  cgroup creation or a limit failed
     +-- ImageError                   image store, import or rootfs problems
+    +-- TeardownError                a resource teardown could not remove (names it)
 """
 
 from __future__ import annotations
@@ -89,3 +90,23 @@ class CgroupError(TuiboxError):
 
 class ImageError(TuiboxError):
     pass
+
+
+class TeardownError(TuiboxError):
+    """A resource that a teardown could not remove (a lease, a veth, an nft rule or table).
+
+    One teardown may fail on several resources: it raises the first, whose `failures` lists
+    every one (itself included), so a caller reports one line per failed resource. What was
+    removed stays removed; running the teardown again retries the rest."""
+
+    def __init__(self, resource: str, message: str) -> None:
+        super().__init__(f"{resource}: {message}")
+        self.resource = resource
+        self.reason = message
+        self.failures: list[TeardownError] = [self]
+
+    @classmethod
+    def of(cls, failures: list[TeardownError]) -> TeardownError:
+        first = failures[0]
+        first.failures = list(failures)
+        return first

@@ -772,3 +772,35 @@ def test_network_teardown_failures_are_named_and_a_retry_cleans_up(
     assert leave(-1) == []  # and a third time is harmless
     tb("destroy", "--force", name)
     assert_no_trace(tb, net, [name])
+
+
+def test_leave_by_name_frees_only_that_roots_box(
+    tb: TB, net: Net, make_bundle: Callable[..., Path], tmp_path: Path
+) -> None:
+    """Without a record (a corrupt state.json, gc), a box's network is found from the leases
+    that name it; the same name in another root is another box and keeps everything."""
+    bundle = str(make_bundle())
+    p1, p2 = _free_port(), _free_port()
+    name = unique("same")
+    code = (
+        "import sys\n"
+        "from tuibox.runtime.network import stage\n"
+        "stage.leave_by_name(sys.argv[1], sys.argv[2])\n"
+    )
+    with tb_at(tmp_path / "state2", tmp_path / "data2", tmp_path) as tb2:
+        for t, port in ((tb, p1), (tb2, p2)):
+            t("run", "-d", "--bundle", bundle, "--network", "default",
+              "-p", f"127.0.0.1:{port}:80", name, "sh", "-c", SERVE)  # fmt: skip
+        addr1 = boxes_json(tb)[name]["address"]
+        tb("kill", name, "KILL")
+        wait_for(lambda: tb.state(name)["status"] == "stopped")
+        subprocess.run([sys.executable, "-c", code, str(tb.root), name], check=True)
+        assert not (net.leases / addr1).exists() and len(os.listdir(net.leases)) == 1
+        assert _refused(p1)
+        assert _fetch(p2) == b"hello-from-box\n"  # root 2's box of that name is untouched
+        assert host_veth(tb, name) not in links()
+        tb("destroy", "--force", name)  # the record's own teardown finds nothing left
+        assert _fetch(p2) == b"hello-from-box\n"
+        tb2("destroy", "--force", name)
+        subprocess.run([sys.executable, "-c", code, str(tb2.root), name], check=True)
+    assert_no_trace(tb, net, [name])

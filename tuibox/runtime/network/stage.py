@@ -434,7 +434,7 @@ def leave(root: str, record: BoxRecord) -> None:
     bridge = net.get("bridge")
     if bridge is not None:
         try:
-            _leave_bridge(root, record, net, failed)
+            _leave_bridge(root, record.id, net, failed)
         except Exception as e:  # the bridge's lock or state: none of its parts were done
             failed.append(TeardownError(f"network state of bridge {bridge}", _why(e)))
     # Last: by now the kernel has usually removed the pair with the box's namespace.
@@ -448,9 +448,7 @@ def leave(root: str, record: BoxRecord) -> None:
         raise TeardownError.of(failed)
 
 
-def _leave_bridge(
-    root: str, record: BoxRecord, net: dict[str, Any], failed: list[TeardownError]
-) -> None:
+def _leave_bridge(root: str, box: str, net: dict[str, Any], failed: list[TeardownError]) -> None:
     bridge = net["bridge"]
     store = NetStore(root)
     with BridgeStore(bridge).locked() as shared:
@@ -463,12 +461,12 @@ def _leave_bridge(
         leases = shared.leases(root)
         for address in net.get("leases", ()):
             try:
-                leases.release(ip4.parse(address), record.id)
+                leases.release(ip4.parse(address), box)
             except OSError as e:
                 failed.append(TeardownError(f"lease {address} on {bridge}", _why(e)))
         remaining = leases.list()
         try:
-            _update_peers(root, record.id, _peers(remaining, root))
+            _update_peers(root, box, _peers(remaining, root))
         except OSError as e:
             failed.append(TeardownError("hosts files of the other boxes", _why(e)))
         if remaining:
@@ -495,6 +493,59 @@ def _leave_bridge(
                 store.remove(bridge)  # nothing to remember about a bridge tuibox does not own
         except Exception as e:
             failed.append(TeardownError(f"network state of bridge {bridge}", _why(e)))
+
+
+def leave_by_name(root: str, box: str) -> None:
+    """Tear a box's network down without its record (a corrupt or missing state.json, a
+    crash before the first write; `destroy --force`, `gc`): from the leases that name it as
+    owner in every bridge's store, the ports those leases record, then the host ends of its
+    veths (named from root and box). A netconf's point-to-point pair or a host end named in
+    the netconf is not found this way; the kernel deletes those with the box's namespace.
+    Raises TeardownError as `leave` does."""
+    from tuibox.runtime.network.bridgestore import LEGACY_NET_DIR, RUN_DIR
+
+    failed: list[TeardownError] = []
+    bridges: set[str] = set()
+    for d in (RUN_DIR, os.path.join(root, LEGACY_NET_DIR)):
+        try:
+            bridges.update(os.listdir(d))
+        except (FileNotFoundError, NotADirectoryError):
+            pass
+    count = 0
+    for bridge in sorted(bridges):
+        if not os.path.isdir(os.path.join(RUN_DIR, bridge)) and not os.path.isdir(
+            os.path.join(root, LEGACY_NET_DIR, bridge, "leases")
+        ):
+            continue
+        try:
+            with BridgeStore(bridge).locked() as shared:
+                shared.migrate(root)
+                mine = [x for x in shared.leases(root).list() if x.box == box and x.root == root]
+        except Exception as e:
+            failed.append(TeardownError(f"network state of bridge {bridge}", _why(e)))
+            continue
+        if not mine:
+            continue
+        count += len(mine)
+        net = {
+            "bridge": bridge,
+            "leases": [ip4.fmt(x.address) for x in mine],
+            "ports": [p for x in mine for p in x.ports],
+            "table": nat.table_name(bridge),
+        }
+        try:
+            _leave_bridge(root, box, net, failed)
+        except Exception as e:
+            failed.append(TeardownError(f"network state of bridge {bridge}", _why(e)))
+    for i in range(max(count, 1)):
+        name = veth.host_name(root, box, i)
+        if os.path.exists(f"/sys/class/net/{name}"):
+            try:
+                veth.remove(name)
+            except Exception as e:
+                failed.append(TeardownError(f"veth {name}", _why(e)))
+    if failed:
+        raise TeardownError.of(failed)
 
 
 STAGE = Stage(NAME, wanted, prepare, attach, teardown)

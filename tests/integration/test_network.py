@@ -804,3 +804,23 @@ def test_leave_by_name_frees_only_that_roots_box(
         tb2("destroy", "--force", name)
         subprocess.run([sys.executable, "-c", code, str(tb2.root), name], check=True)
     assert_no_trace(tb, net, [name])
+
+
+def test_a_leaked_lease_is_no_peer_and_network_rm_collects_it(
+    tb: TB, net: Net, make_bundle: Callable[..., Path]
+) -> None:
+    bundle = str(make_bundle())
+    keep = unique("keep")
+    tb("run", "-d", "--bundle", bundle, "--network", "default", keep, "sleep", "1000")
+    ghost = f"{net.prefix}.200"
+    (net.leases / ghost).write_text(f"ghost ghost\nroot {tb.root}\n")  # a crashed create's
+    name = unique("new")
+    hosts = tb("run", "--bundle", bundle, "--network", "default", name, "cat", "/etc/hosts")
+    assert "ghost" not in hosts.stdout and keep in hosts.stdout
+    assert "ghost" not in (tb.root / keep / "hosts").read_text()
+    tb("destroy", "--force", keep)
+    assert (net.leases / ghost).exists()  # not a destroy's to free...
+    assert net.table not in ruleset()  # ...but it keeps no table alive
+    tb("network", "rm", "default")
+    assert not net.shared.exists() and net.table not in ruleset()
+    assert_no_trace(tb, net, [keep, name])

@@ -7,7 +7,7 @@ named `tuibox-*`. A network still holding boxes is not removed.
 from __future__ import annotations
 
 from tuibox.runtime.errors import NetworkError, SpecError
-from tuibox.runtime.network import ip4, netconf
+from tuibox.runtime.network import ip4, ipam, netconf
 from tuibox.runtime.network.bridgestore import BridgeStore
 from tuibox.runtime.network.netstore import NetState, NetStore
 
@@ -82,6 +82,8 @@ def remove_network(root: str, name: str) -> list[str]:
                 f"network {name!r} still has boxes: {', '.join(sorted(set(names)))} "
                 "(destroy them first)"
             )
+        # Leases of boxes that are gone (a crash, in any root) hold nothing any more.
+        shared.leases(root).collect(ipam.Lease.box_exists)
         # Its table went with its last box; one left by a crash goes now.
         if shared.read_mark() is not None:
             nft = nat.Nft.get()

@@ -276,8 +276,13 @@ def _join_bridge(
 
 def _peers(leases: list[ipam.Lease], root: str) -> list[tuple[int, str, str]]:
     """(address, box, hostname) of the boxes of `root` on the bridge: names are a state
-    root's own (two roots may each have a box `web`), so /etc/hosts lists only those."""
-    return [(lease.address, lease.box, lease.hostname) for lease in leases if lease.root == root]
+    root's own (two roots may each have a box `web`), so /etc/hosts lists only those. A lease
+    left by a crash (its box directory gone) is no peer."""
+    return [
+        (lease.address, lease.box, lease.hostname)
+        for lease in leases
+        if lease.root == root and lease.box_exists()
+    ]
 
 
 def _lease_subnet(net: dict[str, Any]) -> Cidr:
@@ -469,8 +474,10 @@ def _leave_bridge(root: str, box: str, net: dict[str, Any], failed: list[Teardow
             _update_peers(root, box, _peers(remaining, root))
         except OSError as e:
             failed.append(TeardownError("hosts files of the other boxes", _why(e)))
-        if remaining:
+        if any(x.box_exists() for x in remaining):
             return  # the bridge still has boxes, perhaps of other state roots: the table stays
+        # (A lease whose box is gone, left by a crash, keeps nothing alive; freeing it is
+        # for `gc`, `network rm` or a pool that runs dry.)
         # The last box left: the bridge's table goes (and ip_forward, if tuibox set it),
         # whichever box or root made it.
         if shared.read_mark() is not None:

@@ -1,10 +1,11 @@
 """nftables for outbound NAT and published ports, and the host's ip_forward switch.
 
-One table per network, `ip tuibox-<bridge>`, created with the network's first box and deleted
-with its last one (or by `tuibox network rm`). tuibox's rules never mix with anyone else's,
-removing them never needs rule handles, and the ruleset holds nothing of tuibox's while a
-network has no box. Published ports are elements of two maps in that table (see ports.py),
-so adding and removing one is a single element operation.
+One table per bridge, `ip tuibox-<bridge>`, created with the bridge's first box and deleted
+with its last one, of any state root (or by `tuibox network rm`); re-made when a reboot or a
+firewall flush took it (stage.py) or by `tuibox network reload` (manage.py). tuibox's rules
+never mix with anyone else's, removing them never needs rule handles, and the ruleset holds
+nothing of tuibox's while a bridge has no box. Published ports are elements of two maps in
+that table (see ports.py), so adding and removing one is a single element operation.
 
     table ip tuibox-BR {
       map ports_any   { type inet_proto . inet_service : ipv4_addr . inet_service }

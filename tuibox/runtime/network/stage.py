@@ -11,7 +11,13 @@ options["network"], or when a destroyed box's record lists the stage.
                                /etc/resolv.conf, update the hosts files of the other boxes
     attach  (namespaces exist) the worker moves the veth peers into the box and configures
                                loopback, addresses and routes there
-    teardown / undo            `leave`: the mirror of both, tolerant of a half-done join
+    teardown / undo            `leave`: the mirror of both, tolerant of a half-done join;
+                               raises TeardownError naming every resource it could not
+                               remove (a second call retries them). `leave_by_name` does
+                               the same from the bridge stores' leases, without a record.
+
+Leases, the table mark and the lock are the bridge's, shared by every state root
+(bridgestore.py).
 
 This process itself imports pyroute2 only for a netconf asking for an "auto" address (the
 bridge's subnet is needed before the fork), and on a few rare paths.

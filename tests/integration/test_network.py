@@ -824,3 +824,30 @@ def test_a_leaked_lease_is_no_peer_and_network_rm_collects_it(
     tb("network", "rm", "default")
     assert not net.shared.exists() and net.table not in ruleset()
     assert_no_trace(tb, net, [keep, name])
+
+
+def test_leases_kept_under_the_root_by_an_older_tuibox_are_taken_over(
+    tb: TB, net: Net, make_bundle: Callable[..., Path]
+) -> None:
+    bundle = str(make_bundle())
+    port = _free_port()
+    old, new = unique("old"), unique("new")
+    tb("run", "-d", "--bundle", bundle, "--network", "default", "-p", f"127.0.0.1:{port}:80",
+       old, "sh", "-c", SERVE)  # fmt: skip
+    addr = boxes_json(tb)[old]["address"]
+    # The layout before leases were shared: <root>/.network/<bridge>/{leases/ADDR,table}.
+    legacy = tb.root / ".network" / net.bridge
+    (legacy / "leases").mkdir()
+    (legacy / "leases" / addr).write_text(f"{old} {old}\n")
+    (legacy / "table").write_text("")
+    (net.leases / addr).unlink()
+    (net.shared / "table").unlink()
+    tb("run", "-d", "--bundle", bundle, "--network", "default", new, "sleep", "1000")
+    assert boxes_json(tb)[new]["address"] != addr
+    assert not (legacy / "leases").exists() and not (legacy / "table").exists()
+    assert (net.leases / addr).read_text() == (
+        f"{old} {old}\nroot {tb.root}\nport 127.0.0.1:{port}:80/tcp\n"
+    )
+    assert _fetch(port) == b"hello-from-box\n"  # its port survived the table being re-made
+    tb("destroy", "--force", old, new)
+    assert_no_trace(tb, net, [old, new])

@@ -153,7 +153,11 @@ class BridgeStore:
             legacy = ipam.Leases(old, root)
             mine = self.leases(root)
             for lease in legacy.list():
-                mine.claim(lease.address, lease.box, lease.hostname)
+                if mine.claim(lease.address, lease.box, lease.hostname):
+                    # Old leases did not keep their ports; the box's record does.
+                    ports = _recorded_ports(root, lease.box)
+                    if ports:
+                        mine.set_ports(lease.address, lease.box, ports)
                 try:
                     os.unlink(os.path.join(old_leases, ip4.fmt(lease.address)))
                 except FileNotFoundError:
@@ -170,3 +174,15 @@ class BridgeStore:
 
                 atomic_write(os.path.join(self.dir, TABLE_MARK), b"boot=\nsubnet=\nnat=0\n")
             os.unlink(old_mark)
+
+
+def _recorded_ports(root: str, box: str) -> list[str]:
+    from tuibox.runtime import fastjson
+
+    try:
+        with open(os.path.join(root, box, "state.json"), "rb") as f:
+            data = fastjson.loads(f.read())
+        ports = data["extra"]["ports"]
+    except (OSError, ValueError, TypeError, KeyError):
+        return []
+    return [str(p) for p in ports] if isinstance(ports, list) else []

@@ -40,6 +40,14 @@ def boot_id() -> str:
     return _boot
 
 
+def bridges(base: str = RUN_DIR) -> list[str]:
+    """Bridges with shared state on this host (for `gc`: their leases name their owners)."""
+    try:
+        return sorted(n for n in os.listdir(base) if os.path.isdir(os.path.join(base, n)))
+    except FileNotFoundError:
+        return []
+
+
 class TableMark(Plain):
     __slots__ = ("boot", "nat", "subnet")
 

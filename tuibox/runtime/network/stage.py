@@ -515,15 +515,16 @@ def leave_by_name(root: str, box: str) -> None:
     veths (named from root and box). A netconf's point-to-point pair or a host end named in
     the netconf is not found this way; the kernel deletes those with the box's namespace.
     Raises TeardownError as `leave` does."""
+    from tuibox.runtime.network import bridgestore
     from tuibox.runtime.network.bridgestore import LEGACY_NET_DIR, RUN_DIR
 
     failed: list[TeardownError] = []
     bridges: set[str] = set()
-    for d in (RUN_DIR, os.path.join(root, LEGACY_NET_DIR)):
-        try:
-            bridges.update(os.listdir(d))
-        except (FileNotFoundError, NotADirectoryError):
-            pass
+    bridges.update(bridgestore.bridges())
+    try:
+        bridges.update(os.listdir(os.path.join(root, LEGACY_NET_DIR)))
+    except (FileNotFoundError, NotADirectoryError):
+        pass
     count = 0
     for bridge in sorted(bridges):
         if not os.path.isdir(os.path.join(RUN_DIR, bridge)) and not os.path.isdir(

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import shutil
 import socket
 import subprocess
 import sys
@@ -23,12 +24,13 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import TB, unique
+from tests.conftest import TB, tb_at, unique
 
 pytestmark = pytest.mark.root
 
 FORWARD = Path("/proc/sys/net/ipv4/ip_forward")
 MARK = Path("/run/tuibox.ip_forward")  # kept by tuibox while it holds ip_forward on
+SHARED = Path("/run/tuibox-net")  # per-bridge state shared by every state root
 
 
 # ---- host facts ---------------------------------------------------------------------------
@@ -99,6 +101,8 @@ class Net:
         self.prefix = subnet.rsplit(".", 1)[0]  # "10.213.123"
         self.gateway = self.prefix + ".1"
         self.table = f"tuibox-{bridge}"
+        self.shared = SHARED / bridge
+        self.leases = self.shared / "leases"
 
 
 @pytest.fixture
@@ -118,13 +122,17 @@ def net(tb: TB, monkeypatch: pytest.MonkeyPatch) -> Iterator[Net]:
                 print(f"clean-up step failed: {e}")
         leaked_bridge = n.bridge in links()
         leaked_table = n.table in ruleset()
+        leaked_store = n.shared.exists()
         # Whatever happened, the host gets its state back (all of it this test's own).
         if leaked_bridge:
             subprocess.run(["ip", "link", "del", n.bridge], capture_output=True)
         if leaked_table:
             subprocess.run(["nft", "delete", "table", "ip", n.table], capture_output=True)
+        if leaked_store:
+            shutil.rmtree(n.shared, ignore_errors=True)
         assert not leaked_bridge, f"bridge {n.bridge} left behind"
         assert not leaked_table, f"nft table {n.table} left behind"
+        assert not leaked_store, f"{n.shared} left behind"
         assert_forwarding_given_back(forward)
 
 
@@ -168,8 +176,7 @@ def assert_no_trace(tb: TB, net: Net, names: list[str]) -> None:
     for name in names:
         assert host_veth(tb, name) not in have, f"veth of {name} left"
         assert not (tb.root / name).exists()
-    leases = tb.root / ".network" / net.bridge / "leases"
-    assert not leases.exists() or not os.listdir(leases), os.listdir(leases)
+    assert not net.leases.exists() or not os.listdir(net.leases), os.listdir(net.leases)
     assert net.table not in ruleset()
 
 
@@ -277,7 +284,7 @@ def test_twenty_concurrent_creates_get_distinct_addresses(
     info = boxes_json(tb)
     addrs = [info[n]["address"] for n in names]
     assert len(set(addrs)) == 20 and all(a.startswith(net.prefix + ".") for a in addrs)
-    leases = sorted(os.listdir(tb.root / ".network" / net.bridge / "leases"))
+    leases = sorted(os.listdir(net.leases))
     assert sorted(addrs) == leases
     tb("destroy", "--force", *names, timeout=120)
     assert_no_trace(tb, net, names)
@@ -523,7 +530,7 @@ def test_bad_model_and_duplicate_address_leave_nothing(
     err = tb.fails("run", "--bundle", bundle, "--netconf", conf, second, "true")
     assert f"address {net.prefix}.5 is already in use by box {first!r}" in err
     assert tb.names() == [first]
-    assert os.listdir(tb.root / ".network" / net.bridge / "leases") == [f"{net.prefix}.5"]
+    assert os.listdir(net.leases) == [f"{net.prefix}.5"]
     assert host_veth(tb, second) not in links()
     tb("destroy", "--force", first)
     assert_no_trace(tb, net, [first, second])
@@ -551,7 +558,7 @@ def test_failure_while_wiring_rolls_back(
                        name, "true")  # fmt: skip
         assert f"host interface {taken!r} already exists" in err
         assert taken in links() and tb.names() == [keep]
-        leases = os.listdir(tb.root / ".network" / net.bridge / "leases")
+        leases = os.listdir(net.leases)
         assert len(leases) == 1
         assert name not in (tb.root / keep / "hosts").read_text()
         tb("destroy", "--force", keep)
@@ -615,3 +622,232 @@ def test_the_table_goes_with_the_last_box_whichever_made_it(
     assert net.table in ruleset()
     tb("destroy", "--force", b)
     assert_no_trace(tb, net, [a, b])
+
+
+# ---- state shared between roots, flushes and reloads, teardown failures ---------------------
+
+SERVE = "mkdir -p /www && echo hello-from-box > /www/index.html && exec httpd -f -p 80 -h /www"
+
+
+def _refused(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1):
+            return False
+    except OSError:
+        return True
+
+
+def test_two_state_roots_share_one_bridge(
+    tb: TB, net: Net, make_bundle: Callable[..., Path], tmp_path: Path
+) -> None:
+    """Leases belong to the bridge: two roots get distinct addresses, and the first root's
+    last box leaving keeps the table (and the second root's published port) alive."""
+    bundle = str(make_bundle())
+    port = _free_port()
+    a, web = unique("r1"), unique("r2web")
+    with tb_at(tmp_path / "state2", tmp_path / "data2", tmp_path) as tb2:
+        tb("run", "-d", "--bundle", bundle, "--network", "default", a, "sleep", "1000")
+        tb2("run", "-d", "--bundle", bundle, "--network", "default",
+            "-p", f"127.0.0.1:{port}:80", web, "sh", "-c", SERVE)  # fmt: skip
+        addr_a, addr_w = boxes_json(tb)[a]["address"], boxes_json(tb2)[web]["address"]
+        assert addr_a != addr_w
+        owners = {f.name: f.read_text().splitlines()[1] for f in net.leases.iterdir()}
+        assert owners == {addr_a: f"root {tb.root}", addr_w: f"root {tb2.root}"}
+        assert not (tb.root / ".network" / net.bridge / "leases").exists()
+        # Names are a root's own: each /etc/hosts lists only its root's boxes.
+        assert web not in (tb.root / a / "hosts").read_text()
+        assert _fetch(port) == b"hello-from-box\n"
+        (entry,) = json.loads(tb("network", "ls", "--format", "json").stdout)
+        assert entry["boxes"] == [a]
+        tb("destroy", "--force", a)  # root 1's last box: not the bridge's last
+        assert net.table in ruleset()
+        assert _fetch(port) == b"hello-from-box\n"
+        assert [f.name for f in net.leases.iterdir()] == [addr_w]
+        # Root 1 cannot remove the network while root 2 has a box on its bridge.
+        err = tb.fails("network", "rm", "default")
+        assert f"still has boxes: {web} (state root {tb2.root})" in err
+        tb2("destroy", "--force", web)
+        assert net.table not in ruleset() and not net.shared.exists()
+        tb2("network", "rm", "default")
+    assert_no_trace(tb, net, [a, web])
+
+
+def test_rules_come_back_after_a_flush_and_with_network_reload(
+    tb: TB, net: Net, make_bundle: Callable[..., Path]
+) -> None:
+    """The table mark is not trusted: a table deleted behind tuibox's back (only this test's
+    own) is made again by the next box that needs it, with the ports of the boxes already
+    there; `network reload` does the same for the boxes that exist."""
+    bundle = str(make_bundle())
+    p1, p2 = _free_port(), _free_port()
+    one, two = unique("fl1"), unique("fl2")
+    tb("run", "-d", "--bundle", bundle, "--network", "default", "-p", f"127.0.0.1:{p1}:80",
+       one, "sh", "-c", SERVE)  # fmt: skip
+    assert _fetch(p1) == b"hello-from-box\n"
+    subprocess.run(["nft", "delete", "table", "ip", net.table], check=True)
+    assert _refused(p1)
+    tb("run", "-d", "--bundle", bundle, "--network", "default", "-p", f"{p2}:80",
+       two, "sh", "-c", SERVE)  # fmt: skip
+    assert _fetch(p2) == b"hello-from-box\n"
+    assert _fetch(p1) == b"hello-from-box\n"  # restored with the table, from one's lease
+    assert f"ip saddr {net.subnet}" in ruleset()  # and the NAT rule
+    # A flush again; this time `network reload` brings both back.
+    subprocess.run(["nft", "delete", "table", "ip", net.table], check=True)
+    assert _refused(p1) and _refused(p2)
+    out = tb("network", "reload").stdout
+    assert f"default: table {net.table}, 2 published ports" in out
+    assert _fetch(p1) == b"hello-from-box\n" and _fetch(p2) == b"hello-from-box\n"
+    # Reloading a table that is there changes nothing a box can see.
+    tb("network", "reload", "default")
+    assert _fetch(p1) == b"hello-from-box\n"
+    assert "does not exist" in tb.fails("network", "reload", "nosuchnet")
+    # A mark from another boot is not trusted either: the next box re-makes the table.
+    mark = net.shared / "table"
+    mark.write_text(mark.read_text().replace("boot=", "boot=x"))
+    tb("run", "--bundle", bundle, "--network", "default", unique("fl3"), "true")
+    assert "boot=x" not in mark.read_text()
+    assert _fetch(p1) == b"hello-from-box\n"
+    tb("destroy", "--force", one, two)
+    assert_no_trace(tb, net, [one, two])
+
+
+LEAVE = """
+import json, os, resource, sys
+from tuibox.runtime.errors import TeardownError
+from tuibox.runtime.network import nat, ports, stage  # loaded before the limit bites
+from tuibox.runtime.state import StateRoot
+
+root, name, free = sys.argv[1], sys.argv[2], int(sys.argv[3])
+record = StateRoot(root).read(name)
+nat.Nft.get()
+if free >= 0:
+    # Exactly `free` descriptors left: what a destroy under a low RLIMIT_NOFILE meets.
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 256), hard))
+    held = []
+    while True:
+        try:
+            held.append(os.open("/dev/null", os.O_RDONLY))
+        except OSError:
+            break
+    for _ in range(free):
+        os.close(held.pop())
+try:
+    stage.leave(root, record)
+    failures = []
+except TeardownError as e:
+    failures = [[f.resource, f.reason, str(f)] for f in e.failures]
+print(json.dumps(failures))
+"""
+
+
+def test_network_teardown_failures_are_named_and_a_retry_cleans_up(
+    tb: TB, net: Net, make_bundle: Callable[..., Path]
+) -> None:
+    bundle = str(make_bundle())
+    port = _free_port()
+    name = unique("fd")
+    tb("run", "-d", "--bundle", bundle, "--network", "default", "-p", f"127.0.0.1:{port}:80",
+       name, "sh", "-c", SERVE)  # fmt: skip
+    addr = boxes_json(tb)[name]["address"]
+    tb("kill", name, "KILL")
+    wait_for(lambda: tb.state(name)["status"] == "stopped")
+
+    def leave(free: int) -> list[list[str]]:
+        argv = [sys.executable, "-c", LEAVE, str(tb.root), name, str(free)]
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 0, proc.stderr
+        out: list[list[str]] = json.loads(proc.stdout)
+        return out
+
+    # One descriptor: the bridge's lock is taken, reading the lease is not.
+    failures = leave(1)
+    resources = [f[0] for f in failures]
+    assert f"lease {addr} on {net.bridge}" in resources, failures
+    assert all(reason == "too many open files" for _, reason, _ in failures), failures
+    assert (net.leases / addr).exists() and net.table in ruleset()  # kept for the retry
+    # The retry, with descriptors to spare, finishes the job.
+    assert leave(-1) == []
+    assert not net.shared.exists() and net.table not in ruleset()
+    assert leave(-1) == []  # and a third time is harmless
+    tb("destroy", "--force", name)
+    assert_no_trace(tb, net, [name])
+
+
+def test_leave_by_name_frees_only_that_roots_box(
+    tb: TB, net: Net, make_bundle: Callable[..., Path], tmp_path: Path
+) -> None:
+    """Without a record (a corrupt state.json, gc), a box's network is found from the leases
+    that name it; the same name in another root is another box and keeps everything."""
+    bundle = str(make_bundle())
+    p1, p2 = _free_port(), _free_port()
+    name = unique("same")
+    code = (
+        "import sys\n"
+        "from tuibox.runtime.network import stage\n"
+        "stage.leave_by_name(sys.argv[1], sys.argv[2])\n"
+    )
+    with tb_at(tmp_path / "state2", tmp_path / "data2", tmp_path) as tb2:
+        for t, port in ((tb, p1), (tb2, p2)):
+            t("run", "-d", "--bundle", bundle, "--network", "default",
+              "-p", f"127.0.0.1:{port}:80", name, "sh", "-c", SERVE)  # fmt: skip
+        addr1 = boxes_json(tb)[name]["address"]
+        tb("kill", name, "KILL")
+        wait_for(lambda: tb.state(name)["status"] == "stopped")
+        subprocess.run([sys.executable, "-c", code, str(tb.root), name], check=True)
+        assert not (net.leases / addr1).exists() and len(os.listdir(net.leases)) == 1
+        assert _refused(p1)
+        assert _fetch(p2) == b"hello-from-box\n"  # root 2's box of that name is untouched
+        assert host_veth(tb, name) not in links()
+        tb("destroy", "--force", name)  # the record's own teardown finds nothing left
+        assert _fetch(p2) == b"hello-from-box\n"
+        tb2("destroy", "--force", name)
+        subprocess.run([sys.executable, "-c", code, str(tb2.root), name], check=True)
+    assert_no_trace(tb, net, [name])
+
+
+def test_a_leaked_lease_is_no_peer_and_network_rm_collects_it(
+    tb: TB, net: Net, make_bundle: Callable[..., Path]
+) -> None:
+    bundle = str(make_bundle())
+    keep = unique("keep")
+    tb("run", "-d", "--bundle", bundle, "--network", "default", keep, "sleep", "1000")
+    ghost = f"{net.prefix}.200"
+    (net.leases / ghost).write_text(f"ghost ghost\nroot {tb.root}\n")  # a crashed create's
+    name = unique("new")
+    hosts = tb("run", "--bundle", bundle, "--network", "default", name, "cat", "/etc/hosts")
+    assert "ghost" not in hosts.stdout and keep in hosts.stdout
+    assert "ghost" not in (tb.root / keep / "hosts").read_text()
+    tb("destroy", "--force", keep)
+    assert (net.leases / ghost).exists()  # not a destroy's to free...
+    assert net.table not in ruleset()  # ...but it keeps no table alive
+    tb("network", "rm", "default")
+    assert not net.shared.exists() and net.table not in ruleset()
+    assert_no_trace(tb, net, [keep, name])
+
+
+def test_leases_kept_under_the_root_by_an_older_tuibox_are_taken_over(
+    tb: TB, net: Net, make_bundle: Callable[..., Path]
+) -> None:
+    bundle = str(make_bundle())
+    port = _free_port()
+    old, new = unique("old"), unique("new")
+    tb("run", "-d", "--bundle", bundle, "--network", "default", "-p", f"127.0.0.1:{port}:80",
+       old, "sh", "-c", SERVE)  # fmt: skip
+    addr = boxes_json(tb)[old]["address"]
+    # The layout before leases were shared: <root>/.network/<bridge>/{leases/ADDR,table}.
+    legacy = tb.root / ".network" / net.bridge
+    (legacy / "leases").mkdir()
+    (legacy / "leases" / addr).write_text(f"{old} {old}\n")
+    (legacy / "table").write_text("")
+    (net.leases / addr).unlink()
+    (net.shared / "table").unlink()
+    tb("run", "-d", "--bundle", bundle, "--network", "default", new, "sleep", "1000")
+    assert boxes_json(tb)[new]["address"] != addr
+    assert not (legacy / "leases").exists() and not (legacy / "table").exists()
+    assert (net.leases / addr).read_text() == (
+        f"{old} {old}\nroot {tb.root}\nport 127.0.0.1:{port}:80/tcp\n"
+    )
+    assert _fetch(port) == b"hello-from-box\n"  # its port survived the table being re-made
+    tb("destroy", "--force", old, new)
+    assert_no_trace(tb, net, [old, new])

@@ -33,7 +33,7 @@ VERBS: dict[str, tuple[str, str]] = {
     "pause": ("actions", "freeze every process of a box"),
     "resume": ("actions", "thaw a paused box"),
     "update": ("actions", "change the resource limits of a live box"),
-    "network": ("network", "manage networks: ls, create, rm"),
+    "network": ("network", "manage networks: ls, create, rm, reload"),
     "port": ("network", "list the ports a box publishes"),
     "image": ("images", "manage images: ls, import, rm, inspect, bootstrap"),
 }

@@ -85,7 +85,9 @@ def network_options(opts: CreateOptions) -> dict[str, Any] | None:
 
 # ---- verbs ----------------------------------------------------------------------------------
 
-NETWORK_HELP = "Manage networks: network ls | create NAME --subnet CIDR | rm NAME..."
+NETWORK_HELP = (
+    "Manage networks: network ls | create NAME --subnet CIDR | rm NAME... | reload [NAME...]"
+)
 
 
 class NetworkAction(Options):
@@ -136,13 +138,32 @@ class NetworkRmOptions(Options):
     names: list[str]
 
 
+class NetworkReloadOptions(Options):
+    COMMAND = Command(
+        "network reload",
+        "Make the NAT and published-port rules of networks anew (after a firewall flush).",
+        (),
+        (Arg("names", rest=True),),
+    )
+    __slots__ = ("names",)
+    names: list[str]
+
+
 class PortOptions(Options):
     COMMAND = Command("port", "List the ports a box publishes.", (), (Arg("name"),))
     __slots__ = ("name",)
     name: str
 
 
-ACTIONS = {"ls": "ls", "list": "ls", "create": "create", "rm": "rm", "remove": "rm", "delete": "rm"}
+ACTIONS = {
+    "ls": "ls",
+    "list": "ls",
+    "create": "create",
+    "rm": "rm",
+    "remove": "rm",
+    "delete": "rm",
+    "reload": "reload",
+}
 
 
 def dispatch(verb: str, words: list[str], g: Globals) -> int:
@@ -151,7 +172,7 @@ def dispatch(verb: str, words: list[str], g: Globals) -> int:
     first = parse(NetworkAction, words[:1])
     action = ACTIONS.get(first.action)
     if action is None:
-        raise UsageError(f"network: unknown action {first.action!r} (ls, create, rm)")
+        raise UsageError(f"network: unknown action {first.action!r} (ls, create, rm, reload)")
     return NETWORK_VERBS[action](words[1:], g)
 
 
@@ -214,6 +235,14 @@ def do_rm(opts: NetworkRmOptions, g: Globals) -> int:
     return for_each(names, remove)
 
 
+def do_reload(opts: NetworkReloadOptions, g: Globals) -> int:
+    from tuibox.runtime.network.manage import reload_networks
+
+    for line in reload_networks(_root(g), opts.names):
+        sys.stdout.write(line + "\n")
+    return 0
+
+
 def do_port(opts: PortOptions, g: Globals) -> int:
     from tuibox.runtime.network.manage import box_ports
     from tuibox.runtime.state import StateRoot
@@ -228,4 +257,5 @@ NETWORK_VERBS: dict[str, Callable[[list[str], Globals], int]] = {
     "ls": entry(NetworkLsOptions, do_ls),
     "create": entry(NetworkCreateOptions, do_create),
     "rm": entry(NetworkRmOptions, do_rm),
+    "reload": entry(NetworkReloadOptions, do_reload),
 }

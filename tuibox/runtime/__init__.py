@@ -29,6 +29,7 @@ Exceptions (tuibox.runtime.errors): every message is one user-facing line.
     |   +-- CgroupUnsupported        (also an Unsupported) the host lacks the controller
     +-- ImageError                   image store, import or rootfs problems
     +-- Unsupported                  this host cannot do it (kind "unsupported")
+    +-- TeardownError                a resource teardown could not remove (names it)
 
 Every error has a `kind` attribute (`KINDS` lists them): branch on it or on the class, never
 on the message.
@@ -53,6 +54,7 @@ if TYPE_CHECKING:
         InvalidState,
         NetworkError,
         SpecError,
+        TeardownError,
         TuiboxError,
         Unsupported,
     )
@@ -86,6 +88,7 @@ __all__ = [
     "Runtime",
     "Spec",
     "SpecError",
+    "TeardownError",
     "TuiboxError",
     "Unsupported",
     "can",

@@ -16,6 +16,7 @@ and exits non-zero; the TUI shows it as a notification.
     |   +-- CgroupUnsupported        "unsupported" (also an Unsupported)
     +-- ImageError                   "image": image store, import or rootfs problems
     +-- Unsupported                  "unsupported": this host (kernel, cgroups) cannot do it
+    +-- TeardownError                "teardown": a resource teardown could not remove (names it)
 
 `kind` is a class attribute: callers (the TUI's service, embedders) branch on it or on the
 class, never on the message, which is free text for people. The CLI can print it as a
@@ -136,5 +137,28 @@ KINDS = frozenset(
         "cgroup",
         "image",
         "unsupported",
+        "teardown",
     }
 )
+
+
+class TeardownError(TuiboxError):
+    """A resource that a teardown could not remove (a lease, a veth, an nft rule or table).
+
+    One teardown may fail on several resources: it raises the first, whose `failures` lists
+    every one (itself included), so a caller reports one line per failed resource. What was
+    removed stays removed; running the teardown again retries the rest."""
+
+    kind = "teardown"
+
+    def __init__(self, resource: str, message: str) -> None:
+        super().__init__(f"{resource}: {message}")
+        self.resource = resource
+        self.reason = message
+        self.failures: list[TeardownError] = [self]
+
+    @classmethod
+    def of(cls, failures: list[TeardownError]) -> TeardownError:
+        first = failures[0]
+        first.failures = list(failures)
+        return first

@@ -165,6 +165,7 @@ def _ensure_bridge(job: dict[str, Any]) -> int:
     under the network's lock (two creates racing for one new bridge)."""
     from tuibox.runtime.network import bridge as br
     from tuibox.runtime.network import ip4, rtnl
+    from tuibox.runtime.network.bridgestore import BridgeStore
     from tuibox.runtime.network.ip4 import Cidr
     from tuibox.runtime.network.netstore import NetState, NetStore
 
@@ -180,7 +181,7 @@ def _ensure_bridge(job: dict[str, Any]) -> int:
         ):
             return link.index  # the usual case: no lock needed
         store = NetStore(job["root"])
-        with store.locked(name):
+        with BridgeStore(name).locked():
             link, created = br.ensure_bridge(nl, name, subnet, gateway, job["hint"])
             if created:
                 state = store.read(name) or NetState(

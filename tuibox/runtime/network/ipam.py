@@ -1,12 +1,18 @@
 """Address leases: one file per address, created with O_EXCL.
 
-    <root>/.network/<bridge>/leases/<address>    contains "<box> <hostname>\\n"
+    /run/tuibox-net/<bridge>/leases/<address>    "<box> <hostname>\\n"
+                                                 "root <state root>\\n"
+                                                 "port <mapping>\\n" for each published port
+
+The store is the bridge's, shared by every state root (bridgestore.py): a lease names its
+owner (state root and box), so a release or a collection never removes another root's lease,
+and the ports line lets the nft rules be re-made from the store alone (after a flush).
 
 The kernel's O_CREAT|O_EXCL is the whole concurrency story: twenty `tuibox run` processes
-racing for addresses each win a different file, with no lock held while they scan. A lease
-names its box, so a release never removes another box's lease. Leases whose box directory
-has vanished (a crashed create) are collected when the pool runs dry; that step needs the
-network's lock, since two collectors could otherwise delete a lease that was just re-taken.
+racing for addresses each win a different file, with no lock held while they scan. Leases
+whose box directory has vanished (a crashed create) are collected when the pool runs dry; that
+step needs the bridge's lock, since two collectors could otherwise delete a lease that was
+just re-taken.
 """
 
 from __future__ import annotations
@@ -25,17 +31,35 @@ if TYPE_CHECKING:
 
 
 class Lease(Plain):
-    __slots__ = ("address", "box", "hostname")
+    __slots__ = ("address", "box", "hostname", "ports", "root")
 
-    def __init__(self, address: int, box: str, hostname: str) -> None:
+    def __init__(
+        self,
+        address: int,
+        box: str,
+        hostname: str,
+        root: str = "",
+        ports: tuple[str, ...] = (),
+    ) -> None:
         self.address = address
         self.box = box
         self.hostname = hostname
+        self.root = root  # the owner's state root; "" in a lease written before roots shared
+        self.ports = ports
+
+    def box_exists(self) -> bool:
+        return bool(self.root) and os.path.isdir(os.path.join(self.root, self.box))
+
+
+def _render(box: str, hostname: str, root: str, ports: Iterable[str] = ()) -> bytes:
+    text = f"{box} {hostname or box}\n" + (f"root {root}\n" if root else "")
+    return (text + "".join(f"port {p}\n" for p in ports)).encode()
 
 
 class Leases:
-    def __init__(self, net_dir: str) -> None:
+    def __init__(self, net_dir: str, root: str = "") -> None:
         self.dir = os.path.join(net_dir, "leases")
+        self.root = root  # the state root this view claims and releases for
 
     def _path(self, address: int) -> str:
         return os.path.join(self.dir, ip4.fmt(address))
@@ -50,10 +74,20 @@ class Leases:
         except FileExistsError:
             return False
         try:
-            os.write(fd, f"{box} {hostname or box}\n".encode())
+            os.write(fd, _render(box, hostname, self.root))
         finally:
             os.close(fd)
         return True
+
+    def set_ports(self, address: int, box: str, ports: Iterable[str]) -> None:
+        """Record the ports published to this lease (replaced whole: readers never see half)."""
+        lease = self._read(ip4.fmt(address))
+        if lease is None or not self._mine(lease, box):
+            return
+        from tuibox.runtime.state import atomic_write
+
+        # Its temp file ("<address>.<pid>.tmp") never parses as a lease.
+        atomic_write(self._path(address), _render(lease.box, lease.hostname, lease.root, ports))
 
     def allocate(
         self, subnet: Cidr, box: str, hostname: str = "", reserved: Iterable[int] = ()
@@ -66,13 +100,16 @@ class Leases:
                 return addr
         raise NetworkError(f"no free address left in {subnet.subnet}")
 
-    def holder(self, address: int) -> str | None:
-        lease = self._read(ip4.fmt(address))
-        return None if lease is None else lease.box
+    def holder(self, address: int) -> Lease | None:
+        return self._read(ip4.fmt(address))
+
+    def _mine(self, lease: Lease, box: str) -> bool:
+        return lease.box == box and lease.root in ("", self.root)
 
     def release(self, address: int, box: str) -> None:
+        """Drop `box`'s lease of `address`; another root's or box's stays."""
         lease = self._read(ip4.fmt(address))
-        if lease is not None and lease.box == box:
+        if lease is not None and self._mine(lease, box):
             try:
                 os.unlink(self._path(address))
             except FileNotFoundError:
@@ -91,11 +128,11 @@ class Leases:
         out.sort(key=lambda lease: lease.address)
         return out
 
-    def collect(self, box_exists: Callable[[str], bool]) -> int:
-        """Remove leases whose box is gone. Call it with the network's lock held."""
+    def collect(self, alive: Callable[[Lease], bool]) -> int:
+        """Remove leases whose box is gone. Call it with the bridge's lock held."""
         n = 0
         for lease in self.list():
-            if not box_exists(lease.box):
+            if not alive(lease):
                 try:
                     os.unlink(self._path(lease.address))
                     n += 1
@@ -110,9 +147,18 @@ class Leases:
             return None  # not a lease
         try:
             with open(os.path.join(self.dir, name)) as f:
-                words = f.read().split()
+                lines = f.read().splitlines()
         except (FileNotFoundError, IsADirectoryError):
             return None
+        words = lines[0].split() if lines else []
         if not words:
             return None  # being written right now; its O_EXCL already holds the address
-        return Lease(address, words[0], words[1] if len(words) > 1 else words[0])
+        root, ports = "", []
+        for line in lines[1:]:
+            key, _, value = line.partition(" ")
+            if key == "root":
+                root = value
+            elif key == "port":
+                ports.append(value)
+        hostname = words[1] if len(words) > 1 else words[0]
+        return Lease(address, words[0], hostname, root, tuple(ports))

@@ -6,10 +6,9 @@ named `tuibox-*`. A network still holding boxes is not removed.
 
 from __future__ import annotations
 
-import os
-
 from tuibox.runtime.errors import NetworkError, SpecError
 from tuibox.runtime.network import ip4, ipam, netconf
+from tuibox.runtime.network.bridgestore import BridgeStore
 from tuibox.runtime.network.netstore import NetState, NetStore
 
 TYPE_CHECKING = False
@@ -24,7 +23,10 @@ def list_networks(root: str) -> list[dict[str, Any]]:
     out = []
     store = NetStore(root)
     for s in store.all():
-        boxes = sorted({lease.box for lease in ipam.Leases(store.dir(s.bridge)).list()})
+        with BridgeStore(s.bridge).locked() as shared:
+            shared.migrate(root)
+            leases = shared.leases(root).list()
+        boxes = sorted({lease.box for lease in leases if lease.root == root})
         out.append(
             {
                 "name": s.name,
@@ -68,20 +70,25 @@ def remove_network(root: str, name: str) -> list[str]:
     if found is None:
         raise NetworkError(f"network {name!r} does not exist (see 'tuibox network ls')")
     notes = []
-    with store.locked(found.bridge) as d:
+    with BridgeStore(found.bridge).locked() as shared:
+        shared.migrate(root)
         state = store.read(found.bridge)
         if state is None:
             raise NetworkError(f"network {name!r} does not exist")
-        boxes = sorted({lease.box for lease in ipam.Leases(d).list()})
-        alive = [b for b in boxes if os.path.isdir(os.path.join(root, b))]
+        alive = [x for x in shared.leases(root).list() if x.box_exists()]
         if alive:
+            names = [x.box if x.root == root else f"{x.box} (state root {x.root})" for x in alive]
             raise NetworkError(
-                f"network {name!r} still has boxes: {', '.join(alive)} (destroy them first)"
+                f"network {name!r} still has boxes: {', '.join(sorted(set(names)))} "
+                "(destroy them first)"
             )
+        # Leases of boxes that are gone (a crash, in any root) hold nothing any more.
+        shared.leases(root).collect(ipam.Lease.box_exists)
         # Its table went with its last box; one left by a crash goes now.
-        if os.path.exists(os.path.join(d, "table")):
+        if shared.read_mark() is not None:
             nft = nat.Nft.get()
             nat.delete_table(nft, nat.table_name(state.bridge))
+            shared.drop_mark()
             nat.release_forwarding(nft)
         if state.created_bridge:
             with rtnl.Rtnl() as nl:
@@ -92,6 +99,48 @@ def remove_network(root: str, name: str) -> list[str]:
                     notes.append(f"bridge {state.bridge} left in place: tuibox did not create it")
         store.remove(state.bridge)
     return notes
+
+
+def reload_networks(root: str, names: list[str]) -> list[str]:
+    """`network reload`: make the NAT and published-port rules of the named networks (all
+    of this root's without names) anew, for every box on their bridges, of any state root
+    (podman's `network reload`, after a firewall flush). Returns one line per network."""
+    from tuibox.runtime.network import nat
+    from tuibox.runtime.network.ip4 import Cidr
+    from tuibox.runtime.network.stage import remake_table
+
+    store = NetStore(root)
+    if names:
+        states = []
+        for name in names:
+            found = store.find(name)
+            if found is None:
+                raise NetworkError(f"network {name!r} does not exist (see 'tuibox network ls')")
+            states.append(found)
+    else:
+        states = store.all()
+    out = []
+    for state in states:
+        with BridgeStore(state.bridge).locked() as shared:
+            shared.migrate(root)
+            live = [x for x in shared.leases(root).list() if x.box_exists()]
+            mark = shared.read_mark()
+            with_nat = state.nat if mark is None or not mark.subnet else mark.nat
+            subnet = (mark.subnet if mark is not None and mark.subnet else "") or state.subnet
+            n_ports = sum(len(x.ports) for x in live)
+            if not live or not (with_nat or n_ports):
+                out.append(f"{state.name}: no rules to reload")
+                continue
+            if not subnet:
+                raise NetworkError(f"network {state.name!r}: its subnet is unknown")
+            nft = nat.Nft.get()
+            table = nat.table_name(state.bridge)
+            skipped = remake_table(nft, shared, table, Cidr.parse(subnet), with_nat, live)
+            line = f"{state.name}: table {table}, {n_ports - len(skipped)} published ports"
+            if skipped:
+                line += f" (skipped, published by another network now: {', '.join(skipped)})"
+            out.append(line)
+    return out
 
 
 def box_ports(record: BoxRecord) -> list[dict[str, Any]]:

@@ -1,10 +1,11 @@
 """nftables for outbound NAT and published ports, and the host's ip_forward switch.
 
-One table per network, `ip tuibox-<bridge>`, created with the network's first box and deleted
-with its last one (or by `tuibox network rm`). tuibox's rules never mix with anyone else's,
-removing them never needs rule handles, and the ruleset holds nothing of tuibox's while a
-network has no box. Published ports are elements of two maps in that table (see ports.py),
-so adding and removing one is a single element operation.
+One table per bridge, `ip tuibox-<bridge>`, created with the bridge's first box and deleted
+with its last one, of any state root (or by `tuibox network rm`); re-made when a reboot or a
+firewall flush took it (stage.py) or by `tuibox network reload` (manage.py). tuibox's rules
+never mix with anyone else's, removing them never needs rule handles, and the ruleset holds
+nothing of tuibox's while a bridge has no box. Published ports are elements of two maps in
+that table (see ports.py), so adding and removing one is a single element operation.
 
     table ip tuibox-BR {
       map ports_any   { type inet_proto . inet_service : ipv4_addr . inet_service }
@@ -184,8 +185,26 @@ def table_script(table: str, bridge: str, subnet: Cidr, nat: bool) -> str:
     )
 
 
-def create_table(nft: Nft, table: str, bridge: str, subnet: Cidr, nat: bool) -> None:
-    nft.run(table_script(table, bridge, subnet, nat))
+def create_table(
+    nft: Nft, table: str, bridge: str, subnet: Cidr, nat: bool, elements: str = ""
+) -> None:
+    """(Re)make the table, with `elements` (ports.element_script lines) in the same
+    transaction: a reload never shows a moment without the ports."""
+    nft.run(table_script(table, bridge, subnet, nat) + elements)
+
+
+def table_exists(nft: Nft, table: str) -> bool:
+    """Whether the kernel has the table (a firewall flush removes it): ~0.05 ms."""
+    try:
+        nft.run(f"list map ip {table} ports_any\n")
+    except NetworkError:
+        return False
+    return True
+
+
+def gone(e: NetworkError) -> bool:
+    """nft's answer for a table, map or element that does not exist."""
+    return "no such file or directory" in e.message
 
 
 def delete_table(nft: Nft, table: str) -> None:

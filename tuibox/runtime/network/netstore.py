@@ -1,20 +1,20 @@
-"""Per-network state under the state root, keyed by bridge name (one L2 domain, one pool).
+"""Per-network definitions under the state root, keyed by bridge name.
 
-    <root>/.network/<bridge>/network.json   what tuibox knows and did (see NetState)
-    <root>/.network/<bridge>/lock           flock'ed around joins, leaves and removal
-    <root>/.network/<bridge>/leases/        see ipam.py
-    <root>/.network/<bridge>/table          exists while the network's nft table does
+    <root>/.network/<bridge>/network.json   what this root knows and did (see NetState)
+
+What belongs to the bridge itself (its lock, the address leases, the nft table's mark) is
+shared by every state root: bridgestore.py.
 
 A dot-directory, so `StateRoot.names()` never takes it for a box.
 """
 
 from __future__ import annotations
 
-import fcntl
 import os
 
 from tuibox.runtime import fastjson
 from tuibox.runtime.errors import TuiboxError
+from tuibox.runtime.network.bridgestore import BridgeStore
 from tuibox.runtime.plain import Plain
 from tuibox.runtime.state import atomic_write, remove_tree
 
@@ -52,32 +52,6 @@ class NetState(Plain):
         return cls(**known)
 
 
-class _Lock:
-    def __init__(self, d: str) -> None:
-        self.dir = d
-        self.fd = -1
-
-    def __enter__(self) -> str:
-        lock = os.path.join(self.dir, "lock")
-        while True:
-            os.makedirs(self.dir, 0o700, exist_ok=True)
-            fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            # `network rm` deletes the directory, lock included: whoever then wins the lock
-            # of the deleted file must start over with the new one.
-            try:
-                same = os.stat(lock).st_ino == os.fstat(fd).st_ino
-            except FileNotFoundError:
-                same = False
-            if same:
-                self.fd = fd
-                return self.dir
-            os.close(fd)
-
-    def __exit__(self, *exc: object) -> None:
-        os.close(self.fd)
-
-
 class NetStore:
     def __init__(self, root: str) -> None:
         self.path = os.path.join(root, NET_DIR)
@@ -85,8 +59,9 @@ class NetStore:
     def dir(self, bridge: str) -> str:
         return os.path.join(self.path, bridge)
 
-    def locked(self, bridge: str) -> _Lock:
-        return _Lock(self.dir(bridge))
+    def locked(self, bridge: str) -> BridgeStore:
+        """The bridge's lock: host-wide, shared with every other state root using it."""
+        return BridgeStore(bridge).locked()
 
     def read(self, bridge: str) -> NetState | None:
         path = os.path.join(self.dir(bridge), "network.json")
@@ -102,6 +77,7 @@ class NetStore:
 
     def write(self, state: NetState) -> None:
         data = fastjson.dumps(state.as_dict(), indent=1).encode()
+        os.makedirs(self.dir(state.bridge), 0o700, exist_ok=True)
         atomic_write(os.path.join(self.dir(state.bridge), "network.json"), data)
 
     def remove(self, bridge: str) -> None:

@@ -11,13 +11,14 @@ DNAT rule would silently steal that process's traffic.
 
 from __future__ import annotations
 
-from tuibox.runtime.errors import NetworkError
+from tuibox.runtime.errors import NetworkError, TeardownError
 from tuibox.runtime.network import ip4, nat
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Iterable, Sequence
 
+    from tuibox.runtime.network.ipam import Lease
     from tuibox.runtime.network.netconf import PortMapping
 
 
@@ -99,12 +100,45 @@ def publish(nft: nat.Nft, table: str, ports: Sequence[PortMapping], box_ip: int)
     return [str(p) for p in done]
 
 
-def unpublish(nft: nat.Nft, table: str, ports: Sequence[str]) -> None:
+def unpublish(nft: nat.Nft, table: str, ports: Sequence[str]) -> list[TeardownError]:
+    """Delete the elements; one TeardownError per port that is still there."""
     from tuibox.runtime.network.netconf import parse_port
 
+    failed = []
     for text in ports:
         name, key = _key(parse_port(text))
         try:
             nft.run(f"delete element ip {table} {name} {{ {key} }}\n")
-        except NetworkError:
-            pass  # already gone, with its table
+        except NetworkError as e:
+            if not nat.gone(e):  # else already gone, with its table (a flush, a retry)
+                failed.append(TeardownError(f"published port {text} ({table})", e.message))
+        except OSError as e:
+            failed.append(TeardownError(f"published port {text} ({table})", str(e)))
+    return failed
+
+
+def restore_script(nft: nat.Nft, table: str, leases: Iterable[Lease]) -> tuple[str, list[str]]:
+    """`add element` lines for the ports recorded in `leases` (to re-make a table after a
+    flush or a reboot), and the ports skipped because another tuibox table took them since.
+    Call it under the host lock."""
+    from tuibox.runtime.network.netconf import parse_port
+
+    taken = [t for t in published(nft) if t[0] != table]
+    lines, skipped = [], []
+    for lease in leases:
+        for text in lease.ports:
+            p = parse_port(text)
+            if any(
+                proto == p.proto
+                and port == p.host_port
+                and (addr is None or p.host_ip is None or addr == p.host_ip)
+                for _, addr, proto, port in taken
+            ):
+                skipped.append(f"{text} of box {lease.box}")
+                continue
+            name, key = _key(p)
+            lines.append(
+                f"add element ip {table} {name} "
+                f"{{ {key} : {ip4.fmt(lease.address)} . {p.box_port} }}\n"
+            )
+    return "".join(lines), skipped

@@ -11,7 +11,13 @@ options["network"], or when a destroyed box's record lists the stage.
                                /etc/resolv.conf, update the hosts files of the other boxes
     attach  (namespaces exist) the worker moves the veth peers into the box and configures
                                loopback, addresses and routes there
-    teardown / undo            `leave`: the mirror of both, tolerant of a half-done join
+    teardown / undo            `leave`: the mirror of both, tolerant of a half-done join;
+                               raises TeardownError naming every resource it could not
+                               remove (a second call retries them). `leave_by_name` does
+                               the same from the bridge stores' leases, without a record.
+
+Leases, the table mark and the lock are the bridge's, shared by every state root
+(bridgestore.py).
 
 This process itself imports pyroute2 only for a netconf asking for an "auto" address (the
 bridge's subnet is needed before the fork), and on a few rare paths.
@@ -28,8 +34,9 @@ from __future__ import annotations
 
 import os
 
-from tuibox.runtime.errors import NetworkError, SpecError
+from tuibox.runtime.errors import NetworkError, SpecError, TeardownError
 from tuibox.runtime.network import files, ip4, ipam, nat, netconf, veth
+from tuibox.runtime.network.bridgestore import BridgeStore, boot_id
 from tuibox.runtime.network.helper import Helper
 from tuibox.runtime.network.ip4 import Cidr
 from tuibox.runtime.network.netconf import Interface, NetConf, NetworkDef, Route
@@ -46,7 +53,6 @@ if TYPE_CHECKING:
     from tuibox.runtime.state import BoxRecord
 
 NAME = "network"
-TABLE_MARK = "table"  # in the network's state dir while its nft table exists
 HINT = "pick another subnet with TUIBOX_SUBNET (and bridge with TUIBOX_BRIDGE)"
 
 # box name -> its netlink worker, from prepare to attach
@@ -215,7 +221,8 @@ def _join_bridge(
     net = record.extra[NAME]
     bridge = str(conf.bridge)
     store = NetStore(root)
-    with store.locked(bridge) as d:
+    with BridgeStore(bridge).locked() as shared:
+        shared.migrate(root)
         state = store.read(bridge)
         old = state.as_dict() if state is not None else None
         subnet: Cidr | None
@@ -235,8 +242,8 @@ def _join_bridge(
         if state.as_dict() != old:
             store.write(state)  # only when it changed: each write is an fsync
         net["gateway"] = state.gateway
-        leases = ipam.Leases(d)
-        alone = not leases.list()  # the network's first box: it makes the nft table
+        leases = shared.leases(root)
+        alone = not leases.list()  # the bridge's first box (of any root): it makes the table
         for i, (f, iface) in enumerate(zip(conf.interfaces, net["interfaces"], strict=True)):
             where = f"{conf.source}: interfaces[{i}]"
             if f.peer_ip is not None:
@@ -245,26 +252,43 @@ def _join_bridge(
                     raise NetworkError(f"{where}.peer_ip: {addr.address} is the bridge's address")
                 if not leases.claim(addr.ip, record.id, hostname):
                     holder = leases.holder(addr.ip)
+                    by = ""
+                    if holder is not None:
+                        by = f" by box {holder.box!r}"
+                        if holder.root != root:
+                            by += f" of state root {holder.root}"
                     raise NetworkError(
-                        f"{where}.peer_ip: address {addr.address} is already in use"
-                        + (f" by box {holder!r}" if holder else "")
+                        f"{where}.peer_ip: address {addr.address} is already in use{by}"
                     )
             else:
                 if subnet is None:
                     raise NetworkError(
                         f'{where}.peer_ip: "auto" needs an IPv4 address on bridge {bridge!r}'
                     )
-                got = _allocate(root, leases, subnet, record.id, hostname, reserved)
+                got = _allocate(leases, subnet, record.id, hostname, reserved)
                 addr = Cidr(got, subnet.prefix)
                 iface["address"] = str(addr)
             net["leases"].append(ip4.fmt(addr.ip))
             for j, (_, gw) in enumerate(iface["routes"]):
                 if gw is not None:
                     netconf.check_gateway(ip4.parse(gw), addr, f"{where}.routes[{j}].gateway")
-        _firewall(d, net, bridge, state, subnet or _lease_subnet(net), mappings, alone)
-        peers = [(lease.address, lease.box, lease.hostname) for lease in leases.list()]
+        _firewall(shared, root, net, state, subnet or _lease_subnet(net), mappings, alone)
+        if net["ports"]:
+            leases.set_ports(ip4.parse(net["leases"][0]), record.id, net["ports"])
+        peers = _peers(leases.list(), root)
         _write_own_files(box_dir, record, peers, hostname, conf)
         _update_peers(root, record.id, peers)
+
+
+def _peers(leases: list[ipam.Lease], root: str) -> list[tuple[int, str, str]]:
+    """(address, box, hostname) of the boxes of `root` on the bridge: names are a state
+    root's own (two roots may each have a box `web`), so /etc/hosts lists only those. A lease
+    left by a crash (its box directory gone) is no peer."""
+    return [
+        (lease.address, lease.box, lease.hostname)
+        for lease in leases
+        if lease.root == root and lease.box_exists()
+    ]
 
 
 def _lease_subnet(net: dict[str, Any]) -> Cidr:
@@ -272,46 +296,70 @@ def _lease_subnet(net: dict[str, Any]) -> Cidr:
 
 
 def _allocate(
-    root: str, leases: ipam.Leases, subnet: Cidr, box: str, hostname: str, reserved: list[int]
+    leases: ipam.Leases, subnet: Cidr, box: str, hostname: str, reserved: list[int]
 ) -> int:
     try:
         return leases.allocate(subnet, box, hostname, reserved)
     except NetworkError:
-        # Perhaps leases of boxes that no longer exist (a crash): collect them (the network
-        # lock is held) and try once more.
-        if not leases.collect(lambda b: os.path.isdir(os.path.join(root, b))):
+        # Perhaps leases of boxes that no longer exist (a crash), in any root: collect them
+        # (the bridge's lock is held) and try once more.
+        if not leases.collect(ipam.Lease.box_exists):
             raise
         return leases.allocate(subnet, box, hostname, reserved)
 
 
 def _firewall(
-    net_dir: str,
+    shared: BridgeStore,
+    root: str,
     net: dict[str, Any],
-    bridge: str,
     state: NetState,
     subnet: Cidr,
     mappings: tuple[netconf.PortMapping, ...],
     alone: bool,
 ) -> None:
-    """The network's nft table (made by its first box, for NAT; or by the first box that
-    publishes a port), then this box's ports. `<net_dir>/table` says the table was made;
-    the last box to leave deletes it (see _leave_bridge)."""
+    """The bridge's nft table (made by its first box, for NAT; or by the first box that
+    publishes a port), then this box's ports. The table mark says the table was made, in
+    which boot; the last box to leave deletes it (see _leave_bridge).
+
+    The mark is not trusted alone: after a reboot (another boot id) or a firewall flush (the
+    kernel has no such table) the table is made again, with the ports of the boxes already
+    on the bridge (their leases keep them)."""
     if not (state.nat or mappings):
         return
     nft = nat.Nft.get()
-    table = nat.table_name(bridge)
-    marker = os.path.join(net_dir, TABLE_MARK)
-    if alone or not os.path.exists(marker):
-        nat.create_table(nft, table, bridge, subnet, state.nat)
-        os.close(os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600))
-        if state.nat:
-            nat.enable_forwarding()
+    table = nat.table_name(shared.bridge)
+    mark = shared.read_mark()
+    if alone or mark is None or mark.boot != boot_id() or not nat.table_exists(nft, table):
+        others = [] if alone else [x for x in shared.leases(root).list() if x.box_exists()]
+        remake_table(nft, shared, table, subnet, state.nat, others)
     net["table"] = table
     if mappings:
         from tuibox.runtime.network import ports
 
         box_ip = ip4.parse(net["leases"][0])
         net["ports"] = ports.publish(nft, table, mappings, box_ip)
+
+
+def remake_table(
+    nft: nat.Nft,
+    shared: BridgeStore,
+    table: str,
+    subnet: Cidr,
+    with_nat: bool,
+    leases: list[ipam.Lease],
+) -> list[str]:
+    """Make the bridge's table anew with the ports recorded in `leases`, in one transaction;
+    mark it. Returns the ports skipped (another tuibox table publishes them now). Call it
+    with the bridge's lock held."""
+    from tuibox.runtime.network import ports
+
+    with nat.HostLock():
+        elements, skipped = ports.restore_script(nft, table, leases)
+        nat.create_table(nft, table, shared.bridge, subnet, with_nat, elements)
+    shared.write_mark(str(subnet), with_nat)
+    if with_nat:
+        nat.enable_forwarding()
+    return skipped
 
 
 def _write_own_files(
@@ -379,46 +427,139 @@ def _leave_quietly(root: str, record: BoxRecord) -> None:
         pass  # undo must go on with the other steps
 
 
+def _why(e: BaseException) -> str:
+    if isinstance(e, OSError) and e.strerror:
+        return e.strerror.lower()
+    return str(e) or type(e).__name__
+
+
 def leave(root: str, record: BoxRecord) -> None:
-    """Undo whatever part of a join is recorded in record.extra["network"]."""
+    """Undo whatever part of a join is recorded in record.extra["network"].
+
+    Every resource is tried even when one fails; TeardownError then names each that is left
+    (its `failures`). Nothing here depends on an earlier attempt: a second call retries."""
     net = record.extra.get(NAME)
     if not net:
         return
+    failed: list[TeardownError] = []
     bridge = net.get("bridge")
-    store = NetStore(root)
-    if bridge is not None and os.path.isdir(store.dir(bridge)):
-        _leave_bridge(root, record, net, store)
+    if bridge is not None:
+        try:
+            _leave_bridge(root, record.id, net, failed)
+        except Exception as e:  # the bridge's lock or state: none of its parts were done
+            failed.append(TeardownError(f"network state of bridge {bridge}", _why(e)))
     # Last: by now the kernel has usually removed the pair with the box's namespace.
     for iface in net.get("interfaces", ()):
         if iface.get("created"):
-            veth.remove(iface["host"])
+            try:
+                veth.remove(iface["host"])
+            except Exception as e:
+                failed.append(TeardownError(f"veth {iface['host']}", _why(e)))
+    if failed:
+        raise TeardownError.of(failed)
 
 
-def _leave_bridge(root: str, record: BoxRecord, net: dict[str, Any], store: NetStore) -> None:
+def _leave_bridge(root: str, box: str, net: dict[str, Any], failed: list[TeardownError]) -> None:
     bridge = net["bridge"]
-    with store.locked(bridge) as d:
-        state = store.read(bridge)
+    store = NetStore(root)
+    with BridgeStore(bridge).locked() as shared:
+        shared.migrate(root)
+        table = nat.table_name(bridge)
         if net.get("ports") and net.get("table"):
             from tuibox.runtime.network import ports
 
-            ports.unpublish(nat.Nft.get(), net["table"], net["ports"])
-        leases = ipam.Leases(d)
+            failed.extend(ports.unpublish(nat.Nft.get(), net["table"], net["ports"]))
+        leases = shared.leases(root)
         for address in net.get("leases", ()):
-            leases.release(ip4.parse(address), record.id)
+            try:
+                leases.release(ip4.parse(address), box)
+            except OSError as e:
+                failed.append(TeardownError(f"lease {address} on {bridge}", _why(e)))
         remaining = leases.list()
-        peers = [(lease.address, lease.box, lease.hostname) for lease in remaining]
-        _update_peers(root, record.id, peers)
-        if remaining:
-            return
-        # The last box left: the network's table goes (and ip_forward, if tuibox set it),
-        # whichever box made it.
-        if os.path.exists(os.path.join(d, TABLE_MARK)):
-            nft = nat.Nft.get()
-            nat.delete_table(nft, nat.table_name(bridge))
-            os.unlink(os.path.join(d, TABLE_MARK))
-            nat.release_forwarding(nft)
-        if state is None or state.kind == "netconf":
-            store.remove(bridge)  # nothing to remember about a bridge tuibox does not own
+        try:
+            _update_peers(root, box, _peers(remaining, root))
+        except OSError as e:
+            failed.append(TeardownError("hosts files of the other boxes", _why(e)))
+        if any(x.box_exists() for x in remaining):
+            return  # the bridge still has boxes, perhaps of other state roots: the table stays
+        # (A lease whose box is gone, left by a crash, keeps nothing alive; freeing it is
+        # for `gc`, `network rm` or a pool that runs dry.)
+        # The last box left: the bridge's table goes (and ip_forward, if tuibox set it),
+        # whichever box or root made it.
+        if shared.read_mark() is not None:
+            # The mark goes last: while it stays, a retry deletes the table again (a no-op if
+            # it is gone) and gives ip_forward back.
+            try:
+                nft = nat.Nft.get()
+                nat.delete_table(nft, table)
+            except Exception as e:
+                failed.append(TeardownError(f"nft table {table}", _why(e)))
+            else:
+                try:
+                    nat.release_forwarding(nft)
+                    shared.drop_mark()
+                except Exception as e:
+                    failed.append(TeardownError("net.ipv4.ip_forward", _why(e)))
+        try:
+            state = store.read(bridge)
+            if state is None or state.kind == "netconf":
+                store.remove(bridge)  # nothing to remember about a bridge tuibox does not own
+        except Exception as e:
+            failed.append(TeardownError(f"network state of bridge {bridge}", _why(e)))
+
+
+def leave_by_name(root: str, box: str) -> None:
+    """Tear a box's network down without its record (a corrupt or missing state.json, a
+    crash before the first write; `destroy --force`, `gc`): from the leases that name it as
+    owner in every bridge's store, the ports those leases record, then the host ends of its
+    veths (named from root and box). A netconf's point-to-point pair or a host end named in
+    the netconf is not found this way; the kernel deletes those with the box's namespace.
+    Raises TeardownError as `leave` does."""
+    from tuibox.runtime.network import bridgestore
+    from tuibox.runtime.network.bridgestore import LEGACY_NET_DIR, RUN_DIR
+
+    failed: list[TeardownError] = []
+    bridges: set[str] = set()
+    bridges.update(bridgestore.bridges())
+    try:
+        bridges.update(os.listdir(os.path.join(root, LEGACY_NET_DIR)))
+    except (FileNotFoundError, NotADirectoryError):
+        pass
+    count = 0
+    for bridge in sorted(bridges):
+        if not os.path.isdir(os.path.join(RUN_DIR, bridge)) and not os.path.isdir(
+            os.path.join(root, LEGACY_NET_DIR, bridge, "leases")
+        ):
+            continue
+        try:
+            with BridgeStore(bridge).locked() as shared:
+                shared.migrate(root)
+                mine = [x for x in shared.leases(root).list() if x.box == box and x.root == root]
+        except Exception as e:
+            failed.append(TeardownError(f"network state of bridge {bridge}", _why(e)))
+            continue
+        if not mine:
+            continue
+        count += len(mine)
+        net = {
+            "bridge": bridge,
+            "leases": [ip4.fmt(x.address) for x in mine],
+            "ports": [p for x in mine for p in x.ports],
+            "table": nat.table_name(bridge),
+        }
+        try:
+            _leave_bridge(root, box, net, failed)
+        except Exception as e:
+            failed.append(TeardownError(f"network state of bridge {bridge}", _why(e)))
+    for i in range(max(count, 1)):
+        name = veth.host_name(root, box, i)
+        if os.path.exists(f"/sys/class/net/{name}"):
+            try:
+                veth.remove(name)
+            except Exception as e:
+                failed.append(TeardownError(f"veth {name}", _why(e)))
+    if failed:
+        raise TeardownError.of(failed)
 
 
 STAGE = Stage(NAME, wanted, prepare, attach, teardown)

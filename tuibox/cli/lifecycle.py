@@ -444,26 +444,11 @@ def do_list(opts: ListOptions, g: Globals) -> int:
 
 
 def do_logs(opts: LogsOptions, g: Globals) -> int:
-    rt = runtime(g)
-    record = rt.get(opts.name)
-    path = os.path.join(rt.root.box_dir(record.id), "box.log")
-    try:
-        f = open(path, "rb")  # noqa: SIM115 - followed below
-    except FileNotFoundError:
-        raise TuiboxError(f"box {record.id!r} has no log (it was not run detached)") from None
-    with f:
-        out = sys.stdout.buffer
-        while True:
-            chunk = f.read(65536)
-            if chunk:
-                out.write(chunk)
-                continue
-            out.flush()
-            if not opts.follow or rt.get(record.id).status == "stopped":
-                return 0
-            import time
-
-            time.sleep(0.2)
+    out = sys.stdout.buffer
+    for chunk in runtime(g).logs(opts.name, follow=opts.follow):
+        out.write(chunk)
+        out.flush()
+    return 0
 
 
 def do_spec(opts: SpecOptions, g: Globals) -> int:

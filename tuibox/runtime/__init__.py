@@ -14,8 +14,9 @@ stats_stream, wait, kill_processes, pause, resume, update, logs, attach (a socke
 the console protocol: FrameReader, send_input, send_resize). docs/API.md has examples.
 `parse_size` and `parse_signal` are the parsers the CLI and the TUI use.
 
-The forking verbs (create, run, exec) must be called from a single-threaded process: forking a process that has threads is unsafe, and
-they refuse with a TuiboxError when other threads are running.
+The forking verbs (create, run, exec) must be called from a single-threaded process:
+forking a process that has threads is unsafe, and they refuse with a TuiboxError when
+other threads are running.
 
 Names are loaded on first use (module `__getattr__`), so `import tuibox.runtime` stays cheap
 and `tuibox run`'s start-up does not grow.

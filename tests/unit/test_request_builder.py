@@ -119,7 +119,10 @@ def test_from_rootfs_gets_the_default_seccomp_profile(tmp_path: Path) -> None:
     req = BoxRequest.from_rootfs("r1", str(tmp_path), ["/bin/sh", "-c", "true"], detach=False)
     assert req.spec.process.args == ("/bin/sh", "-c", "true") and not req.detach
     assert req.spec.linux.seccomp is not None
-    bare = BoxRequest.from_rootfs("r1", str(tmp_path), seccomp="unconfined", userns="auto")
+    bare = BoxRequest.from_rootfs(
+        "r1", str(tmp_path), seccomp="unconfined", userns="auto", env={"X": "1"}
+    )
+    assert "X=1" in bare.spec.process.env
     assert bare.spec.linux.seccomp is None and bare.spec.process.args == ("/bin/sh",)
     assert bare.options["userns"] == {"auto": True}
 
@@ -174,3 +177,27 @@ def test_bad_name_and_unknown_option(tmp_path: Path) -> None:
 def test_from_image_unknown_image(tmp_path: Path) -> None:
     with pytest.raises(TuiboxError, match="nope"):
         BoxRequest.from_image("i1", "nope", data_root=str(tmp_path), root=str(tmp_path / "s"))
+
+
+def test_a_failed_build_reaps_the_early_network_worker(tmp_path: Path) -> None:
+    # Single-threaded: the builder forks the netlink worker first, then the memory fails.
+    code = f"""
+import os
+from tuibox.runtime import BoxRequest, SpecError
+try:
+    BoxRequest.from_rootfs("r1", {str(tmp_path)!r}, network="default", memory="lots")
+except SpecError as e:
+    print(e)
+try:
+    os.waitpid(-1, os.WNOHANG)
+    print("a child is left")
+except ChildProcessError:
+    print("no child")
+"""
+    import subprocess
+    import sys
+
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    ).stdout
+    assert out == "memory 'lots': not a size (a number with b, k, m, g or t)\nno child\n"

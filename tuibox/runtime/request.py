@@ -14,7 +14,8 @@ options (all keyword-only, all optional):
                        in the foreground)
     command            the program and its arguments (a bundle's replaces process.args; an
                        image's replaces its Cmd and keeps its Entrypoint)
-    hostname, env      env: "KEY=VALUE" strings (a bare "KEY" takes this process's value)
+    hostname, env      env: "KEY=VALUE" strings (a bare "KEY" takes this process's value),
+                       or a dict
     workdir, user      user: "UID[:GID]" or (uid, gid)
     terminal, read_only
     memory, memory_swap, cpus, cpu_shares, cpuset_cpus, cpuset_mems, pids_limit
@@ -246,6 +247,8 @@ def apply_process(spec: Spec, options: dict[str, Any], shown: Any) -> Spec:
     opt = options.get
     process = spec.process
     given_env = opt("env") or ()
+    if isinstance(given_env, dict):
+        given_env = [f"{k}={v}" for k, v in given_env.items()]
     if given_env:
         env: dict[str, str] = {}
         for item in process.env:

@@ -508,6 +508,12 @@ class CliBackend:
             worker.finish()
 
     async def create_from_bundle(self, name: str, bundle: str) -> None:
+        from tuibox.runtime.request import CreateRequest
+
+        try:  # checked by the runtime first, as run's form is
+            await asyncio.to_thread(CreateRequest.from_bundle, name, bundle)
+        except TuiboxError as exc:
+            raise ServiceError(exc.message, "create") from None
         await self.call("create", "--bundle", bundle, name, timeout=120.0, mutating=True)
 
     async def start(self, name: str) -> None:

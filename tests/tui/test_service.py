@@ -400,3 +400,11 @@ def test_create_request_from_a_thread_forks_no_network_worker(tmp_path: Path) ->
     opts = CreateOptions("a", rootfs=str(tmp_path), network=True, ports=("8080:80",))
     req = asyncio.run(asyncio.to_thread(opts.request, str(tmp_path), str(tmp_path)))
     assert req.options["network"] == {"name": "default", "ports": ["8080:80"], "worker": None}
+
+
+def test_create_from_a_bundle_is_checked_before_the_cli_is_spawned(tmp_path: Path) -> None:
+    backend = CliBackend(str(tmp_path / "state"), str(tmp_path / "data"), python="/nonexistent")
+    (tmp_path / "config.json").write_text('{"ociVersion": "1.0.2", "process": 3}')
+    with pytest.raises(ServiceError) as info:
+        asyncio.run(backend.create_from_bundle("b", str(tmp_path)))
+    assert "config.json" in info.value.message and "cannot run" not in info.value.message

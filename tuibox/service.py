@@ -24,9 +24,7 @@ import asyncio
 import contextlib
 import json
 import os
-import re
 import shlex
-import signal
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -38,8 +36,10 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 from tuibox.runtime.box import GUARDS as GUARDS  # re-exported: the screens grey keys by it
 from tuibox.runtime.box import Runtime
 from tuibox.runtime.errors import TuiboxError
+from tuibox.runtime.units import parse_signal
 
 if TYPE_CHECKING:
+    from tuibox.runtime.request import CreateRequest as BoxRequest
     from tuibox.runtime.state import BoxRecord
     from tuibox.runtime.stats import Sample
 
@@ -324,6 +324,39 @@ class CreateOptions:
         args += ["--", self.name, *self.command]
         return args
 
+    def request(self, root: str, data_root: str) -> BoxRequest:
+        """The runtime's own request for these options: everything `to_args` would make the
+        CLI check (name, image, rootfs, limits, ports, env), checked here, in-process, so a
+        bad field is reported before anything is spawned. Raises TuiboxError; forks nothing
+        when called from a thread of the TUI (runtime/request.py)."""
+        from tuibox.runtime.request import CreateRequest
+
+        options: dict[str, Any] = {
+            "hostname": self.hostname,
+            "terminal": self.terminal,
+            "env": list(self.env),
+            "network": "default" if self.network else None,
+            "publish": list(self.ports),
+            "memory": self.memory,
+            "cpus": self.cpus,
+            "pids_limit": self.pids,
+            "names": FORM_NAMES,
+        }
+        if self.rootfs:
+            return CreateRequest.from_rootfs(self.name, self.rootfs, self.command, **options)
+        return CreateRequest.from_image(
+            self.name,
+            self.image or "busybox",
+            self.command,
+            data_root=data_root,
+            root=root,
+            **options,
+        )
+
+
+# How the builder's errors name the form's fields (screens/create.py's field_for reads them).
+FORM_NAMES = {"publish": "ports", "pids_limit": "pids"}
+
 
 # ---------------------------------------------------------------------------------------------
 # Which actions a status allows (the runtime's own guard table, plus the TUI-only actions)
@@ -460,9 +493,27 @@ class CliBackend:
         return [ImageRow.from_json(d) for d in await self._json("image", "ls", "--format", "json")]
 
     async def run(self, options: CreateOptions) -> None:
+        # Built and checked by the runtime here first (a thread: it reads the image store),
+        # then made by the CLI: this process has threads and must not fork boxes.
+        try:
+            await asyncio.to_thread(self._check_request, options)
+        except TuiboxError as exc:
+            raise ServiceError(exc.message, "run") from None
         await self.call(*options.to_args(), timeout=120.0, mutating=True)
 
+    def _check_request(self, options: CreateOptions) -> None:
+        req = options.request(self.root, self.data_root)
+        worker = req.options.get("network", {}).get("worker")
+        if worker is not None:  # only a single-threaded caller gets one; never the TUI
+            worker.finish()
+
     async def create_from_bundle(self, name: str, bundle: str) -> None:
+        from tuibox.runtime.request import CreateRequest
+
+        try:  # checked by the runtime first, as run's form is
+            await asyncio.to_thread(CreateRequest.from_bundle, name, bundle)
+        except TuiboxError as exc:
+            raise ServiceError(exc.message, "create") from None
         await self.call("create", "--bundle", bundle, name, timeout=120.0, mutating=True)
 
     async def start(self, name: str) -> None:
@@ -770,13 +821,11 @@ def _signal_in_box(box: BoxRow, process: ProcessRow, sig: str) -> None:
 
 
 def signal_number(sig: str) -> int:
-    name = sig.upper().removeprefix("SIG")
-    if name.isdigit():
-        return int(name)
+    """The runtime's one signal parser, its error as a ServiceError."""
     try:
-        return int(signal.Signals[f"SIG{name}"])
-    except KeyError:
-        raise ServiceError(f"unknown signal {sig!r}") from None
+        return parse_signal(sig)
+    except TuiboxError as exc:
+        raise ServiceError(exc.message) from None
 
 
 def parse_time(value: object) -> datetime | None:
@@ -787,18 +836,6 @@ def parse_time(value: object) -> datetime | None:
     except ValueError:
         return None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
-_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?\s*$", re.IGNORECASE)
-
-
-def parse_size(text: str) -> int | None:
-    """'256m' -> bytes, as the CLI reads --memory; None when it is not a size."""
-    m = _SIZE.match(text)
-    if not m:
-        return None
-    scale = 1024 ** "_kmgt".index(m.group(2).lower() or "_")
-    return int(float(m.group(1)) * scale)
 
 
 def split_words(text: str) -> tuple[str, ...]:

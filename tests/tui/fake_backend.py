@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 
 from tuibox.runtime.errors import BoxExists, BoxNotFound, InvalidState, TuiboxError
 from tuibox.runtime.state import check_name
+from tuibox.runtime.units import parse_size
 from tuibox.service import (
     GUARDS,
     BoxRow,
@@ -28,7 +29,6 @@ from tuibox.service import (
     StatsRow,
     TerminalCommand,
     allowed_states,
-    parse_size,
 )
 
 NOW = datetime(2026, 11, 28, 12, 0, 0, tzinfo=UTC)
@@ -142,8 +142,13 @@ class FakeBackend:
             raise self._error(exc, "run") from None
         if options.name in self.boxes:
             raise self._error(BoxExists(options.name), "run")
-        if options.memory and parse_size(options.memory) is None:
-            raise ServiceError(f"invalid --memory {options.memory!r}: use a size like 256m")
+        memory = None
+        if options.memory:
+            # The runtime's own size parser, as the real backend's request builder uses it.
+            try:
+                memory = parse_size(options.memory, "memory")
+            except TuiboxError as exc:
+                raise self._error(exc, "run") from None
         if options.rootfs and not options.rootfs.startswith("/"):
             raise ServiceError(f"rootfs {options.rootfs}: not an absolute path")
         self._next_pid += 10
@@ -163,7 +168,7 @@ class FakeBackend:
             ports=options.ports,
             log=f"/fake/{options.name}.log",
             namespaces=("pid", "mount", "uts", "ipc", *(("net",) if options.network else ())),
-            limits=Limits(memory=parse_size(options.memory) if options.memory else None),
+            limits=Limits(memory=memory if memory and memory > 0 else None),
         )
 
     async def create_from_bundle(self, name: str, bundle: str) -> None:

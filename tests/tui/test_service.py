@@ -14,6 +14,8 @@ import pytest
 from fake_backend import NOW
 
 from tuibox.app import keymap_from_env
+from tuibox.runtime.errors import TuiboxError
+from tuibox.runtime.units import parse_size
 from tuibox.screens.processes import tree_order
 from tuibox.service import (
     BoxRow,
@@ -27,7 +29,6 @@ from tuibox.service import (
     allowed,
     error_from_cli,
     make_backend,
-    parse_size,
     read_log_chunk,
     signal_number,
     verbs_in_help,
@@ -145,10 +146,13 @@ def test_verbs_in_help() -> None:
 
 
 def test_parse_size_and_signals() -> None:
+    # The runtime's one size parser (tests/unit/test_units.py has the rest).
     assert parse_size("256m") == 256 * 1024 * 1024 and parse_size("1G") == 1 << 30
-    assert parse_size("12") == 12 and parse_size("lots") is None
+    assert parse_size("12") == 12 and parse_size("-1") == -1
+    with pytest.raises(TuiboxError):
+        parse_size("lots")
     assert signal_number("KILL") == 9 and signal_number("sigterm") == 15 and signal_number("9") == 9
-    with pytest.raises(ServiceError, match="unknown signal"):
+    with pytest.raises(ServiceError, match="invalid signal"):
         signal_number("NOPE")
 
 
@@ -382,3 +386,39 @@ def test_service_and_entry_point_do_not_import_textual() -> None:
     )
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
     subprocess.run([sys.executable, "-c", code], check=True, env=env)
+
+
+def test_create_request_is_checked_by_the_runtime_before_the_cli_is_spawned(
+    tmp_path: Path,
+) -> None:
+    # A python that cannot run: reaching the spawn shows up as "cannot run the tuibox cli".
+    backend = CliBackend(str(tmp_path / "state"), str(tmp_path / "data"), python="/nonexistent")
+    rootfs = str(tmp_path)
+
+    def run(**kw: object) -> str:
+        opts = CreateOptions("a", rootfs=rootfs, **kw)  # type: ignore[arg-type]
+        with pytest.raises(ServiceError) as info:
+            asyncio.run(backend.run(opts))
+        return info.value.message
+
+    assert run(memory="lots") == "memory 'lots': not a size (a number with b, k, m, g or t)"
+    assert run(pids="x") == "pids 'x': must be an integer"
+    assert run(cpus="0") == "cpus '0': must be from 0.01 to 4096"
+    assert run(env=("=v",)) == "env '=v': must be KEY=VALUE"
+    # What the CLI accepts, the form accepts: "-1" is "no limit" (the old TUI parser refused it).
+    assert run(memory="-1").startswith("cannot run the tuibox cli")
+    assert run(memory="1.5GiB", pids="-1").startswith("cannot run the tuibox cli")
+
+
+def test_create_request_from_a_thread_forks_no_network_worker(tmp_path: Path) -> None:
+    opts = CreateOptions("a", rootfs=str(tmp_path), network=True, ports=("8080:80",))
+    req = asyncio.run(asyncio.to_thread(opts.request, str(tmp_path), str(tmp_path)))
+    assert req.options["network"] == {"name": "default", "ports": ["8080:80"], "worker": None}
+
+
+def test_create_from_a_bundle_is_checked_before_the_cli_is_spawned(tmp_path: Path) -> None:
+    backend = CliBackend(str(tmp_path / "state"), str(tmp_path / "data"), python="/nonexistent")
+    (tmp_path / "config.json").write_text('{"ociVersion": "1.0.2", "process": 3}')
+    with pytest.raises(ServiceError) as info:
+        asyncio.run(backend.create_from_bundle("b", str(tmp_path)))
+    assert "config.json" in info.value.message and "cannot run" not in info.value.message

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from tuibox.cli.images import human_size
-from tuibox.cli.images_bridge import merge_env, process_args, resolve_user
 from tuibox.runtime.errors import ImageError
+from tuibox.runtime.images.boxspec import merge_env, process_args, resolve_user
 from tuibox.runtime.images.store import ImageInfo
 
 

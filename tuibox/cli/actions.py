@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import sys
-import time
 
 from tuibox.cli import Globals, for_each
 from tuibox.cli.args import Arg, Command, Opt, Options, UsageError, entry
@@ -21,7 +20,6 @@ if TYPE_CHECKING:
     from tuibox.runtime.box import Runtime
     from tuibox.runtime.process.exec import ExecHandle
     from tuibox.runtime.spec_model import Process
-    from tuibox.runtime.stats import Sample
 
 NAME = Arg("name", "the box's name")
 FORMAT = Opt(("-f", "--format"), "format", "table|json", default="table")
@@ -328,7 +326,6 @@ def stats_table(rows: list[dict[str, Any]]) -> str:
 
 
 def do_stats(opts: StatsOptions, g: Globals) -> int:
-    from tuibox.runtime import stats
 
     fmt = _format(opts)
     default = "0.2" if opts.no_stream else "1"
@@ -349,16 +346,12 @@ def do_stats(opts: StatsOptions, g: Globals) -> int:
         emit(rt.stats(names, interval=min(max(interval, 0.05), 1.0)), False)
         return 0
     clear = fmt == "table" and sys.stdout.isatty()
-    before: dict[str, Sample | None] = {}
     try:
-        while True:
-            records = rt.stats_records(names)
-            now = {r.id: stats.sample(r) for r in records}
-            emit([stats.row(r, now[r.id], before.get(r.id)) for r in records], clear)
-            before = now
-            time.sleep(max(interval, 0.1))
+        for rows in rt.stats_stream(names, interval):
+            emit(rows, clear)
     except KeyboardInterrupt:
         return 0
+    return 0
 
 
 # ---- wait, pause, resume, update ---------------------------------------------------------------

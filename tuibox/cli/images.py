@@ -1,6 +1,6 @@
 """The `image` verb: ls, import, rm, inspect, bootstrap.
 
-Not on a box's start-up path (`run --image` goes through images_bridge.py), so the import's
+Not on a box's start-up path (`run --image` goes through runtime/images/boxspec.py), so the import's
 progress bar may use rich; cli/__init__ has already called sitepath.ensure() for this verb.
 """
 
@@ -12,10 +12,9 @@ import time
 
 from tuibox.cli import fail_with
 from tuibox.cli.args import Arg, Command, Opt, Options, UsageError, entry, parse
-from tuibox.cli.images_bridge import open_store
 from tuibox.runtime import fastjson
 from tuibox.runtime.errors import ImageError, TuiboxError
-from tuibox.runtime.images.store import check_image_name
+from tuibox.runtime.images.store import ImageStore, check_image_name
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -23,7 +22,12 @@ if TYPE_CHECKING:
     from typing import Any
 
     from tuibox.cli import Globals
-    from tuibox.runtime.images.store import ImageInfo, ImageStore
+    from tuibox.runtime.images.store import ImageInfo
+
+
+def open_store(g: Globals) -> ImageStore:
+    return ImageStore(g.data_root)  # None: TUIBOX_DATA, else /var/lib/tuibox
+
 
 IMAGE_HELP = (
     "Manage images: image ls | import FILE|DIR NAME | rm NAME... | inspect NAME | "

@@ -7,8 +7,8 @@ import sys
 
 from tuibox.cli import Globals, for_each, warn
 from tuibox.cli.args import Arg, Command, Opt, Options, UsageError, entry
-from tuibox.cli.limits import LIMIT_OPTS, LimitOptions, apply_limit_flags
-from tuibox.cli.network import NET_OPTS, network_options
+from tuibox.cli.limits import LIMIT_OPTS, LimitOptions
+from tuibox.cli.network import NET_OPTS
 from tuibox.runtime import fastjson
 from tuibox.runtime.errors import SpecError, TuiboxError, Unsupported
 
@@ -18,7 +18,6 @@ if TYPE_CHECKING:
     from typing import Any
 
     from tuibox.runtime.box import CreateRequest, Runtime
-    from tuibox.runtime.spec_model import Spec, User
     from tuibox.runtime.state import BoxRecord
 
 NAME = Arg("name", "the box's name")
@@ -252,114 +251,74 @@ def runtime(g: Globals) -> Runtime:
 # ---- building the request -------------------------------------------------------------------
 
 
+# How the runtime's request builder names each option in its errors: our flags.
+FLAG_NAMES = {
+    "env": "--env",
+    "workdir": "--workdir",
+    "user": "--user",
+    "userns": "--userns",
+    "terminal": "-t",
+    "console_socket": "--console-socket",
+    "network": "--network",
+    "netconf": "--netconf",
+    "publish": "--publish",
+    "seccomp": "--security-opt seccomp",
+    "memory": "--memory",
+    "memory_swap": "--memory-swap",
+    "cpus": "--cpus",
+    "cpu_shares": "--cpu-shares",
+    "cpuset_cpus": "--cpuset-cpus",
+    "cpuset_mems": "--cpuset-mems",
+    "pids_limit": "--pids-limit",
+}
+DEFAULT_NETCONF = "netconf.json"
+
+
 def load_request(opts: CreateOptions, g: Globals, detach: bool) -> CreateRequest:
-    from tuibox.runtime import spec as spec_mod
-    from tuibox.runtime.box import CreateRequest
-    from tuibox.runtime.state import check_name
+    """The options -> the runtime's request builder (runtime/request.py)."""
+    from tuibox.cli.security import seccomp_choice
+    from tuibox.runtime.request import CreateRequest
 
-    name = check_name(opts.name)
-    # First: with a network this forks the netlink worker, whose import of pyroute2 then
-    # overlaps with loading the spec and creating the box (cli/network.py).
-    net = network_options(opts)
-    command = opts.command
-    image = None
-    overlay = None
+    if opts.rootfs and opts.image:
+        raise SpecError("use either --rootfs or --image, not both")
+    if opts.image and (opts.spec or opts.bundle):
+        raise SpecError("--image makes its own spec: drop --spec/--bundle")
+    if opts.console_socket and not detach:
+        raise UsageError("run: --console-socket needs -d (the box's terminal goes there)")
+    netconf = opts.netconf
+    if netconf is None and opts.network is None and os.path.isfile(DEFAULT_NETCONF):
+        netconf = DEFAULT_NETCONF  # box's behaviour: ./netconf.json unless --network
+    options: dict[str, Any] = {
+        "detach": detach,
+        "hostname": opts.hostname,
+        "env": opts.env,
+        "workdir": opts.cwd,
+        "user": opts.user,
+        "terminal": opts.tty,
+        "read_only": opts.read_only,
+        **opts.limit_flags(),
+        "network": opts.network,
+        "netconf": netconf,
+        "publish": opts.publish,
+        "seccomp": seccomp_choice(opts.security_opt),
+        "userns": opts.userns,
+        "no_new_keyring": opts.no_new_keyring,
+        "console_socket": opts.console_socket,
+        "names": FLAG_NAMES,
+    }
     if opts.rootfs:
-        if opts.image:
-            raise SpecError("use either --rootfs or --image, not both")
-        rootfs = os.path.abspath(opts.rootfs)
-        data = spec_mod.starter_spec(command or ["/bin/sh"], rootfs=rootfs)
-        spec = spec_mod.parse_spec(data, os.getcwd(), "generated spec")
+        req = CreateRequest.from_rootfs(opts.name, opts.rootfs, opts.command or None, **options)
     elif opts.image:
-        if opts.spec or opts.bundle:
-            raise SpecError("--image makes its own spec: drop --spec/--bundle")
-        from tuibox.cli import images_bridge
-
-        spec, image, overlay = images_bridge.spec_for_image(opts.image, command, g)
+        req = CreateRequest.from_image(
+            opts.name, opts.image, opts.command, data_root=g.data_root, root=g.root, **options
+        )
     else:
-        if opts.spec:
-            path = opts.spec
-        elif opts.bundle:
-            path = os.path.join(opts.bundle, "config.json")
-        else:
-            path = "config.json"
-        bundle = os.path.realpath(opts.bundle) if opts.bundle else None
-        spec = spec_mod.load_spec(path, bundle)
-    spec = apply_overrides(spec, opts)
-    spec = apply_limit_flags(spec, opts)
-    from tuibox.cli.security import apply_seccomp
-
-    # The default profile goes where tuibox writes the spec (--rootfs, --image, the TUI).
-    spec = apply_seccomp(spec, opts.security_opt, generated=bool(opts.rootfs or opts.image))
-    if command and image is None:
-        # (With an image the bridge already put the words after its Entrypoint.)
-        spec = spec.replace(process=spec.process.replace(args=tuple(command)))
-    for line in spec.warnings:
+        req = CreateRequest.from_bundle(
+            opts.name, opts.bundle, config=opts.spec, command=opts.command or None, **options
+        )
+    for line in req.warnings:
         warn(line)
-    if spec.unsupported:
-        warn("config.json: not implemented, ignored: " + ", ".join(spec.unsupported))
-    req = CreateRequest(name=name, spec=spec, detach=detach, image=image, overlay=overlay)
-    userns = opts.userns or "host"
-    if userns == "auto":
-        from tuibox.runtime.userns import auto_spec
-
-        req.spec = auto_spec(spec)
-        req.options["userns"] = {"auto": True}  # the userns stage leases the range
-    elif userns != "host":
-        raise SpecError(f"--userns {userns!r}: must be auto or host")
-    if opts.console_socket:
-        if not detach:
-            raise UsageError("run: --console-socket needs -d (the box's terminal goes there)")
-        if not spec.process.terminal:
-            raise SpecError("--console-socket: the box has no terminal (use -t)")
-        # The console stage (runtime/console.py) connects and sends the pty master there.
-        req.options["console"] = {"socket": os.path.abspath(opts.console_socket)}
-    if net is not None:
-        req.options["network"] = net  # the network stage (runtime/network/stage.py)
-    if opts.no_new_keyring:
-        req.options["no_new_keyring"] = True  # box.py: remembered for exec too
     return req
-
-
-def apply_overrides(spec: Spec, opts: CreateOptions) -> Spec:
-    process = spec.process
-    if opts.env:
-        env: dict[str, str] = {}
-        for item in process.env:
-            key, eq, value = item.partition("=")
-            env[key] = value if eq else os.environ.get(key, "")
-        for item in opts.env:
-            key, eq, value = item.partition("=")
-            if not key:
-                raise SpecError(f"--env {item!r}: must be KEY=VALUE")
-            env[key] = value if eq else os.environ.get(key, "")
-        process = process.replace(env=tuple(f"{k}={v}" for k, v in env.items()))
-    if opts.cwd:
-        if not opts.cwd.startswith("/"):
-            raise SpecError("--workdir: must be an absolute path")
-        process = process.replace(cwd=opts.cwd)
-    if opts.user:
-        process = process.replace(user=parse_user(opts.user, process.user))
-    if opts.tty:
-        process = process.replace(terminal=True)
-    spec = spec.replace(process=process)
-    if opts.hostname:
-        spec = spec.replace(hostname=opts.hostname)
-    if opts.read_only:
-        spec = spec.replace(root=spec.root.replace(readonly=True))
-    return spec
-
-
-def parse_user(text: str, current: User) -> User:
-    uid_s, _, gid_s = text.partition(":")
-    try:
-        uid = int(uid_s)
-        gid = int(gid_s) if gid_s else uid
-    except ValueError:
-        raise SpecError(f"--user {text!r}: must be UID or UID:GID (numbers)") from None
-    if uid < 0 or gid < 0:
-        raise SpecError(f"--user {text!r}: ids must not be negative")
-    return current.replace(uid=uid, gid=gid)
 
 
 def _pid_file(opts: CreateOptions, pid: int) -> None:
@@ -401,26 +360,9 @@ def do_start(opts: StartOptions, g: Globals) -> int:
     return 0
 
 
-def parse_signal(text: str | None) -> int:
-    import signal
-
-    if text is None:
-        return int(signal.SIGTERM)
-    if text.isdigit():
-        num = int(text)
-        if not 0 < num < signal.NSIG:
-            raise SpecError(f"invalid signal {text!r}")
-        return num
-    name = text.upper()
-    if not name.startswith("SIG"):
-        name = "SIG" + name
-    try:
-        return int(signal.Signals[name])
-    except KeyError:
-        raise SpecError(f"invalid signal {text!r}") from None
-
-
 def do_kill(opts: KillOptions, g: Globals) -> int:
+    from tuibox.runtime.units import parse_signal
+
     sig = parse_signal(opts.signal)
     rt = runtime(g)
     if opts.all or opts.pid:
@@ -483,26 +425,11 @@ def do_list(opts: ListOptions, g: Globals) -> int:
 
 
 def do_logs(opts: LogsOptions, g: Globals) -> int:
-    rt = runtime(g)
-    record = rt.get(opts.name)
-    path = os.path.join(rt.root.box_dir(record.id), "box.log")
-    try:
-        f = open(path, "rb")  # noqa: SIM115 - followed below
-    except FileNotFoundError:
-        raise TuiboxError(f"box {record.id!r} has no log (it was not run detached)") from None
-    with f:
-        out = sys.stdout.buffer
-        while True:
-            chunk = f.read(65536)
-            if chunk:
-                out.write(chunk)
-                continue
-            out.flush()
-            if not opts.follow or rt.get(record.id).status == "stopped":
-                return 0
-            import time
-
-            time.sleep(0.2)
+    out = sys.stdout.buffer
+    for chunk in runtime(g).logs(opts.name, follow=opts.follow):
+        out.write(chunk)
+        out.flush()
+    return 0
 
 
 def do_spec(opts: SpecOptions, g: Globals) -> int:

@@ -1,17 +1,13 @@
 """The resource-limit flags shared by run, create and update (docker's names).
 
 Kept apart and tiny: lifecycle.py builds SPEC_OPTS from LIMIT_OPTS at import, on `run`'s
-start-up path; the parsing itself (runtime/cgroups/resources.py) is imported only when a
-request is built.
+start-up path; the parsing itself (runtime/cgroups/resources.py, through the request
+builder) is imported only when a request is built.
 """
 
 from __future__ import annotations
 
 from tuibox.cli.args import Opt, Options
-
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from tuibox.runtime.spec_model import Spec
 
 LIMIT_OPTS = (
     Opt(("-m", "--memory"), "memory", "SIZE", help="memory limit (256m, 1g)"),
@@ -47,18 +43,3 @@ class LimitOptions(Options):
     def limit_flags(self) -> dict[str, str]:
         """The limit flags given, by dest: what resources.flags_to_raw reads."""
         return {n: v for n in LimitOptions.__slots__ if (v := getattr(self, n)) is not None}
-
-
-def apply_limit_flags(spec: Spec, opts: LimitOptions) -> Spec:
-    """The spec with the flags laid over linux.resources, validated now (one-line errors
-    before anything is created); fields this host does not apply added to the warnings."""
-    from tuibox.runtime.cgroups.resources import flags_to_raw, merge_raw, parse_resources
-
-    flags = flags_to_raw(opts.limit_flags())
-    resources = merge_raw(spec.linux.resources, flags) if flags else spec.linux.resources
-    res = parse_resources(resources)
-    if flags:
-        spec = spec.replace(linux=spec.linux.replace(resources=resources))
-    if res.unsupported:
-        spec = spec.replace(unsupported=(*spec.unsupported, *res.unsupported))
-    return spec

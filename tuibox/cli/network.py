@@ -3,12 +3,11 @@
 
 Lifecycle imports this module for NET_OPTS on `run`'s start-up path, so it imports nothing
 but the argument parser at module level; the network runtime is imported by the verbs, and
-by `box.create` only when a request carries options["network"].
+by the request builder (runtime/request.py) only when a box asks for a network.
 """
 
 from __future__ import annotations
 
-import os
 import sys
 
 from tuibox.cli.args import Arg, Command, Opt, Options, UsageError, entry, parse
@@ -16,10 +15,8 @@ from tuibox.cli.args import Arg, Command, Opt, Options, UsageError, entry, parse
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
-    from typing import Any
 
     from tuibox.cli import Globals
-    from tuibox.cli.lifecycle import CreateOptions
 
 NET_OPTS = (
     Opt(
@@ -36,52 +33,6 @@ NET_OPTS = (
         help="publish a box port on the host (needs a network)",
     ),
 )
-
-DEFAULT_NETCONF = "netconf.json"
-
-
-def network_options(opts: CreateOptions) -> dict[str, Any] | None:
-    """What the network stage reads from req.options["network"], or None for no network.
-
-    --netconf FILE, else ./netconf.json when it exists and no --network was given (box's
-    behaviour), else --network NAME; -p alone means the default network.
-
-    Called first thing when a request is built: with a network, it forks the netlink worker
-    at once, so pyroute2's import runs while the spec is loaded and the box is created
-    (runtime/network/helper.py)."""
-    from tuibox.runtime.errors import SpecError
-
-    name = opts.network
-    ports = list(opts.publish)
-    conf = opts.netconf
-    if conf and name not in (None, "none"):
-        raise SpecError("use either --netconf or --network, not both")
-    if conf is None and name is None and os.path.isfile(DEFAULT_NETCONF):
-        conf = DEFAULT_NETCONF
-    if name == "none":
-        if ports:
-            raise SpecError("--publish needs a network (not --network none)")
-        return None
-    if conf is None and name is None and not ports:
-        return None
-    from tuibox.runtime.network.helper import Helper
-
-    worker = Helper.start()
-    if conf is not None:
-        from tuibox.runtime.network.netconf import load_netconf
-
-        # Parsed now: a bad file is reported before anything is created.
-        parsed = load_netconf(os.path.abspath(conf))
-        if parsed.unsupported:
-            from tuibox.cli import warn
-
-            warn(f"{conf}: not implemented, ignored: {', '.join(parsed.unsupported)}")
-        return {"netconf": parsed, "ports": ports, "worker": worker}
-    from tuibox.runtime.network.netconf import parse_ports
-
-    parse_ports(ports)  # one-line errors before anything exists
-    return {"name": name or "default", "ports": ports, "worker": worker}
-
 
 # ---- verbs ----------------------------------------------------------------------------------
 

@@ -1,14 +1,22 @@
 """tuibox's runtime as a library: make, run and inspect boxes from Python without a screen.
 
-    from tuibox.runtime import BoxRequest, Runtime, load_spec
+    from tuibox.runtime import BoxRequest, Runtime
 
     rt = Runtime(root="/tmp/state", data_root="/tmp/data")
-    code = rt.run(BoxRequest("hello", load_spec("bundle/config.json", "bundle")))
+    req = BoxRequest.from_image("hello", "busybox", ["echo", "hi"], data_root=rt.data_root,
+                                root=rt.root.path, memory="64m", detach=False)
+    code = rt.run(req)
 
+`BoxRequest` builders (runtime/request.py): from_bundle, from_rootfs, from_image, each with
+the same keyword options (limits, network, ports, env, user, terminal, seccomp, userns...).
 `Runtime` verbs: create, start, run, kill, stop, destroy, get, state, list, exec, ps, stats,
-wait, kill_processes, pause, resume, update. The forking ones (create, run, exec) must be
-called from a single-threaded process: forking a process that has threads is unsafe, and
-they refuse with a TuiboxError when other threads are running.
+stats_stream, wait, kill_processes, pause, resume, update, logs, attach (a socket speaking
+the console protocol: FrameReader, send_input, send_resize). docs/API.md has examples.
+`parse_size` and `parse_signal` are the parsers the CLI and the TUI use.
+
+The forking verbs (create, run, exec) must be called from a single-threaded process:
+forking a process that has threads is unsafe, and they refuse with a TuiboxError when
+other threads are running.
 
 Names are loaded on first use (module `__getattr__`), so `import tuibox.runtime` stays cheap
 and `tuibox run`'s start-up does not grow.
@@ -40,6 +48,7 @@ from __future__ import annotations
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from tuibox.runtime.box import Runtime
+    from tuibox.runtime.console import FrameReader, send_input, send_resize
     from tuibox.runtime.errors import (
         KINDS,
         BoxExists,
@@ -65,6 +74,7 @@ if TYPE_CHECKING:
     from tuibox.runtime.spec import load_spec, parse_spec, starter_spec
     from tuibox.runtime.spec_model import Spec
     from tuibox.runtime.state import BoxRecord
+    from tuibox.runtime.units import parse_signal, parse_size
 
 __all__ = [
     "GUARDS",
@@ -80,6 +90,7 @@ __all__ = [
     "CreateRequest",
     "ExecHandle",
     "ExecRequest",
+    "FrameReader",
     "ImageError",
     "InitError",
     "InvalidName",
@@ -93,7 +104,11 @@ __all__ = [
     "Unsupported",
     "can",
     "load_spec",
+    "parse_signal",
+    "parse_size",
     "parse_spec",
+    "send_input",
+    "send_resize",
     "starter_spec",
 ]
 
@@ -101,7 +116,7 @@ _ERRORS = "tuibox.runtime.errors"
 # public name -> (module, attribute): imported only when first asked for.
 _WHERE: dict[str, tuple[str, str]] = {
     "Runtime": ("tuibox.runtime.box", "Runtime"),
-    # No request builder yet: a BoxRequest is the loaded spec plus what the caller adds.
+    # The public name of the request and its builders (from_bundle, from_rootfs, from_image).
     "BoxRequest": ("tuibox.runtime.request", "CreateRequest"),
     "CreateRequest": ("tuibox.runtime.request", "CreateRequest"),
     "ExecRequest": ("tuibox.runtime.process.exec", "ExecRequest"),
@@ -113,6 +128,11 @@ _WHERE: dict[str, tuple[str, str]] = {
     "starter_spec": ("tuibox.runtime.spec", "starter_spec"),
     "GUARDS": ("tuibox.runtime.guards", "GUARDS"),
     "can": ("tuibox.runtime.guards", "can"),
+    "parse_size": ("tuibox.runtime.units", "parse_size"),
+    "parse_signal": ("tuibox.runtime.units", "parse_signal"),
+    "FrameReader": ("tuibox.runtime.console", "FrameReader"),
+    "send_input": ("tuibox.runtime.console", "send_input"),
+    "send_resize": ("tuibox.runtime.console", "send_resize"),
 }
 for _name in __all__:
     _WHERE.setdefault(_name, (_ERRORS, _name))

@@ -1,5 +1,5 @@
 """The runtime actions beyond the lifecycle: exec, ps, stats, wait, signal processes, pause,
-resume, update. Mixed into `box.Runtime`, so the CLI and the TUI see one facade.
+resume, update, logs, attach. Mixed into `box.Runtime`, so the CLI and the TUI see one facade.
 
 Each verb is refresh -> guard -> act -> save like the lifecycle verbs; the modules doing the
 work (cgroups, exec, ps, stats) are imported inside the verb that needs them, so `tuibox
@@ -17,6 +17,8 @@ from tuibox.runtime.guards import check, refuse_threads
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from socket import socket
     from typing import Any
 
     from tuibox.runtime.cgroups.group import BoxCgroup
@@ -70,6 +72,21 @@ class Actions:
 
         return stats.collect(self.stats_records(names), interval)
 
+    def stats_stream(
+        self, names: list[str] | None = None, interval: float = 1.0
+    ) -> Iterator[list[dict[str, Any]]]:
+        """One list of rows (as `stats`) every `interval` seconds, for ever: each sample is
+        compared with the previous one, so nothing sleeps twice (`tuibox stats`'s stream)."""
+        from tuibox.runtime import stats
+
+        before: dict[str, stats.Sample | None] = {}
+        while True:
+            records = self.stats_records(names)
+            now = {r.id: stats.sample(r) for r in records}
+            yield [stats.row(r, now[r.id], before.get(r.id)) for r in records]
+            before = now
+            time.sleep(max(interval, 0.1))
+
     def stats_records(self, names: list[str] | None = None) -> list[st.BoxRecord]:
         if names:
             return [self.get(n) for n in names]
@@ -105,6 +122,34 @@ class Actions:
                 raise TuiboxError(f"box {name!r} stopped, but its exit status was not recorded")
             time.sleep(delay)
             delay = min(delay * 2, 0.05)
+
+    # ---- output and console ---------------------------------------------------------------
+
+    def logs(self, name: str, follow: bool = False) -> Iterator[bytes]:
+        """The output of a detached box (its box.log), in chunks; with `follow`, new output
+        until the box stops."""
+        record = self.get(name)
+        path = os.path.join(self.root.box_dir(record.id), "box.log")
+        try:
+            f = open(path, "rb")  # noqa: SIM115 - a generator: closed by the with below
+        except FileNotFoundError:
+            raise TuiboxError(f"box {record.id!r} has no log (it was not run detached)") from None
+        with f:
+            while True:
+                chunk = f.read(65536)
+                if chunk:
+                    yield chunk
+                    continue
+                if not follow or self.get(record.id).status == "stopped":
+                    return
+                time.sleep(0.2)
+
+    def attach(self, name: str) -> socket:
+        """A connected socket to the console keeper of a terminal box (`create -t`): the attach
+        protocol of runtime/console.py (FrameReader, send_input, send_resize). Forks nothing."""
+        from tuibox.runtime import console
+
+        return console.connect(self.root.path, name)
 
     # ---- signals ------------------------------------------------------------------------------
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from tuibox.runtime.errors import SpecError
 from tuibox.runtime.plain import Plain
+from tuibox.runtime.units import parse_size  # the one size parser (the TUI's too)
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -279,23 +280,6 @@ def parse_resources(raw: Any, where: str = WHERE) -> Resources:
 
 # ---- command-line flags ----
 
-_UNITS = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
-
-
-def parse_size(text: str, flag: str) -> int:
-    """'256m', '1g', '1.5GiB', '300000000' -> bytes (docker's RAMInBytes); '-1' -> no limit."""
-    t = text.strip().lower()
-    if t == "-1":
-        return -1
-    t = t.removesuffix("b").removesuffix("i")
-    unit = ""
-    if t[-1:] in ("k", "m", "g", "t"):
-        unit, t = t[-1], t[:-1].rstrip()
-    digits = t.replace(".", "", 1)
-    if not digits.isdigit() or t.startswith(".") or t.endswith("."):
-        raise SpecError(f"{flag} {text!r}: not a size (a number with b, k, m, g or t)")
-    return int(float(t) * _UNITS[unit])
-
 
 def parse_cpus(text: str, flag: str = "--cpus") -> tuple[int, int]:
     """'0.5' -> (quota, period) = (50000, 100000)."""
@@ -331,36 +315,42 @@ FLAG_NAMES = {
 }
 
 
-def flags_to_raw(opts: dict[str, Any]) -> dict[str, Any]:
-    """The limit flags as an OCI linux.resources fragment (only what was given)."""
+def flags_to_raw(opts: dict[str, Any], names: dict[str, str] | None = None) -> dict[str, Any]:
+    """The limit flags as an OCI linux.resources fragment (only what was given).
+
+    `names` says how errors name each field (default: the CLI's flags, FLAG_NAMES)."""
+    shown = FLAG_NAMES if names is None else {**FLAG_NAMES, **names}
     out: dict[str, Any] = {}
 
     def put(section: str, key: str, value: Any) -> None:
         out.setdefault(section, {})[key] = value
 
     if opts.get("memory") is not None:
-        value = parse_size(opts["memory"], "--memory")
+        value = parse_size(opts["memory"], shown["memory"])
         if 0 <= value < MIN_MEMORY:
-            raise SpecError(f"--memory {opts['memory']!r}: the minimum is 6m")
+            raise SpecError(f"{shown['memory']} {opts['memory']!r}: the minimum is 6m")
         put("memory", "limit", value)
     if opts.get("memory_swap") is not None:
-        swap = parse_size(opts["memory_swap"], "--memory-swap")
+        swap = parse_size(opts["memory_swap"], shown["memory_swap"])
         limit = out.get("memory", {}).get("limit")
         if swap != -1 and limit is not None and limit > 0 and swap < limit:
-            raise SpecError("--memory-swap: must be at least --memory (it counts memory + swap)")
+            raise SpecError(
+                f"{shown['memory_swap']}: must be at least {shown['memory']} "
+                "(it counts memory + swap)"
+            )
         put("memory", "swap", swap)
     if opts.get("cpus") is not None:
-        quota, period = parse_cpus(opts["cpus"])
+        quota, period = parse_cpus(opts["cpus"], shown["cpus"])
         put("cpu", "quota", quota)
         put("cpu", "period", period)
     if opts.get("cpu_shares") is not None:
-        put("cpu", "shares", _flag_int(opts["cpu_shares"], "--cpu-shares", 2, 262144))
+        put("cpu", "shares", _flag_int(opts["cpu_shares"], shown["cpu_shares"], 2, 262144))
     for dest, key in (("cpuset_cpus", "cpus"), ("cpuset_mems", "mems")):
         if opts.get(dest) is not None:
-            check_cpu_list(opts[dest], FLAG_NAMES[dest])
+            check_cpu_list(opts[dest], shown[dest])
             put("cpu", key, opts[dest])
     if opts.get("pids_limit") is not None:
-        put("pids", "limit", _flag_int(opts["pids_limit"], "--pids-limit", -1))
+        put("pids", "limit", _flag_int(opts["pids_limit"], shown["pids_limit"], -1))
     return out
 
 

@@ -21,6 +21,9 @@ from tuibox.runtime import fastjson
 from tuibox.runtime.spec import _abs_path, _Invalid, _list, _obj, _str, _str_list, _uint
 from tuibox.runtime.spec_model import Seccomp, SeccompArg, SeccompRule
 
+# What a bad profile raises (field, problem), public for seccomp/choice.py.
+Invalid = _Invalid
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterable

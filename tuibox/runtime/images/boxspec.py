@@ -1,4 +1,5 @@
-"""`run --image` / `create --image`: an image's config turned into a box's spec.
+"""A box made from an image (`BoxRequest.from_image`, hence `run --image`): the image's
+config turned into a box's spec.
 
 The spec is what `runc spec` writes (runtime/spec.py's starter_spec), then the image config
 on top: its Env merged over the defaults, Entrypoint + Cmd (words after NAME replace Cmd),
@@ -22,7 +23,6 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-    from tuibox.cli import Globals
     from tuibox.runtime.images.store import ImageInfo
     from tuibox.runtime.spec_model import Spec
 
@@ -34,10 +34,6 @@ _MAX_DB = 4 << 20
 _OVERLAY_UNSAFE = (",", ":", "\\")
 
 
-def open_store(g: Globals) -> ImageStore:
-    return ImageStore(g.data_root)  # None: TUIBOX_DATA, else /var/lib/tuibox
-
-
 def resolve_image(store: ImageStore, name: str) -> ImageInfo:
     """The image's info; the default image is built from the host's busybox on first use."""
     if name == BUSYBOX:
@@ -45,15 +41,20 @@ def resolve_image(store: ImageStore, name: str) -> ImageInfo:
     return store.get(name)
 
 
-def spec_for_image(name: str, command: list[str], g: Globals) -> tuple[Spec, str, tuple[str, str]]:
-    """(spec, image name for the box record, overlay) for a box made from image `name`."""
+def spec_for_image(
+    name: str, command: list[str], data_root: str | None, root: str | None
+) -> tuple[Spec, str, tuple[str, str]]:
+    """(spec, image name for the box record, overlay) for a box made from image `name`.
+
+    `data_root` holds the images (None: TUIBOX_DATA, else /var/lib/tuibox); `root` is the
+    state root the box's overlay will live in (None: the default)."""
     from tuibox.runtime.spec import parse_spec, starter_spec
     from tuibox.runtime.state import default_root
 
-    store = open_store(g)
+    store = ImageStore(data_root)
     info = resolve_image(store, name)
     rootfs = os.path.abspath(store.rootfs(info.name))
-    for label, path in (("data root", rootfs), ("state root", g.root or default_root())):
+    for label, path in (("data root", rootfs), ("state root", root or default_root())):
         bad = [c for c in _OVERLAY_UNSAFE if c in os.path.abspath(path)]
         if bad:
             raise ImageError(

@@ -27,6 +27,8 @@ Exceptions (tuibox.runtime.errors): every message is one user-facing line.
     +-- NetworkError                 bridge, veth, address or NAT setup failed
     +-- CgroupError                  cgroup creation or a limit failed
     +-- ImageError                   image store, import or rootfs problems
+    +-- CorruptRecord                a box's state.json is unreadable (list: unknown)
+    +-- TeardownError                destroy could not release some resources
 """
 
 from __future__ import annotations
@@ -40,12 +42,14 @@ if TYPE_CHECKING:
         CgroupError,
         CommandNotExecutable,
         CommandNotFound,
+        CorruptRecord,
         ImageError,
         InitError,
         InvalidName,
         InvalidState,
         NetworkError,
         SpecError,
+        TeardownError,
         TuiboxError,
     )
     from tuibox.runtime.guards import GUARDS, can
@@ -65,6 +69,7 @@ __all__ = [
     "CgroupError",
     "CommandNotExecutable",
     "CommandNotFound",
+    "CorruptRecord",
     "CreateRequest",
     "ExecHandle",
     "ExecRequest",
@@ -76,6 +81,7 @@ __all__ = [
     "Runtime",
     "Spec",
     "SpecError",
+    "TeardownError",
     "TuiboxError",
     "can",
     "load_spec",

@@ -14,6 +14,8 @@ and exits non-zero; the TUI shows it as a notification.
     +-- NetworkError                 bridge, veth, address or NAT setup failed
     +-- CgroupError                  cgroup creation or a limit failed
     +-- ImageError                   image store, import or rootfs problems
+    +-- CorruptRecord                a box's state.json is unreadable (list: unknown)
+    +-- TeardownError                destroy could not release some resources
 """
 
 from __future__ import annotations
@@ -89,3 +91,28 @@ class CgroupError(TuiboxError):
 
 class ImageError(TuiboxError):
     pass
+
+
+class CorruptRecord(TuiboxError):
+    """A box's state.json is missing, empty, not JSON or has a field of the wrong type.
+
+    The box is listed as `unknown` with `reason`; `destroy --force` still tears it down from
+    what the kernel knows (cgroups and leases are derivable from the name and the root)."""
+
+    def __init__(self, name: str, reason: str) -> None:
+        super().__init__(
+            f"box {name!r}: its record is unreadable ({reason}); `destroy --force {name}` "
+            "removes it"
+        )
+        self.name = name
+        self.reason = reason
+
+
+class TeardownError(TuiboxError):
+    """Some resources of a box could not be released; one line per failed resource."""
+
+    def __init__(self, name: str, failures: list[str]) -> None:
+        lines = [f"box {name!r}: teardown failed: {f}" for f in failures]
+        super().__init__("\n".join(lines) if lines else f"box {name!r}: teardown failed")
+        self.name = name
+        self.failures = failures

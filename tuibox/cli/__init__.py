@@ -36,6 +36,7 @@ VERBS: dict[str, tuple[str, str]] = {
     "network": ("network", "manage networks: ls, create, rm"),
     "port": ("network", "list the ports a box publishes"),
     "image": ("images", "manage images: ls, import, rm, inspect, bootstrap"),
+    "gc": ("gc", "find (and with --yes remove) debris of boxes that no longer exist"),
 }
 ALIASES = {"delete": "destroy", "rm": "destroy", "ls": "list"}
 # Verbs that need nothing beyond the standard library (unless a box asks for a network).
@@ -84,7 +85,8 @@ class Globals:
 
 
 def fail(message: str, code: int = 125) -> int:
-    sys.stderr.write(f"tuibox: error: {message}\n")
+    # A teardown failure names each resource on its own line, each an error line.
+    sys.stderr.write("".join(f"tuibox: error: {line}\n" for line in message.split("\n")))
     return code
 
 
@@ -100,7 +102,7 @@ def for_each(names: list[str], act: Callable[[str], object]) -> int:
         except TuiboxError as e:
             if len(names) == 1:
                 raise
-            sys.stderr.write(f"tuibox: error: {e}\n")
+            fail(str(e))
             failed = e.exit_code
     return failed
 

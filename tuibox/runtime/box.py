@@ -150,8 +150,10 @@ class Runtime(Actions):  # exec, ps, stats, wait, pause, resume, update: actions
             me = os.getpid()
             record.extra["creator"] = [me, proc.start_time(me)]
             record.extra["intent"] = _intent(req, stages, self.root.path)
-            fault("mkdir")
-            self.root.write(record)
+            # Until the intent is on disk, the lock says "being created" (gc leaves it alone).
+            with self.root.locked(req.name):
+                fault("mkdir")
+                self.root.write(record)
             fault("record")
             plan = self._plan(req, record, d)
             undo.callback(_close_quietly, plan.fifo_fd)
@@ -379,9 +381,17 @@ class Runtime(Actions):  # exec, ps, stats, wait, pause, resume, update: actions
                 record = None
             if record is not None:
                 check("destroy-force" if force else "destroy", name, record.status)
-                if record.status not in ("stopped", "debris"):
+                # Intent again: a destroy killed half-way leaves debris that gc recognises.
+                me = os.getpid()
+                live = record.status
+                record.status = "destroying"
+                record.extra["destroyer"] = [me, proc.start_time(me)]
+                self.root.write(record)
+                if live not in ("stopped", "debris"):
                     _kill_box(record)
                     if not _wait_gone(record.pid, record.starttime, 10.0) and not force:
+                        record.status = live
+                        self.root.write(record)
                         raise TuiboxError(
                             f"box {name!r}: init {record.pid} did not die after SIGKILL"
                         )
@@ -394,6 +404,9 @@ class Runtime(Actions):  # exec, ps, stats, wait, pause, resume, update: actions
 
                 failures += force_teardown(self, name, record)
             if failures and not force:
+                if record is not None:
+                    record.status = "stopped"  # what a retry of destroy needs, as it was
+                    self.root.write(record)
                 raise TeardownError(name, failures)
             fault("destroy-teardown")
             self.root.remove(name)

@@ -8,8 +8,18 @@ import sys
 from tuibox.runtime.errors import InvalidState, TuiboxError
 
 # Every status a box can have, in lifecycle order (state.live_status decides which).
-# `debris`: a create whose process was killed; `unknown`: an unreadable record (list only).
-STATUSES = ("creating", "created", "running", "paused", "stopped", "debris", "unknown")
+# `destroying`: a destroy is under way; `debris`: a create or destroy whose process was killed;
+# `unknown`: an unreadable record (list only).
+STATUSES = (
+    "creating",
+    "created",
+    "running",
+    "paused",
+    "stopped",
+    "destroying",
+    "debris",
+    "unknown",
+)
 
 _LIVE = frozenset({"created", "running", "paused"})
 

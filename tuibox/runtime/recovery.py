@@ -151,6 +151,8 @@ def find_debris(rt: Runtime) -> list[Debris]:
             full = os.path.join(parent, entry)
             if not entry.startswith(prefix) or not os.path.isdir(full):
                 continue
+            if not prefix and _tagged(entry):
+                continue  # another state root's box (the default root's names carry no tag)
             box = entry[len(prefix) :]
             if box and box not in dirs and box not in seen:
                 seen.add(box)
@@ -180,21 +182,25 @@ def find_debris(rt: Runtime) -> list[Debris]:
     return out
 
 
+def _tagged(entry: str) -> bool:
+    tag, dash, _ = entry.partition("-")
+    return bool(dash) and len(tag) == 8 and all(c in "0123456789abcdef" for c in tag)
+
+
 def _creator_alive(box_dir: str) -> bool:
-    """A dir without a readable record may be a create between its mkdir and its first
-    record (a few ms): young dirs and locked ones are left alone."""
+    """A dir without a readable record may be a create before its first record: it holds
+    the box's lock until then, so a locked dir is left alone."""
     import fcntl
     import time
 
     try:
-        if time.time() - os.stat(box_dir).st_mtime < 5.0:
-            return True
-    except OSError:
-        return False
-    try:
         fd = os.open(os.path.join(box_dir, "lock"), os.O_RDONLY | os.O_CLOEXEC)
     except OSError:
-        return False
+        # Between the mkdir and the lock (microseconds): only an old dir is debris.
+        try:
+            return time.time() - os.stat(box_dir).st_mtime < 2.0
+        except OSError:
+            return False
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:

@@ -337,13 +337,14 @@ def read_exit_status(box_dir: str) -> int | None:
 
 def live_status(record: BoxRecord, box_dir: str) -> str:
     """The box's status from kernel facts: the init's pid + start time, and the exec fifo."""
-    if record.status == "creating":
-        # Written before any side effect (intent): the box is being made while the process
-        # making it lives; once that process is dead it is debris for destroy --force or gc.
-        creator = record.extra.get("creator")
-        if isinstance(creator, list) and len(creator) == 2:
-            if proc.is_alive(creator[0], creator[1]):
-                return "creating"
+    if record.status in ("creating", "destroying"):
+        # Written before any side effect (intent): the box is being made (or torn down) while
+        # the process doing it lives; once that one is dead it is debris for destroy --force
+        # or gc.
+        actor = record.extra.get("creator" if record.status == "creating" else "destroyer")
+        if isinstance(actor, list) and len(actor) == 2:
+            if proc.is_alive(actor[0], actor[1]):
+                return record.status
             return "debris"
     if record.status in ("creating", "created", "running", "paused") and proc.is_alive(
         record.pid, record.starttime

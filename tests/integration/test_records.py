@@ -133,3 +133,22 @@ def test_destroy_reports_a_failed_teardown_and_keeps_the_state(
     tb("destroy", name)
     assert name not in tb.names()
     assert not os.path.exists(blocker.parent)
+
+
+def test_gc_removes_a_keeper_socket_whose_keeper_died(
+    tb: TB, make_bundle: Callable[..., Path]
+) -> None:
+    name = unique("keep")
+    tb("run", "-d", "-t", "--bundle", str(make_bundle(["/bin/sh", "-c", "sleep 1000"])), name)
+    assert tb("gc").stdout == "no debris\n"  # a live keeper's socket is not debris
+    pid = tb.state(name)["pid"]
+    keeper = int(Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[1])
+    os.kill(keeper, 9)
+    sock = tb.root / name / "console.sock"
+    deadline = time.monotonic() + 5
+    while Path(f"/proc/{keeper}").exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    dry = json.loads(tb("gc", "--format", "json").stdout)
+    assert [(i["kind"], i["path"]) for i in dry["items"]] == [("socket", str(sock))], dry
+    tb("gc", "--yes")
+    assert not sock.exists() and tb.state(name)["status"] == "running"

@@ -132,8 +132,7 @@ def find_debris(rt: Runtime) -> list[Debris]:
         else:
             live_names.add(name)
             sock = os.path.join(d, "console.sock")
-            keeper = r.extra.get("console") == "keeper"
-            if os.path.lexists(sock) and (not keeper or r.status == "stopped"):
+            if os.path.lexists(sock) and not _listening(sock):
                 out.append(Debris("socket", name, sock, "remove (no keeper)"))
     dirs = set(rt.root.names())
     # cgroups named after this root's boxes whose dir is gone
@@ -182,6 +181,21 @@ def find_debris(rt: Runtime) -> list[Debris]:
     return out
 
 
+def _listening(path: str) -> bool:
+    """Whether a keeper still accepts on `path` (a refused connect: nobody listens)."""
+    import socket
+
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(1.0)
+        try:
+            s.connect(path)
+        except ConnectionRefusedError:
+            return False
+        except OSError:
+            return True  # busy or unreachable: not ours to judge, leave it
+    return True
+
+
 def _tagged(entry: str) -> bool:
     tag, dash, _ = entry.partition("-")
     return bool(dash) and len(tag) == 8 and all(c in "0123456789abcdef" for c in tag)
@@ -227,11 +241,8 @@ def collect(rt: Runtime, items: list[Debris]) -> list[str]:
             if item.kind == "box":
                 rt.destroy(item.name, force=True)
             elif item.kind == "cgroup":
-                failures += [
-                    f"{item.path}: {f}"
-                    for f in force_teardown(rt, item.name, None)
-                    if f.startswith("cgroup")
-                ]
+                # everything else derivable from the name goes too (leases, veths)
+                failures += [f"box {item.name!r}: {f}" for f in force_teardown(rt, item.name, None)]
             elif item.kind == "userns-lease":
                 os.unlink(item.path)
             elif item.kind == "network-lease":

@@ -152,3 +152,15 @@ def test_gc_removes_a_keeper_socket_whose_keeper_died(
     assert [(i["kind"], i["path"]) for i in dry["items"]] == [("socket", str(sock))], dry
     tb("gc", "--yes")
     assert not sock.exists() and tb.state(name)["status"] == "running"
+
+
+def test_gc_bad_input_is_one_line_and_a_dry_run_makes_nothing(tb: TB) -> None:
+    assert "--format 'xml': must be table or json" in tb.fails("gc", "--format", "xml")
+    assert "unexpected argument 'now'" in tb.fails("gc", "now", code=2)
+    assert tb("gc").stdout == "no debris\n"
+    assert json.loads(tb("gc", "--yes", "--format", "json").stdout) == {
+        "removed": True,
+        "items": [],
+        "failures": [],
+    }
+    assert not tb.root.exists()

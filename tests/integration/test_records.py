@@ -164,3 +164,35 @@ def test_gc_bad_input_is_one_line_and_a_dry_run_makes_nothing(tb: TB) -> None:
         "failures": [],
     }
     assert not tb.root.exists()
+
+
+def test_a_full_state_disk_fails_a_create_cleanly(
+    tmp_path: Path, make_bundle: Callable[..., Path]
+) -> None:
+    """ENOSPC at each write of a create (the claim, the intent, the next records): one line,
+    and no dir, cgroup or process left."""
+    state = tmp_path / "small"
+    state.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(state)], check=True)
+    try:
+        bundle = str(make_bundle(["/bin/sh", "-c", "sleep 1000", str(tmp_path)]))
+        with tb_at(state, tmp_path / "data", tmp_path) as t:
+            failed = []
+            filler = state / "filler"
+            for free in range(4, 64, 4):  # less room each time a create needs, until it fits
+                filler.unlink(missing_ok=True)
+                filler.write_bytes(b"\0" * ((64 - free) * 1024))
+                name = unique(f"full{free}")
+                proc = t("run", "-d", "--bundle", bundle, name, check=False)
+                if proc.returncode == 0:
+                    break
+                assert "no space left on device" in proc.stderr, proc.stderr
+                assert len(proc.stderr.splitlines()) == 1, proc.stderr
+                failed.append(free)
+                assert t.names() == []
+                assert cgroups(state) == set()
+                assert processes(str(tmp_path)) == set()
+            assert len(failed) >= 2, failed  # the claim and at least one record write
+            assert t.names() == [name]  # with room enough, it works
+    finally:
+        subprocess.run(["umount", str(state)], check=True)

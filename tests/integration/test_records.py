@@ -194,5 +194,15 @@ def test_a_full_state_disk_fails_a_create_cleanly(
                 assert processes(str(tmp_path)) == set()
             assert len(failed) >= 2, failed  # the claim and at least one record write
             assert t.names() == [name]  # with room enough, it works
+            fd = os.open(state / "more", os.O_WRONLY | os.O_CREAT)  # now not a byte left
+            try:
+                while os.write(fd, b"\0" * 1024):
+                    pass
+            except OSError:
+                pass
+            finally:
+                os.close(fd)
+            t("destroy", "--force", name)  # a full disk never makes a box undestroyable
+            assert t.names() == []
     finally:
         subprocess.run(["umount", str(state)], check=True)

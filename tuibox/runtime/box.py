@@ -386,12 +386,12 @@ class Runtime(Actions):  # exec, ps, stats, wait, pause, resume, update: actions
                 live = record.status
                 record.status = "destroying"
                 record.extra["destroyer"] = [me, proc.start_time(me)]
-                self.root.write(record)
+                self._note(record)
                 if live not in ("stopped", "debris"):
                     _kill_box(record)
                     if not _wait_gone(record.pid, record.starttime, 10.0) and not force:
                         record.status = live
-                        self.root.write(record)
+                        self._note(record)
                         raise TuiboxError(
                             f"box {name!r}: init {record.pid} did not die after SIGKILL"
                         )
@@ -406,12 +406,21 @@ class Runtime(Actions):  # exec, ps, stats, wait, pause, resume, update: actions
             if failures and not force:
                 if record is not None:
                     record.status = "stopped"  # what a retry of destroy needs, as it was
-                    self.root.write(record)
+                    self._note(record)
                 raise TeardownError(name, failures)
             fault("destroy-teardown")
             self.root.remove(name)
             if failures:
                 raise TeardownError(name, failures)
+
+    def _note(self, record: st.BoxRecord) -> None:
+        """A destroy's own record writes are best effort: a full state disk must not make a
+        box impossible to destroy (the old record stays whole; status still comes from the
+        kernel)."""
+        try:
+            self.root.write(record)
+        except OSError:
+            pass
 
     def _teardown(self, record: st.BoxRecord) -> builtins.list[str]:
         """Every stage's teardown, in reverse order; one line per failure."""

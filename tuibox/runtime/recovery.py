@@ -105,70 +105,36 @@ class Debris:
         return {"kind": self.kind, "box": self.name, "path": self.path, "action": self.action}
 
 
-_DEAD = ("debris", "unknown")
-
-
 def find_debris(rt: Runtime) -> list[Debris]:
-    """What is left of boxes that no longer exist in this state root; touches nothing."""
+    """What is left of boxes that no longer exist in this state root; touches nothing.
+
+    Cgroups and leases are listed before the box dirs: a create makes its dir (and intent)
+    before any of them, so one seen here without a dir listed afterwards is never a create
+    under way."""
     from tuibox.runtime.errors import CorruptRecord
 
     root = rt.root.path
+    orphans = _cgroup_candidates(root) + _lease_candidates(root)
     out: list[Debris] = []
-    live_names: set[str] = set()
-    for name in rt.root.names():
+    names = rt.root.names()
+    dirs = set(names)
+    for name in names:
         d = os.path.join(root, name)
         try:
             r = rt.get(name)
         except CorruptRecord as e:
-            if _creator_alive(d):
-                live_names.add(name)
-                continue
-            out.append(Debris("box", name, d, f"tear down ({e.reason})"))
+            if not _creator_alive(d):
+                out.append(Debris("box", name, d, f"tear down ({e.reason})"))
             continue
         except TuiboxError:
             continue
         if r.status == "debris":
-            out.append(Debris("box", name, d, "tear down (its create was killed)"))
-        else:
-            live_names.add(name)
-            sock = os.path.join(d, "console.sock")
-            if os.path.lexists(sock) and not _listening(sock):
-                out.append(Debris("socket", name, sock, "remove (no keeper)"))
-    dirs = set(rt.root.names())
-    # cgroups named after this root's boxes whose dir is gone
-    prefix = default_leaf("", root).rpartition("/")[2]
-    h = detect()
-    mounts = [*h.v1.values(), *([h.unified] if h.unified else [])]
-    seen: set[str] = set()
-    for mount in dict.fromkeys(mounts):
-        parent = os.path.join(mount, "tuibox")
-        try:
-            entries = sorted(os.listdir(parent))
-        except OSError:
+            out.append(Debris("box", name, d, "tear down (its create or destroy was killed)"))
             continue
-        for entry in entries:
-            full = os.path.join(parent, entry)
-            if not entry.startswith(prefix) or not os.path.isdir(full):
-                continue
-            if not prefix and _tagged(entry):
-                continue  # another state root's box (the default root's names carry no tag)
-            box = entry[len(prefix) :]
-            if box and box not in dirs and box not in seen:
-                seen.add(box)
-                out.append(Debris("cgroup", box, "/tuibox/" + entry, "kill, remove"))
-    leases = os.path.join(root, ".userns")
-    try:
-        entries = sorted(os.listdir(leases))
-    except OSError:
-        entries = []
-    for entry in entries:
-        if entry.endswith(".lease") and entry[: -len(".lease")] not in dirs:
-            out.append(Debris("userns-lease", entry[:-6], os.path.join(leases, entry), "remove"))
-    if _network_used(root):
-        from tuibox.runtime.network import debris as netdebris
-
-        for bridge, address, box in netdebris.stale_leases(root, lambda b: b in dirs):
-            out.append(Debris("network-lease", box, f"{bridge}/{address}", "release"))
+        sock = os.path.join(d, "console.sock")
+        if os.path.lexists(sock) and not _listening(sock):
+            out.append(Debris("socket", name, sock, "remove (no keeper)"))
+    out += [item for item in orphans if item.name not in dirs]
     cache = os.path.join(root, ".seccomp")
     try:
         entries = sorted(os.listdir(cache))
@@ -176,9 +142,56 @@ def find_debris(rt: Runtime) -> list[Debris]:
         entries = []
     for entry in entries:
         full = os.path.join(cache, entry)
-        if entry.endswith(".tmp") or _bad_program(full):
+        if (entry.endswith(".tmp") and not _writer_alive(entry)) or _bad_program(full):
             out.append(Debris("seccomp-cache", "", full, "remove"))
     return out
+
+
+def _cgroup_candidates(root: str) -> list[Debris]:
+    """This root's box cgroups, one item per box name (whatever the hierarchies)."""
+    prefix = default_leaf("", root).rpartition("/")[2]
+    h = detect()
+    out: dict[str, Debris] = {}
+    for mount in dict.fromkeys([*h.v1.values(), *([h.unified] if h.unified else [])]):
+        parent = os.path.join(mount, "tuibox")
+        try:
+            entries = sorted(os.listdir(parent))
+        except OSError:
+            continue
+        for entry in entries:
+            if not entry.startswith(prefix) or not os.path.isdir(os.path.join(parent, entry)):
+                continue
+            if not prefix and _tagged(entry):
+                continue  # another state root's box (the default root's names carry no tag)
+            box = entry[len(prefix) :]
+            if box and box not in out:
+                out[box] = Debris("cgroup", box, "/tuibox/" + entry, "kill, remove")
+    return list(out.values())
+
+
+def _lease_candidates(root: str) -> list[Debris]:
+    out = []
+    leases = os.path.join(root, ".userns")
+    try:
+        entries = sorted(os.listdir(leases))
+    except OSError:
+        entries = []
+    for entry in entries:
+        if entry.endswith(".lease"):
+            box = entry[: -len(".lease")]
+            out.append(Debris("userns-lease", box, os.path.join(leases, entry), "remove"))
+    if _network_used(root):
+        from tuibox.runtime.network import debris as netdebris
+
+        for bridge, address, box in netdebris.held_leases(root):
+            out.append(Debris("network-lease", box, f"{bridge}/{address}", "release"))
+    return out
+
+
+def _writer_alive(entry: str) -> bool:
+    """`state.atomic_write` names its temp file `<file>.<pid>.tmp`."""
+    pid = entry[: -len(".tmp")].rpartition(".")[2]
+    return pid.isdigit() and os.path.exists(f"/proc/{pid}")
 
 
 def _listening(path: str) -> bool:
@@ -232,11 +245,16 @@ def _bad_program(path: str) -> bool:
     return size == 0 or size % 8 != 0
 
 
+_BY_NAME = frozenset({"cgroup", "userns-lease", "network-lease"})
+
+
 def collect(rt: Runtime, items: list[Debris]) -> list[str]:
     """Remove each item; returns failures, one line each."""
     failures: list[str] = []
     root = rt.root.path
     for item in items:
+        if item.kind in _BY_NAME and os.path.isdir(os.path.join(root, item.name)):
+            continue  # a box of that name was made since: it is not debris any more
         try:
             if item.kind == "box":
                 rt.destroy(item.name, force=True)

@@ -13,10 +13,6 @@ from tuibox.runtime.network import ip4, ipam, stage, veth
 from tuibox.runtime.network.netstore import NetStore
 from tuibox.runtime.state import BoxRecord
 
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from collections.abc import Callable
-
 
 def held_leases(root: str, box: str | None = None) -> list[tuple[str, str, str]]:
     """(bridge, address, box) of every lease in this state root, or only `box`'s."""
@@ -31,10 +27,6 @@ def held_leases(root: str, box: str | None = None) -> list[tuple[str, str, str]]
             if box is None or lease.box == box:
                 out.append((bridge, ip4.fmt(lease.address), lease.box))
     return out
-
-
-def stale_leases(root: str, box_exists: Callable[[str], bool]) -> list[tuple[str, str, str]]:
-    return [item for item in held_leases(root) if not box_exists(item[2])]
 
 
 def leftover_veths(root: str, box: str) -> list[str]:

@@ -206,3 +206,19 @@ def test_a_full_state_disk_fails_a_create_cleanly(
             assert t.names() == []
     finally:
         subprocess.run(["umount", str(state)], check=True)
+
+
+def test_gc_releases_the_userns_lease_of_a_deleted_box(
+    tb: TB, tmp_path: Path, make_bundle: Callable[..., Path]
+) -> None:
+    bundle = str(make_bundle(["/bin/sh", "-c", "sleep 1000", str(tmp_path)]))
+    name = unique("ns")
+    tb("run", "-d", "--userns", "auto", "--bundle", bundle, name)
+    lease = tb.root / ".userns" / f"{name}.lease"
+    assert lease.exists()
+    subprocess.run(["rm", "-rf", str(tb.root / name)], check=True)
+    dry = json.loads(tb("gc", "--format", "json").stdout)
+    assert sorted(i["kind"] for i in dry["items"]) == ["cgroup", "userns-lease"], dry
+    tb("gc", "--yes")
+    assert not lease.exists() and processes(str(tmp_path)) == set()
+    assert cgroups(tb.root) == set()

@@ -713,7 +713,7 @@ def test_rules_come_back_after_a_flush_and_with_network_reload(
 
 LEAVE = """
 import json, os, resource, sys
-from tuibox.runtime.errors import TeardownError
+from tuibox.runtime.errors import ResourceTeardownError
 from tuibox.runtime.network import nat, ports, stage  # loaded before the limit bites
 from tuibox.runtime.state import StateRoot
 
@@ -735,7 +735,7 @@ if free >= 0:
 try:
     stage.leave(root, record)
     failures = []
-except TeardownError as e:
+except ResourceTeardownError as e:
     failures = [[f.resource, f.reason, str(f)] for f in e.failures]
 print(json.dumps(failures))
 """

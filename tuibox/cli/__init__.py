@@ -36,6 +36,7 @@ VERBS: dict[str, tuple[str, str]] = {
     "network": ("network", "manage networks: ls, create, rm, reload"),
     "port": ("network", "list the ports a box publishes"),
     "image": ("images", "manage images: ls, import, rm, inspect, bootstrap"),
+    "gc": ("gc", "find (and with --yes remove) debris of boxes that no longer exist"),
 }
 ALIASES = {"delete": "destroy", "rm": "destroy", "ls": "list"}
 # Verbs that need nothing beyond the standard library (unless a box asks for a network).
@@ -89,7 +90,8 @@ KINDS_ENV = "TUIBOX_ERROR_KINDS"
 
 
 def fail(message: str, code: int = 125, kind: str = "error", cls: str = "") -> int:
-    sys.stderr.write(f"tuibox: error: {message}\n")
+    # A teardown failure names each resource on its own line, each an error line.
+    sys.stderr.write("".join(f"tuibox: error: {line}\n" for line in message.split("\n")))
     if os.environ.get(KINDS_ENV) == "1":
         # Kinds and class names are plain identifiers: no escaping, no json import on this path.
         sys.stderr.write(

@@ -415,7 +415,8 @@ def do_list(opts: ListOptions, g: Globals) -> int:
         return 0
     rows = [("NAME", "STATUS", "PID", "CREATED", "COMMAND")]
     for r in records:
-        rows.append((r.id, r.status, str(r.pid or "-"), r.created, " ".join(r.command)[:40]))
+        what = " ".join(r.command)[:40] if r.status != "unknown" else str(r.extra.get("problem"))
+        rows.append((r.id, r.status, str(r.pid or "-"), r.created, what))
     widths = [max(len(row[i]) for row in rows) for i in range(4)]
     for row in rows:
         sys.stdout.write(

@@ -37,7 +37,9 @@ Exceptions (tuibox.runtime.errors): every message is one user-facing line.
     |   +-- CgroupUnsupported        (also an Unsupported) the host lacks the controller
     +-- ImageError                   image store, import or rootfs problems
     +-- Unsupported                  this host cannot do it (kind "unsupported")
-    +-- TeardownError                a resource teardown could not remove (names it)
+    +-- CorruptRecord                a box's state.json is unreadable (list: unknown)
+    +-- TeardownError                destroy could not release some resources (one line each)
+    +-- ResourceTeardownError        one resource a stage could not remove (names it)
 
 Every error has a `kind` attribute (`KINDS` lists them): branch on it or on the class, never
 on the message.
@@ -57,11 +59,13 @@ if TYPE_CHECKING:
         CgroupUnsupported,
         CommandNotExecutable,
         CommandNotFound,
+        CorruptRecord,
         ImageError,
         InitError,
         InvalidName,
         InvalidState,
         NetworkError,
+        ResourceTeardownError,
         SpecError,
         TeardownError,
         TuiboxError,
@@ -87,6 +91,7 @@ __all__ = [
     "CgroupUnsupported",
     "CommandNotExecutable",
     "CommandNotFound",
+    "CorruptRecord",
     "CreateRequest",
     "ExecHandle",
     "ExecRequest",
@@ -96,6 +101,7 @@ __all__ = [
     "InvalidName",
     "InvalidState",
     "NetworkError",
+    "ResourceTeardownError",
     "Runtime",
     "Spec",
     "SpecError",

@@ -18,7 +18,13 @@ import time
 
 from tuibox.runtime import state as st
 from tuibox.runtime.actions import Actions
-from tuibox.runtime.errors import BoxNotFound, SpecError, TuiboxError
+from tuibox.runtime.errors import (
+    CorruptRecord,
+    ResourceTeardownError,
+    SpecError,
+    TeardownError,
+    TuiboxError,
+)
 from tuibox.runtime.guards import GUARDS, can, check, refuse_threads
 from tuibox.runtime.linux import proc
 from tuibox.runtime.linux import syscalls as sc
@@ -86,8 +92,11 @@ class Runtime(Actions):  # exec, ps, stats, wait, pause, resume, update: actions
         for name in self.root.names():
             try:
                 out.append(self.get(name))
+            except CorruptRecord as e:
+                # Shown, not hidden: `destroy --force` can still tear it down.
+                out.append(st.BoxRecord(name, "unknown", "", "", extra={"problem": e.reason}))
             except TuiboxError:
-                continue  # a box being created or destroyed right now
+                continue  # a box destroyed right now
         return out
 
     def state(self, name: str) -> dict[str, Any]:
@@ -142,12 +151,23 @@ class Runtime(Actions):  # exec, ps, stats, wait, pause, resume, update: actions
                 detached=req.detach,
             )
             record.extra["stages"] = [s.name for s in stages]
+            # Intent before side effects: who is creating it (dead creator = debris) and
+            # what it will make, on disk before any cgroup, lease, veth or mount exists.
+            me = os.getpid()
+            record.extra["creator"] = [me, proc.start_time(me)]
+            record.extra["intent"] = _intent(req, stages, self.root.path)
+            # Until the intent is on disk, the lock says "being created" (gc leaves it alone).
+            with self.root.locked(req.name):
+                fault("mkdir")
+                self.root.write(record)
+            fault("record")
             plan = self._plan(req, record, d)
             undo.callback(_close_quietly, plan.fifo_fd)
             ctx = SetupContext(self, req, record, d, plan, undo)
             for stage in stages:
                 if stage.prepare is not None:
                     stage.prepare(ctx)
+                    fault(stage.name)
             self.root.write(record)
             with self.root.locked(req.name):
                 self._launch(ctx, stages)
@@ -228,6 +248,7 @@ class Runtime(Actions):  # exec, ps, stats, wait, pause, resume, update: actions
         ctx.undo.callback(_kill_and_reap, pid, not req.detach)
         record.pid = ctx.pid = pid
         record.starttime = proc.start_time(pid)
+        fault("fork")
         parent.expect("namespaces")
         for stage in stages:
             if stage.attach is not None:
@@ -236,7 +257,9 @@ class Runtime(Actions):  # exec, ps, stats, wait, pause, resume, update: actions
             parent.send("continue")
         except BrokenPipeError:
             pass  # the init already failed; `expect` below reads its own account
+        fault("attach")
         parent.expect("ready")
+        fault("ready")
         if req.detach:
             parent.close()  # a detached box's caller (an embedder) keeps no fd per box
         else:
@@ -315,7 +338,10 @@ class Runtime(Actions):  # exec, ps, stats, wait, pause, resume, update: actions
             st.atomic_write(os.path.join(self.root.box_dir(req.name), "exit"), f"{code}\n".encode())
         except BaseException:
             _kill_and_reap(record.pid, True)
-            self._cleanup(record)
+            try:
+                self._cleanup(record)
+            except TeardownError:
+                pass  # the run's own failure is the one to report; the dir stays for destroy
             raise
         finally:
             for s, h in old.items():
@@ -346,33 +372,84 @@ class Runtime(Actions):  # exec, ps, stats, wait, pause, resume, update: actions
         return self.get(name)
 
     def destroy(self, name: str, force: bool = False) -> None:
+        """Tear the box down and remove its state dir.
+
+        A failed teardown step raises TeardownError (one line per resource) and keeps the
+        state dir, so a retry knows what to release. With `force`, an unreadable record or a
+        killed create is torn down from kernel facts (`recovery.py`), every step that can be
+        done is done, the dir goes, and failures are still raised."""
         with self.root.locked(name):
             try:
-                record = self.get(name)
-            except BoxNotFound:
-                # A directory without state.json is debris of a crashed create: sweep it.
-                if force and os.path.isdir(self.root.box_dir(name)):
-                    self.root.remove(name)
-                    return
-                raise
-            check("destroy-force" if force else "destroy", name, record.status)
-            if record.status != "stopped":
-                _kill_box(record)
-                if not _wait_gone(record.pid, record.starttime, 10.0):
-                    raise TuiboxError(f"box {name!r}: init {record.pid} did not die after SIGKILL")
-            self._cleanup(record)
+                record: st.BoxRecord | None = self.get(name)
+            except CorruptRecord:
+                if not force:
+                    raise
+                record = None
+            if record is not None:
+                check("destroy-force" if force else "destroy", name, record.status)
+                # Intent again: a destroy killed half-way leaves debris that gc recognises.
+                me = os.getpid()
+                live = record.status
+                record.status = "destroying"
+                record.extra["destroyer"] = [me, proc.start_time(me)]
+                self._note(record)
+                if live not in ("stopped", "debris"):
+                    _kill_box(record)
+                    if not _wait_gone(record.pid, record.starttime, 10.0) and not force:
+                        record.status = live
+                        self._note(record)
+                        raise TuiboxError(
+                            f"box {name!r}: init {record.pid} did not die after SIGKILL"
+                        )
+                fault("destroy-kill")
+                failures = self._teardown(record)
+            else:
+                failures = []
+            if force:
+                from tuibox.runtime.recovery import force_teardown
 
-    def _cleanup(self, record: st.BoxRecord) -> None:
+                failures += force_teardown(self, name, record)
+            if failures and not force:
+                if record is not None:
+                    record.status = "stopped"  # what a retry of destroy needs, as it was
+                    self._note(record)
+                raise TeardownError(name, failures)
+            fault("destroy-teardown")
+            self.root.remove(name)
+            if failures:
+                raise TeardownError(name, failures)
+
+    def _note(self, record: st.BoxRecord) -> None:
+        """A destroy's own record writes are best effort: a full state disk must not make a
+        box impossible to destroy (the old record stays whole; status still comes from the
+        kernel)."""
+        try:
+            self.root.write(record)
+        except OSError:
+            pass
+
+    def _teardown(self, record: st.BoxRecord) -> builtins.list[str]:
+        """Every stage's teardown, in reverse order; one line per failure."""
         chan = self._channels.pop(record.id, None)
         if chan is not None:  # a foreground create that was never `run`
             chan.close()
         d = self.root.box_dir(record.id)
+        failures = []
         for stage in reversed(by_names(record.extra.get("stages", []))):
             if stage.teardown is not None:
                 try:
                     stage.teardown(self, record, d)
-                except Exception:
-                    pass
+                except ResourceTeardownError as e:  # the stage names each resource
+                    failures += [f"{stage.name}: {f}" for f in e.failures]
+                except Exception as e:  # every stage must get its turn
+                    failures.append(f"{stage.name}: {e}")
+        return failures
+
+    def _cleanup(self, record: st.BoxRecord) -> None:
+        """Teardown after a foreground run: a failure keeps the state dir and is reported."""
+        failures = self._teardown(record)
+        if failures:
+            raise TeardownError(record.id, failures)
         self.root.remove(record.id)
 
 
@@ -385,6 +462,35 @@ def _write(path: str, text: str) -> None:
         os.write(fd, text.encode())
     finally:
         os.close(fd)
+
+
+def fault(point: str) -> None:
+    """Test-only fault injection: TUIBOX_FAULT=POINT SIGKILLs this process at that point
+    (tests/integration/test_faults.py); one dict lookup when unset."""
+    if os.environ.get("TUIBOX_FAULT") == point:
+        os.kill(os.getpid(), _signal.SIGKILL)
+
+
+def _intent(req: CreateRequest, stages: builtins.list[Stage], root: str) -> dict[str, Any]:
+    """What this create is about to make, written before it makes any of it."""
+    names = [s.name for s in stages]
+    intent: dict[str, Any] = {"mounts": "in the box's own mount namespace"}
+    if "cgroups" in names:
+        from tuibox.runtime.cgroups.hierarchy import box_path
+
+        intent["cgroup"] = box_path(req.spec.linux.cgroups_path, req.name, root)
+    if "userns" in names:
+        intent["userns_lease"] = f"{root}/.userns/{req.name}.lease"
+    if "network" in names:
+        from tuibox.runtime.network.veth import host_name
+
+        opt = req.options.get("network")
+        named = opt.get("name") if isinstance(opt, dict) else None
+        intent["network"] = opt if isinstance(opt, str) else str(named or "netconf")
+        intent["veth"] = host_name(root, req.name, 0)
+    if "console" in names:
+        intent["console"] = "console.sock in the box dir"
+    return intent
 
 
 def _new_ns(spec: Spec, kind: str) -> bool:

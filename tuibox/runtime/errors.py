@@ -16,7 +16,9 @@ and exits non-zero; the TUI shows it as a notification.
     |   +-- CgroupUnsupported        "unsupported" (also an Unsupported)
     +-- ImageError                   "image": image store, import or rootfs problems
     +-- Unsupported                  "unsupported": this host (kernel, cgroups) cannot do it
-    +-- TeardownError                "teardown": a resource teardown could not remove (names it)
+    +-- CorruptRecord                "corrupt-record": a box's state.json is unreadable
+    +-- TeardownError                "teardown": destroy could not release some resources
+    +-- ResourceTeardownError        "teardown": one resource a stage could not remove
 
 `kind` is a class attribute: callers (the TUI's service, embedders) branch on it or on the
 class, never on the message, which is free text for people. The CLI can print it as a
@@ -138,11 +140,12 @@ KINDS = frozenset(
         "image",
         "unsupported",
         "teardown",
+        "corrupt-record",
     }
 )
 
 
-class TeardownError(TuiboxError):
+class ResourceTeardownError(TuiboxError):
     """A resource that a teardown could not remove (a lease, a veth, an nft rule or table).
 
     One teardown may fail on several resources: it raises the first, whose `failures` lists
@@ -155,10 +158,39 @@ class TeardownError(TuiboxError):
         super().__init__(f"{resource}: {message}")
         self.resource = resource
         self.reason = message
-        self.failures: list[TeardownError] = [self]
+        self.failures: list[ResourceTeardownError] = [self]
 
     @classmethod
-    def of(cls, failures: list[TeardownError]) -> TeardownError:
+    def of(cls, failures: list[ResourceTeardownError]) -> ResourceTeardownError:
         first = failures[0]
         first.failures = list(failures)
         return first
+
+
+class CorruptRecord(TuiboxError):
+    """A box's state.json is missing, empty, not JSON or has a field of the wrong type.
+
+    The box is listed as `unknown` with `reason`; `destroy --force` still tears it down from
+    what the kernel knows (cgroups and leases are derivable from the name and the root)."""
+
+    kind = "corrupt-record"
+
+    def __init__(self, name: str, reason: str) -> None:
+        super().__init__(
+            f"box {name!r}: its record is unreadable ({reason}); `destroy --force {name}` "
+            "removes it"
+        )
+        self.name = name
+        self.reason = reason
+
+
+class TeardownError(TuiboxError):
+    """Some resources of a box could not be released; one line per failed resource."""
+
+    kind = "teardown"
+
+    def __init__(self, name: str, failures: list[str]) -> None:
+        lines = [f"box {name!r}: teardown failed: {f}" for f in failures]
+        super().__init__("\n".join(lines) if lines else f"box {name!r}: teardown failed")
+        self.name = name
+        self.failures = failures

@@ -8,7 +8,18 @@ import sys
 from tuibox.runtime.errors import InvalidState, TuiboxError
 
 # Every status a box can have, in lifecycle order (state.live_status decides which).
-STATUSES = ("creating", "created", "running", "paused", "stopped")
+# `destroying`: a destroy is under way; `debris`: a create or destroy whose process was killed;
+# `unknown`: an unreadable record (list only).
+STATUSES = (
+    "creating",
+    "created",
+    "running",
+    "paused",
+    "stopped",
+    "destroying",
+    "debris",
+    "unknown",
+)
 
 _LIVE = frozenset({"created", "running", "paused"})
 
@@ -17,7 +28,7 @@ GUARDS: dict[str, frozenset[str]] = {
     "kill": _LIVE,
     "stop": _LIVE,  # a stopped box is already what `stop` wants: a no-op, not a refusal
     "destroy": frozenset({"created", "stopped"}),
-    "destroy-force": frozenset({"creating", *_LIVE, "stopped"}),
+    "destroy-force": frozenset({"creating", *_LIVE, "stopped", "debris", "unknown"}),
     "pause": frozenset({"running"}),
     "resume": frozenset({"paused"}),
     "exec": frozenset({"running"}),

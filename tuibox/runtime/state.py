@@ -17,7 +17,7 @@ import fcntl
 import os
 
 from tuibox.runtime import fastjson
-from tuibox.runtime.errors import BoxExists, BoxNotFound, InvalidName, TuiboxError
+from tuibox.runtime.errors import BoxExists, BoxNotFound, CorruptRecord, InvalidName
 from tuibox.runtime.linux import proc
 
 TYPE_CHECKING = False
@@ -74,6 +74,43 @@ _RECORD_DEFAULTS: dict[str, Any] = {
 }
 
 
+_NONE = type(None)
+_FIELD_TYPES: dict[str, tuple[type, ...]] = {
+    "pid": (int,),
+    "starttime": (int, _NONE),
+    "created": (str,),
+    "started": (str, _NONE),
+    "finished": (str, _NONE),
+    "exit_status": (int, _NONE),
+    "command": (list,),
+    "hostname": (str,),
+    "terminal": (bool,),
+    "image": (str, _NONE),
+    "namespaces": (list,),
+    "annotations": (dict,),
+    "own_pid_ns": (bool,),
+    "detached": (bool,),
+    "extra": (dict,),
+}
+_KIND_WORDS = {
+    key: " or ".join(
+        {int: "an integer", str: "a string", list: "a list", dict: "an object"}.get(t, "")
+        or ("a boolean" if t is bool else "null")
+        for t in kinds
+    )
+    for key, kinds in _FIELD_TYPES.items()
+}
+
+
+def _type_problem(key: str, value: object, wanted: str, present: bool) -> str:
+    if not present:
+        return f"field {key!r} is missing"
+    shown = repr(value)
+    if len(shown) > 20:
+        shown = shown[:17] + "..."
+    return f"field {key!r} is {shown}, it must be {wanted}"
+
+
 class BoxRecord:
     """What state.json holds. Status is the last one written; `Runtime.get` checks the kernel.
 
@@ -113,7 +150,23 @@ class BoxRecord:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> BoxRecord:
-        known = {k: v for k, v in data.items() if k in _RECORD_DEFAULTS}
+        """A record whose every known field has its type; ValueError names the first bad one.
+
+        Unknown keys are ignored (a newer tuibox may add some)."""
+        if not isinstance(data, dict):
+            raise ValueError(f"not a JSON object but {type(data).__name__}")
+        for key in ("id", "status", "bundle", "rootfs"):
+            if not isinstance(data.get(key), str):
+                raise ValueError(_type_problem(key, data.get(key), "a string", key in data))
+        known = {}
+        for key, kinds in _FIELD_TYPES.items():
+            if key not in data:
+                continue
+            value = data[key]
+            # bool is an int in Python; a pid of `true` is as wrong as one of "x"
+            if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
+                raise ValueError(_type_problem(key, value, _KIND_WORDS[key], True))
+            known[key] = value
         return cls(data["id"], data["status"], data["bundle"], data["rootfs"], **known)
 
     def to_json(self) -> dict[str, Any]:
@@ -147,6 +200,7 @@ class BoxRecord:
             "namespaces": self.namespaces,
             "cgroup": extra.get("cgroup"),
             "limits": extra.get("limits", {"memory": None, "cpus": None, "pids": None}),
+            "problem": extra.get("problem"),  # why the status is unknown
         }
 
 
@@ -262,16 +316,33 @@ class StateRoot:
         return d
 
     def read(self, name: str) -> BoxRecord:
+        """The box's record. BoxNotFound when there is no box dir; CorruptRecord when the dir
+        exists but its record is missing, empty, not JSON, wrongly typed or of another box."""
         d = self.box_dir(name)
         try:
             with open(os.path.join(d, "state.json"), "rb") as f:
                 raw = f.read()
-        except (FileNotFoundError, NotADirectoryError):
+        except NotADirectoryError:
             raise BoxNotFound(name) from None
+        except FileNotFoundError:
+            if not os.path.isdir(d):
+                raise BoxNotFound(name) from None
+            raise CorruptRecord(name, "no state.json") from None
+        except OSError as e:
+            raise CorruptRecord(name, f"cannot read state.json: {e.strerror}") from None
+        if not raw.strip():
+            raise CorruptRecord(name, "state.json is empty")
         try:
-            return BoxRecord.from_json(fastjson.loads(raw))
-        except (ValueError, TypeError, KeyError) as e:
-            raise TuiboxError(f"state of box {name!r} is corrupt: {d}/state.json") from e
+            data = fastjson.loads(raw)
+        except ValueError:
+            raise CorruptRecord(name, "state.json is not JSON") from None
+        try:
+            record = BoxRecord.from_json(data)
+        except ValueError as e:
+            raise CorruptRecord(name, str(e)) from None
+        if record.id != name:
+            raise CorruptRecord(name, f"state.json names another box, {record.id[:64]!r}")
+        return record
 
     def write(self, record: BoxRecord) -> None:
         data = fastjson.dumps(record.to_json(), indent=1).encode()
@@ -294,6 +365,15 @@ def read_exit_status(box_dir: str) -> int | None:
 
 def live_status(record: BoxRecord, box_dir: str) -> str:
     """The box's status from kernel facts: the init's pid + start time, and the exec fifo."""
+    if record.status in ("creating", "destroying"):
+        # Written before any side effect (intent): the box is being made (or torn down) while
+        # the process doing it lives; once that one is dead it is debris for destroy --force
+        # or gc.
+        actor = record.extra.get("creator" if record.status == "creating" else "destroyer")
+        if isinstance(actor, list) and len(actor) == 2:
+            if proc.is_alive(actor[0], actor[1]):
+                return record.status
+            return "debris"
     if record.status in ("creating", "created", "running", "paused") and proc.is_alive(
         record.pid, record.starttime
     ):

@@ -14,9 +14,21 @@ STATUS_STYLES: dict[str, str] = {
     "created": "bold cyan",
     "creating": "magenta",
     "stopped": "red",
+    "destroying": "magenta",
+    "debris": "bold red",  # a killed create/destroy: `destroy --force` or `gc --yes`
+    "unknown": "bold red",  # an unreadable record
 }
 
-STATUS_ORDER = {"running": 0, "paused": 1, "created": 2, "creating": 3, "stopped": 4}
+STATUS_ORDER = {
+    "running": 0,
+    "paused": 1,
+    "created": 2,
+    "creating": 3,
+    "stopped": 4,
+    "destroying": 5,
+    "debris": 6,
+    "unknown": 7,
+}
 
 
 def status_text(status: str) -> Text:

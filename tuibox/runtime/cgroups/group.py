@@ -78,8 +78,17 @@ class BoxCgroup:
 
     def _make(self, h: Hierarchies) -> None:
         for d in self.dirs():
-            if os.path.isdir(d) and fs.procs(d):
-                raise CgroupError(f"cgroup {d} already exists and holds processes")
+            if os.path.isdir(d):
+                # As runc: a cgroup holding processes is refused. Unlike runc, which reuses an
+                # empty one and rewrites only the limits the new spec sets, a left-over is
+                # removed and made afresh: limits a crashed box left must not survive.
+                if fs.procs(d):
+                    raise CgroupError(f"cgroup {d} already exists and holds processes")
+                if not fs.rmdir(d):
+                    raise CgroupError(
+                        f"cgroup {d} was left by an earlier box and cannot be removed "
+                        "(it has sub-cgroups); remove it or run `tuibox gc --yes`"
+                    )
             before = len(self.made)
             try:
                 if d == self.unified and h.unified is not None:
@@ -90,7 +99,7 @@ class BoxCgroup:
                 why = (e.strerror or str(e)).lower()
                 raise CgroupError(f"cannot create cgroup {d}: {why}") from None
             if len(self.made) == before:
-                self.made.append(d)  # a left-over empty one: ours now
+                self.made.append(d)  # made by a racing box's makedirs: ours all the same
             if d == self.v1.get("cpuset"):
                 v1.init_cpuset(self.made[before:])
 

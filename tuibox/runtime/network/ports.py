@@ -11,7 +11,7 @@ DNAT rule would silently steal that process's traffic.
 
 from __future__ import annotations
 
-from tuibox.runtime.errors import NetworkError, TeardownError
+from tuibox.runtime.errors import NetworkError, ResourceTeardownError
 from tuibox.runtime.network import ip4, nat
 
 TYPE_CHECKING = False
@@ -100,8 +100,8 @@ def publish(nft: nat.Nft, table: str, ports: Sequence[PortMapping], box_ip: int)
     return [str(p) for p in done]
 
 
-def unpublish(nft: nat.Nft, table: str, ports: Sequence[str]) -> list[TeardownError]:
-    """Delete the elements; one TeardownError per port that is still there."""
+def unpublish(nft: nat.Nft, table: str, ports: Sequence[str]) -> list[ResourceTeardownError]:
+    """Delete the elements; one ResourceTeardownError per port that is still there."""
     from tuibox.runtime.network.netconf import parse_port
 
     failed = []
@@ -111,9 +111,9 @@ def unpublish(nft: nat.Nft, table: str, ports: Sequence[str]) -> list[TeardownEr
             nft.run(f"delete element ip {table} {name} {{ {key} }}\n")
         except NetworkError as e:
             if not nat.gone(e):  # else already gone, with its table (a flush, a retry)
-                failed.append(TeardownError(f"published port {text} ({table})", e.message))
+                failed.append(ResourceTeardownError(f"published port {text} ({table})", e.message))
         except OSError as e:
-            failed.append(TeardownError(f"published port {text} ({table})", str(e)))
+            failed.append(ResourceTeardownError(f"published port {text} ({table})", str(e)))
     return failed
 
 

@@ -12,7 +12,7 @@ options["network"], or when a destroyed box's record lists the stage.
     attach  (namespaces exist) the worker moves the veth peers into the box and configures
                                loopback, addresses and routes there
     teardown / undo            `leave`: the mirror of both, tolerant of a half-done join;
-                               raises TeardownError naming every resource it could not
+                               raises ResourceTeardownError naming every resource it could not
                                remove (a second call retries them). `leave_by_name` does
                                the same from the bridge stores' leases, without a record.
 
@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import os
 
-from tuibox.runtime.errors import NetworkError, SpecError, TeardownError
+from tuibox.runtime.errors import NetworkError, ResourceTeardownError, SpecError
 from tuibox.runtime.network import files, ip4, ipam, nat, netconf, veth
 from tuibox.runtime.network.bridgestore import BridgeStore, boot_id
 from tuibox.runtime.network.helper import Helper
@@ -436,30 +436,32 @@ def _why(e: BaseException) -> str:
 def leave(root: str, record: BoxRecord) -> None:
     """Undo whatever part of a join is recorded in record.extra["network"].
 
-    Every resource is tried even when one fails; TeardownError then names each that is left
+    Every resource is tried even when one fails; ResourceTeardownError then names each that is left
     (its `failures`). Nothing here depends on an earlier attempt: a second call retries."""
     net = record.extra.get(NAME)
     if not net:
         return
-    failed: list[TeardownError] = []
+    failed: list[ResourceTeardownError] = []
     bridge = net.get("bridge")
     if bridge is not None:
         try:
             _leave_bridge(root, record.id, net, failed)
         except Exception as e:  # the bridge's lock or state: none of its parts were done
-            failed.append(TeardownError(f"network state of bridge {bridge}", _why(e)))
+            failed.append(ResourceTeardownError(f"network state of bridge {bridge}", _why(e)))
     # Last: by now the kernel has usually removed the pair with the box's namespace.
     for iface in net.get("interfaces", ()):
         if iface.get("created"):
             try:
                 veth.remove(iface["host"])
             except Exception as e:
-                failed.append(TeardownError(f"veth {iface['host']}", _why(e)))
+                failed.append(ResourceTeardownError(f"veth {iface['host']}", _why(e)))
     if failed:
-        raise TeardownError.of(failed)
+        raise ResourceTeardownError.of(failed)
 
 
-def _leave_bridge(root: str, box: str, net: dict[str, Any], failed: list[TeardownError]) -> None:
+def _leave_bridge(
+    root: str, box: str, net: dict[str, Any], failed: list[ResourceTeardownError]
+) -> None:
     bridge = net["bridge"]
     store = NetStore(root)
     with BridgeStore(bridge).locked() as shared:
@@ -474,12 +476,12 @@ def _leave_bridge(root: str, box: str, net: dict[str, Any], failed: list[Teardow
             try:
                 leases.release(ip4.parse(address), box)
             except OSError as e:
-                failed.append(TeardownError(f"lease {address} on {bridge}", _why(e)))
+                failed.append(ResourceTeardownError(f"lease {address} on {bridge}", _why(e)))
         remaining = leases.list()
         try:
             _update_peers(root, box, _peers(remaining, root))
         except OSError as e:
-            failed.append(TeardownError("hosts files of the other boxes", _why(e)))
+            failed.append(ResourceTeardownError("hosts files of the other boxes", _why(e)))
         if any(x.box_exists() for x in remaining):
             return  # the bridge still has boxes, perhaps of other state roots: the table stays
         # (A lease whose box is gone, left by a crash, keeps nothing alive; freeing it is
@@ -493,19 +495,19 @@ def _leave_bridge(root: str, box: str, net: dict[str, Any], failed: list[Teardow
                 nft = nat.Nft.get()
                 nat.delete_table(nft, table)
             except Exception as e:
-                failed.append(TeardownError(f"nft table {table}", _why(e)))
+                failed.append(ResourceTeardownError(f"nft table {table}", _why(e)))
             else:
                 try:
                     nat.release_forwarding(nft)
                     shared.drop_mark()
                 except Exception as e:
-                    failed.append(TeardownError("net.ipv4.ip_forward", _why(e)))
+                    failed.append(ResourceTeardownError("net.ipv4.ip_forward", _why(e)))
         try:
             state = store.read(bridge)
             if state is None or state.kind == "netconf":
                 store.remove(bridge)  # nothing to remember about a bridge tuibox does not own
         except Exception as e:
-            failed.append(TeardownError(f"network state of bridge {bridge}", _why(e)))
+            failed.append(ResourceTeardownError(f"network state of bridge {bridge}", _why(e)))
 
 
 def leave_by_name(root: str, box: str) -> None:
@@ -514,11 +516,11 @@ def leave_by_name(root: str, box: str) -> None:
     owner in every bridge's store, the ports those leases record, then the host ends of its
     veths (named from root and box). A netconf's point-to-point pair or a host end named in
     the netconf is not found this way; the kernel deletes those with the box's namespace.
-    Raises TeardownError as `leave` does."""
+    Raises ResourceTeardownError as `leave` does."""
     from tuibox.runtime.network import bridgestore
     from tuibox.runtime.network.bridgestore import LEGACY_NET_DIR, RUN_DIR
 
-    failed: list[TeardownError] = []
+    failed: list[ResourceTeardownError] = []
     bridges: set[str] = set()
     bridges.update(bridgestore.bridges())
     try:
@@ -536,7 +538,7 @@ def leave_by_name(root: str, box: str) -> None:
                 shared.migrate(root)
                 mine = [x for x in shared.leases(root).list() if x.box == box and x.root == root]
         except Exception as e:
-            failed.append(TeardownError(f"network state of bridge {bridge}", _why(e)))
+            failed.append(ResourceTeardownError(f"network state of bridge {bridge}", _why(e)))
             continue
         if not mine:
             continue
@@ -550,16 +552,16 @@ def leave_by_name(root: str, box: str) -> None:
         try:
             _leave_bridge(root, box, net, failed)
         except Exception as e:
-            failed.append(TeardownError(f"network state of bridge {bridge}", _why(e)))
+            failed.append(ResourceTeardownError(f"network state of bridge {bridge}", _why(e)))
     for i in range(max(count, 1)):
         name = veth.host_name(root, box, i)
         if os.path.exists(f"/sys/class/net/{name}"):
             try:
                 veth.remove(name)
             except Exception as e:
-                failed.append(TeardownError(f"veth {name}", _why(e)))
+                failed.append(ResourceTeardownError(f"veth {name}", _why(e)))
     if failed:
-        raise TeardownError.of(failed)
+        raise ResourceTeardownError.of(failed)
 
 
 STAGE = Stage(NAME, wanted, prepare, attach, teardown)

@@ -1,0 +1,53 @@
+"""BoxRecord.from_json checks every known field's type and names the first bad one."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tuibox.runtime.errors import BoxNotFound, CorruptRecord
+from tuibox.runtime.state import BoxRecord, StateRoot
+
+GOOD: dict[str, Any] = {"id": "a", "status": "running", "bundle": "/b", "rootfs": "/r", "pid": 5}
+
+
+@pytest.mark.parametrize(
+    ("patch", "problem"),
+    [
+        ({"pid": "x"}, "field 'pid' is 'x', it must be an integer"),
+        ({"pid": True}, "field 'pid' is True, it must be an integer"),
+        ({"starttime": 1.5}, "field 'starttime' is 1.5, it must be an integer or null"),
+        ({"command": "ls"}, "field 'command' is 'ls', it must be a list"),
+        ({"extra": []}, "field 'extra' is [], it must be an object"),
+        ({"terminal": 1}, "field 'terminal' is 1, it must be a boolean"),
+        ({"status": None}, "field 'status' is None, it must be a string"),
+    ],
+)
+def test_a_wrong_type_names_the_field(patch: dict[str, Any], problem: str) -> None:
+    with pytest.raises(ValueError, match="^" + problem.replace("[", r"\[").replace("]", r"\]")):
+        BoxRecord.from_json({**GOOD, **patch})
+
+
+def test_a_missing_required_field_and_unknown_keys() -> None:
+    with pytest.raises(ValueError, match="field 'rootfs' is missing"):
+        BoxRecord.from_json({k: v for k, v in GOOD.items() if k != "rootfs"})
+    assert BoxRecord.from_json({**GOOD, "from_the_future": 1}).pid == 5
+
+
+def test_read_tells_a_missing_box_from_a_damaged_one(tmp_path: Path) -> None:
+    root = StateRoot(tmp_path)
+    with pytest.raises(BoxNotFound):
+        root.read("nobody")
+    (tmp_path / "a").mkdir()
+    with pytest.raises(CorruptRecord, match=r"no state\.json"):
+        root.read("a")
+    (tmp_path / "a" / "state.json").write_text(
+        '{"id": "b", "status": "x", "bundle": "", "rootfs": ""}'
+    )
+    with pytest.raises(CorruptRecord, match="names another box"):
+        root.read("a")
+    (tmp_path / "a" / "state.json").write_text("[1]")
+    with pytest.raises(CorruptRecord, match="not a JSON object"):
+        root.read("a")

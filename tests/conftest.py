@@ -113,6 +113,12 @@ class TB:
             p.name for p in self.root.iterdir() if p.is_dir() and not p.name.startswith(".")
         )
 
+    def layer(self, name: str) -> Path:
+        """An image box's writable layer (upper, work) under the data root."""
+        from tuibox.runtime.cgroups.hierarchy import default_leaf
+
+        return self.data_root / "boxes" / default_leaf(name, str(self.root)).rpartition("/")[2]
+
     def state(self, name: str) -> dict[str, Any]:
         out: dict[str, Any] = json.loads(self("state", name).stdout)
         return out

@@ -120,7 +120,7 @@ def test_two_boxes_from_one_image_do_not_see_each_other(tb: TB) -> None:
     # A keeps running, with its writes in its upper layer.
     script = "echo A > /a; echo changed >> /etc/passwd; rm /etc/group; exec sleep 1000"
     tb("run", "-d", "--image", "busybox", a, "sh", "-c", script)
-    upper_a = tb.root / a / "upper"
+    upper_a = tb.layer(a) / "upper"
     wait_for(lambda: (upper_a / "a").exists() and (upper_a / "etc/group").exists())
     # B, meanwhile: sees the image as it is, writes its own file, is kept after it exits.
     out = tb(
@@ -135,8 +135,8 @@ def test_two_boxes_from_one_image_do_not_see_each_other(tb: TB) -> None:
     ).stdout
     assert "No such file" in out and "\n0\n" in out and "root:x:0:" in out, out
     assert not (upper_a / "b").exists()
-    assert (tb.root / b / "upper/b").read_text() == "B\n"
-    assert not (tb.root / b / "upper/a").exists()
+    assert (tb.layer(b) / "upper/b").read_text() == "B\n"
+    assert not (tb.layer(b) / "upper/a").exists()
     # A's changes are its own: the file, the appended line, the deletion as a whiteout.
     assert (upper_a / "a").read_text() == "A\n"
     assert (upper_a / "etc/passwd").read_text().endswith("changed\n")
@@ -159,13 +159,14 @@ def test_destroy_removes_upper_and_leaves_no_mounts(tb: TB) -> None:
     name = unique("cow")
     tb("run", "-d", "--image", "busybox", name, "sh", "-c", "echo x > /x; exec sleep 1000")
     box_dir = tb.root / name
-    wait_for(lambda: (box_dir / "upper/x").exists())
+    layer = tb.layer(name)
+    wait_for(lambda: (layer / "upper/x").exists())
     # The overlay lives in the box's mount namespace only.
     during = mountinfo()
     assert str(box_dir) not in during
     assert [ln for ln in during.splitlines() if ln not in before] == []
     tb("destroy", "--force", name)
-    assert not box_dir.exists()
+    assert not box_dir.exists() and not layer.exists()
     assert tb.names() == []
     assert mountinfo() == before
     assert (tb.data_root / "images/busybox/rootfs/bin/busybox").is_file()

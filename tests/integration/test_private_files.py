@@ -90,7 +90,7 @@ def test_setuid_file_made_in_a_box_is_out_of_reach(open_tb: TB) -> None:
         "-c",
         "cp /bin/busybox /suid && chmod 4755 /suid && touch /made && sleep 60",
     )
-    upper = open_tb.root / name / "upper"
+    upper = open_tb.layer(name) / "upper"
     made = upper / "made"
     for _ in range(200):
         if made.exists():

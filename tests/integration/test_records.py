@@ -222,3 +222,19 @@ def test_gc_releases_the_userns_lease_of_a_deleted_box(
     tb("gc", "--yes")
     assert not lease.exists() and processes(str(tmp_path)) == set()
     assert cgroups(tb.root) == set()
+
+
+def test_gc_finds_the_writable_layer_of_a_deleted_image_box(tb: TB) -> None:
+    name = unique("lay")
+    tb("run", "--keep", "--image", "busybox", name, "sh", "-c", "echo x > /x")
+    layer = tb.layer(name)
+    assert (layer / "upper/x").read_text() == "x\n"
+    assert oct(layer.stat().st_mode & 0o777) == "0o700"
+    assert oct(layer.parent.stat().st_mode & 0o777) == "0o700"
+    subprocess.run(["rm", "-rf", str(tb.root / name)], check=True)
+    items = json.loads(tb("gc", "--format", "json").stdout)["items"]
+    assert {"kind": "layer", "box": name, "path": str(layer), "action": "remove"} in items
+    assert layer.exists()  # a dry run
+    tb("gc", "--yes")
+    assert not layer.exists()
+    assert json.loads(tb("gc", "--format", "json").stdout)["items"] == []

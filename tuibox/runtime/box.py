@@ -161,6 +161,7 @@ class Runtime(Actions):  # exec, ps, stats, wait, pause, resume, update: actions
                 fault("mkdir")
                 self.root.write(record)
             fault("record")
+            undo.callback(_remove_layer, record)
             plan = self._plan(req, record, d)
             undo.callback(_close_quietly, plan.fifo_fd)
             ctx = SetupContext(self, req, record, d, plan, undo)
@@ -182,13 +183,17 @@ class Runtime(Actions):  # exec, ps, stats, wait, pause, resume, update: actions
         overlay = None
         if req.overlay is not None:
             lower = req.overlay[0]
-            for sub in ("upper", "work", "rootfs"):
-                os.mkdir(os.path.join(d, sub), 0o755)
+            # The writable layer on disk (the data root), not in the RAM-backed state root.
+            disk = self._layer_dir(req.overlay[1], req.name)
+            record.extra["layer"] = disk
+            for sub in ("upper", "work"):
+                os.mkdir(os.path.join(disk, sub), 0o755)
+            os.mkdir(os.path.join(d, "rootfs"), 0o755)
             rootfs = record.rootfs = os.path.join(d, "rootfs")
             # `image rm` asks which boxes use an image; the name alone is ambiguous when
             # two data roots share one state root.
             record.extra["image_rootfs"] = lower
-            overlay = f"lowerdir={lower},upperdir={d}/upper,workdir={d}/work"
+            overlay = f"lowerdir={lower},upperdir={disk}/upper,workdir={disk}/work"
         hostname = spec.hostname or req.name
         _write(os.path.join(d, "hostname"), hostname + "\n")
         _write(
@@ -223,6 +228,18 @@ class Runtime(Actions):  # exec, ps, stats, wait, pause, resume, update: actions
         plan.new_keyring = not req.options.get("no_new_keyring", False)
         record.extra["no_new_keyring"] = not plan.new_keyring
         return plan
+
+    def _layer_dir(self, data_root: str, name: str) -> str:
+        """`<data>/boxes/<root tag>-<name>` (0700), made afresh: a left-over of a box of
+        this name that died before its record named it is removed first."""
+        from tuibox.runtime.cgroups.hierarchy import default_leaf
+
+        boxes = os.path.join(data_root, "boxes")
+        os.makedirs(boxes, 0o700, exist_ok=True)
+        path = os.path.join(boxes, default_leaf(name, self.root.path).rpartition("/")[2])
+        st.remove_tree(path)
+        os.mkdir(path, 0o700)
+        return path
 
     def _launch(self, ctx: SetupContext, stages: builtins.list[Stage]) -> None:
         """Fork the init (through a monitor when detached) and walk it to `ready`."""
@@ -415,6 +432,8 @@ class Runtime(Actions):  # exec, ps, stats, wait, pause, resume, update: actions
                     self._note(record)
                 raise TeardownError(name, failures)
             fault("destroy-teardown")
+            if record is not None:
+                _remove_layer(record)
             self.root.remove(name)
             if failures:
                 raise TeardownError(name, failures)
@@ -496,6 +515,12 @@ def _intent(req: CreateRequest, stages: builtins.list[Stage], root: str) -> dict
 def _new_ns(spec: Spec, kind: str) -> bool:
     ns = spec.namespace(kind)
     return ns is not None and not ns.path
+
+
+def _remove_layer(record: st.BoxRecord) -> None:
+    layer = record.extra.get("layer")
+    if isinstance(layer, str):
+        st.remove_tree(layer)
 
 
 def _close_quietly(fd: int) -> None:

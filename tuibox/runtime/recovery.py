@@ -105,7 +105,7 @@ class Debris:
         return {"kind": self.kind, "box": self.name, "path": self.path, "action": self.action}
 
 
-def find_debris(rt: Runtime) -> list[Debris]:
+def find_debris(rt: Runtime, data_root: str | None = None) -> list[Debris]:
     """What is left of boxes that no longer exist in this state root; touches nothing.
 
     Cgroups and leases are listed before the box dirs: a create makes its dir (and intent)
@@ -114,7 +114,7 @@ def find_debris(rt: Runtime) -> list[Debris]:
     from tuibox.runtime.errors import CorruptRecord
 
     root = rt.root.path
-    orphans = _cgroup_candidates(root) + _lease_candidates(root)
+    orphans = _cgroup_candidates(root) + _lease_candidates(root) + _layer_candidates(rt, data_root)
     out: list[Debris] = []
     names = rt.root.names()
     dirs = set(names)
@@ -167,6 +167,25 @@ def _cgroup_candidates(root: str) -> list[Debris]:
             if box and box not in out:
                 out[box] = Debris("cgroup", box, "/tuibox/" + entry, "kill, remove")
     return list(out.values())
+
+
+def _layer_candidates(rt: Runtime, data_root: str | None) -> list[Debris]:
+    """Image boxes' writable layers (`<data>/boxes/<tag>-NAME`) of this state root."""
+    from tuibox.runtime.images.store import default_data_root
+
+    boxes = os.path.join(data_root or rt.data_root or default_data_root(), "boxes")
+    prefix = default_leaf("", rt.root.path).rpartition("/")[2]
+    try:
+        entries = sorted(os.listdir(boxes))
+    except OSError:
+        return []
+    out = []
+    for entry in entries:
+        if not entry.startswith(prefix) or (not prefix and _tagged(entry)):
+            continue
+        if entry[len(prefix) :]:
+            out.append(Debris("layer", entry[len(prefix) :], os.path.join(boxes, entry), "remove"))
+    return out
 
 
 def _lease_candidates(root: str) -> list[Debris]:
@@ -245,7 +264,7 @@ def _bad_program(path: str) -> bool:
     return size == 0 or size % 8 != 0
 
 
-_BY_NAME = frozenset({"cgroup", "userns-lease", "network-lease"})
+_BY_NAME = frozenset({"cgroup", "userns-lease", "network-lease", "layer"})
 
 
 def collect(rt: Runtime, items: list[Debris]) -> list[str]:
@@ -267,6 +286,10 @@ def collect(rt: Runtime, items: list[Debris]) -> list[str]:
                 from tuibox.runtime.network import debris as netdebris
 
                 netdebris.release_box(root, item.name)
+            elif item.kind == "layer":
+                from tuibox.runtime.state import remove_tree
+
+                remove_tree(item.path)
             elif item.kind in ("socket", "seccomp-cache"):
                 os.unlink(item.path)
         except FileNotFoundError:

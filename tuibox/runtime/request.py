@@ -97,7 +97,7 @@ class CreateRequest:
         self.spec = spec
         self.detach = detach  # output to box.log, a monitor reaps the init
         self.image = image
-        self.overlay = overlay  # (image rootfs, unused) -> overlayfs root in the state dir
+        self.overlay = overlay  # (image rootfs, data root: the writable layer goes there)
         # Free-form options for stages (network, ports, cgroup limits), keyed by stage.
         self.options: dict[str, Any] = options if options is not None else {}
         self.stdio = stdio  # explicit stdio for the box

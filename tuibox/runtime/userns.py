@@ -368,6 +368,7 @@ def _detached_root(ctx: SetupContext, setup: UsernsSetup, probe: int | None, aut
     root_gid = to_host(setup.gid_maps, 0)
     if plan.overlay is not None:
         lower = ctx.record.extra["image_rootfs"]
+        layer = str(ctx.record.extra.get("layer", d))
         lower_fd = None
         if probe is not None:
             try:
@@ -380,11 +381,11 @@ def _detached_root(ctx: SetupContext, setup: UsernsSetup, probe: int | None, aut
         try:
             if root_uid is not None and root_gid is not None:
                 # The upper dir's owner is the owner of the box's "/".
-                os.chown(os.path.join(d, "upper"), root_uid, root_gid)
+                os.chown(os.path.join(layer, "upper"), root_uid, root_gid)
             setup.root_fd = kernel.overlay_mount(
                 f"/proc/self/fd/{lower_fd}" if lower_fd is not None else lower,
-                os.path.join(d, "upper"),
-                os.path.join(d, "work"),
+                os.path.join(layer, "upper"),
+                os.path.join(layer, "work"),
             )
         finally:
             if lower_fd is not None:

@@ -81,7 +81,7 @@ def spec_for_image(
     # The image dir as the bundle: relative paths of the generated spec (there are none)
     # would resolve there, and `state` shows where the box came from.
     spec = parse_spec(data, store.image_dir(info.name), f"image {info.name!r}")
-    return spec, info.name, (rootfs, info.name)
+    return spec, info.name, (rootfs, store.data_root)
 
 
 def process_args(info: ImageInfo, command: list[str]) -> list[str]:

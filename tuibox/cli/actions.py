@@ -361,7 +361,10 @@ def do_wait(opts: WaitOptions, g: Globals) -> int:
     rt = runtime(g)
     for name in _names(opts, "wait"):
         code = rt.wait(name)
-        sys.stdout.write(f"{code}\n")
+        if code is None:
+            # Like podman's -1: said, not guessed (the 125 of a failed verb would be a lie).
+            sys.stderr.write(f"tuibox: box {name!r} stopped, its exit status is unknown\n")
+        sys.stdout.write(f"{'unknown' if code is None else code}\n")
         sys.stdout.flush()
     return 0
 

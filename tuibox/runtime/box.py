@@ -335,7 +335,9 @@ class Runtime(Actions):  # exec, ps, stats, wait, pause, resume, update: actions
 
                 relayed = relay_foreground(req.name, record.pid)
             code = exit_code(wait_child(record.pid)) if relayed is None else relayed
-            st.atomic_write(os.path.join(self.root.box_dir(req.name), "exit"), f"{code}\n".encode())
+            # The caller gets `code` either way; a full state disk only loses it for a later
+            # `wait` on a kept box, which then says the status is unknown.
+            st.record_exit(self.root.box_dir(req.name), code, attempts=3)
         except BaseException:
             _kill_and_reap(record.pid, True)
             try:

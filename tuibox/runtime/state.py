@@ -355,6 +355,26 @@ class StateRoot:
         remove_tree(self.box_dir(name))
 
 
+def record_exit(box_dir: str, code: int, attempts: int = 1) -> bool:
+    """Write the init's exit status; on a write error (a full state disk) retry `attempts`
+    times with a growing pause, so a reaper that outlives the CLI (monitor, keeper) keeps
+    it in memory until there is room. False if it could not be written (or the box is gone)."""
+    import time
+
+    delay = 0.05
+    for i in range(attempts):
+        if not os.path.isdir(box_dir):
+            return False  # destroyed: nobody will ask
+        try:
+            atomic_write(os.path.join(box_dir, "exit"), f"{code}\n".encode())
+            return True
+        except OSError:
+            if i + 1 < attempts:
+                time.sleep(delay)
+                delay = min(delay * 2, 2.0)
+    return False
+
+
 def read_exit_status(box_dir: str) -> int | None:
     try:
         with open(os.path.join(box_dir, "exit")) as f:

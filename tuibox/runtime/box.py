@@ -83,6 +83,10 @@ class Runtime(Actions):  # exec, ps, stats, wait, pause, resume, update: actions
         if status == "stopped":
             if record.exit_status is None:
                 record.exit_status = st.read_exit_status(d)
+            if not record.oom_killed and record.exit_status == 137:
+                from tuibox.runtime.cgroups import oom_killed
+
+                record.oom_killed = st.read_oom_killed(d) or oom_killed(record)
             record.pid = 0
         record.status = status
         return record

@@ -62,6 +62,7 @@ _RECORD_DEFAULTS: dict[str, Any] = {
     "started": None,
     "finished": None,
     "exit_status": None,
+    "oom_killed": False,
     "command": [],
     "hostname": "",
     "terminal": False,
@@ -82,6 +83,7 @@ _FIELD_TYPES: dict[str, tuple[type, ...]] = {
     "started": (str, _NONE),
     "finished": (str, _NONE),
     "exit_status": (int, _NONE),
+    "oom_killed": (bool,),
     "command": (list,),
     "hostname": (str,),
     "terminal": (bool,),
@@ -126,6 +128,7 @@ class BoxRecord:
     started: str | None
     finished: str | None
     exit_status: int | None
+    oom_killed: bool
     command: list[str]
     hostname: str
     terminal: bool
@@ -191,6 +194,7 @@ class BoxRecord:
             "created": self.created,
             "started": self.started,
             "exit_status": self.exit_status,
+            "oom_killed": self.oom_killed,
             "terminal": self.terminal,
             # keeper (attach works), socket (--console-socket owns it), foreground, or None
             "console": extra.get("console"),
@@ -358,21 +362,46 @@ class StateRoot:
 def record_exit(box_dir: str, code: int, attempts: int = 1) -> bool:
     """Write the init's exit status; on a write error (a full state disk) retry `attempts`
     times with a growing pause, so a reaper that outlives the CLI (monitor, keeper) keeps
-    it in memory until there is room. False if it could not be written (or the box is gone)."""
+    it in memory until there is room. False if it could not be written (or the box is gone).
+
+    A SIGKILL is checked against the memory cgroup's OOM count now, while the cgroup is
+    sure to exist: `137 oom` then."""
     import time
 
+    text = f"{code}\n"
+    if code == 137 and _oom_now(box_dir):
+        text = f"{code} oom\n"
     delay = 0.05
     for i in range(attempts):
         if not os.path.isdir(box_dir):
             return False  # destroyed: nobody will ask
         try:
-            atomic_write(os.path.join(box_dir, "exit"), f"{code}\n".encode())
+            atomic_write(os.path.join(box_dir, "exit"), text.encode())
             return True
         except OSError:
             if i + 1 < attempts:
                 time.sleep(delay)
                 delay = min(delay * 2, 2.0)
     return False
+
+
+def _oom_now(box_dir: str) -> bool:
+    try:
+        with open(os.path.join(box_dir, "state.json"), "rb") as f:
+            record = BoxRecord.from_json(fastjson.loads(f.read()))
+        from tuibox.runtime.cgroups import oom_killed
+
+        return oom_killed(record)
+    except Exception:  # a reaper records the exit whatever this says
+        return False
+
+
+def read_oom_killed(box_dir: str) -> bool:
+    try:
+        with open(os.path.join(box_dir, "exit")) as f:
+            return f.read().split()[1:2] == ["oom"]
+    except (OSError, ValueError):
+        return False
 
 
 def read_exit_status(box_dir: str) -> int | None:

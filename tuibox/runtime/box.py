@@ -225,6 +225,7 @@ class Runtime(Actions):  # exec, ps, stats, wait, pause, resume, update: actions
             join=join,
         )
         plan.new_keyring = not req.options.get("no_new_keyring", False)
+        plan.die_with_parent = not req.detach
         record.extra["no_new_keyring"] = not plan.new_keyring
         return plan
 
@@ -310,6 +311,12 @@ class Runtime(Actions):  # exec, ps, stats, wait, pause, resume, update: actions
         forwarded = (_signal.SIGINT, _signal.SIGTERM, _signal.SIGHUP, _signal.SIGQUIT)
         old = {s: _signal.getsignal(s) for s in forwarded}
         record = self.create(req)
+        if not keep:
+            # Should this CLI be SIGKILLed, PDEATHSIG takes the init; this mark lets `gc`
+            # remove the stopped box the run would have removed (docker's --rm).
+            record.extra["remove"] = True
+            with self.root.locked(req.name):
+                self.root.write(record)
 
         def forward(signum: int, _frame: object) -> None:
             try:

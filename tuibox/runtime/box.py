@@ -293,14 +293,16 @@ class Runtime(Actions):  # exec, ps, stats, wait, pause, resume, update: actions
             if e.errno != 6:  # ENXIO
                 raise
             raise TuiboxError(f"box {record.id!r}: its init died before it could start") from None
+        # Unlinked before the byte that lets the program run: `created` (fifo present) must
+        # never be shown while the program already runs (state.live_status).
+        try:
+            os.unlink(fifo)
+        except FileNotFoundError:
+            pass
         try:
             os.write(fd, b"0")
         finally:
             os.close(fd)
-            try:
-                os.unlink(fifo)
-            except FileNotFoundError:
-                pass
 
     # ---- run -----------------------------------------------------------------------------
 

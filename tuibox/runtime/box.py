@@ -159,6 +159,7 @@ class Runtime(Actions):  # exec, ps, stats, wait, pause, resume, update: actions
             # what it will make, on disk before any cgroup, lease, veth or mount exists.
             me = os.getpid()
             record.extra["creator"] = [me, proc.start_time(me)]
+            record.extra["boot_id"] = st.boot_id()
             record.extra["intent"] = _intent(req, stages, self.root.path)
             # Until the intent is on disk, the lock says "being created" (gc leaves it alone).
             with self.root.locked(req.name):

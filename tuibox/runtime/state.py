@@ -412,8 +412,28 @@ def read_exit_status(box_dir: str) -> int | None:
         return None
 
 
+BOOT_ID_PATH = "/proc/sys/kernel/random/boot_id"
+_boot_id: list[str] = []
+
+
+def boot_id() -> str:
+    """This boot's id (cached): a record made in another boot names pids that may have been
+    reused since, so its box is `stopped` whatever they say."""
+    if not _boot_id:
+        try:
+            with open(BOOT_ID_PATH) as f:
+                _boot_id.append(f.read().strip())
+        except OSError:
+            _boot_id.append("")
+    return _boot_id[0]
+
+
 def live_status(record: BoxRecord, box_dir: str) -> str:
     """The box's status from kernel facts: the init's pid + start time, and the exec fifo."""
+    made_in = record.extra.get("boot_id")
+    if isinstance(made_in, str) and made_in and boot_id() and made_in != boot_id():
+        # Also for creating/destroying: that creator pid is from the other boot too.
+        return "stopped" if record.status not in ("creating", "destroying") else "debris"
     if record.status in ("creating", "destroying"):
         # Written before any side effect (intent): the box is being made (or torn down) while
         # the process doing it lives; once that one is dead it is debris for destroy --force

@@ -103,6 +103,7 @@ class BoxRow:
     created: datetime | None = None
     started: datetime | None = None
     exit_status: int | None = None
+    oom_killed: bool = False
     terminal: bool = False
     address: str | None = None
     ports: tuple[str, ...] = ()
@@ -136,6 +137,7 @@ class BoxRow:
             created=parse_time(d.get("created")),
             started=parse_time(d.get("started")),
             exit_status=_opt_int(d.get("exit_status")),
+            oom_killed=d.get("oom_killed") is True,
             terminal=bool(d.get("terminal", False)),
             address=d.get("address") or None,
             ports=tuple(str(p) for p in d.get("ports") or ()),

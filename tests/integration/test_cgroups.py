@@ -190,3 +190,24 @@ def test_stop_of_a_paused_box_delivers_sigterm(tb: TB, boxes: Boxes) -> None:
     tb("stop", "--timeout", "20", name)
     assert time.monotonic() - t0 < 10  # thawed to take the SIGTERM, not killed at the timeout
     assert tb("wait", name).stdout == "9\n"
+
+
+def test_oom_kill_is_recorded_and_a_normal_exit_is_not(tb: TB, boxes: Boxes) -> None:
+    # tail keeps /dev/zero's endless "line" in memory until the memory cgroup's OOM killer
+    # takes it: the kernel's own verdict, read from the cgroup when the box stops.
+    flags = ("--memory", "32m", "--memory-swap", "32m")
+    hog = boxes.run(*flags, args=("tail", "/dev/zero"))
+    proc = tb("wait", hog)
+    assert proc.stdout == "137\n"
+    assert "OOM killer" in proc.stderr
+    assert boxes.info(hog)["oom_killed"] is True
+    assert (tb.root / hog / "exit").read_text() == "137 oom\n"
+    fine = boxes.run(*flags, args=("true",))
+    proc = tb("wait", fine)
+    assert proc.stdout == "0\n" and proc.stderr == ""
+    assert boxes.info(fine)["oom_killed"] is False
+    # a SIGKILL from outside is a 137 too, but not an OOM kill
+    killed = boxes.run(*flags)
+    os.kill(boxes.pid(killed), 9)
+    assert tb("wait", killed).stdout == "137\n"
+    assert boxes.info(killed)["oom_killed"] is False

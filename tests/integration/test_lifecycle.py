@@ -443,3 +443,39 @@ def test_shared_or_unbindable_root_propagation_is_set_after_pivot_root(
     )
     out = tb("run", "--bundle", str(bundle), unique()).stdout
     assert out.startswith(shown), out
+
+
+def test_init_killed_from_outside_wait_says_137(tb: TB, make_bundle: Callable[..., Path]) -> None:
+    name = unique()
+    tb("run", "-d", "--bundle", str(make_bundle(["sleep", "100"])), name)
+    os.kill(tb.state(name)["pid"], signal.SIGKILL)
+    assert tb("wait", name).stdout == "137\n"
+
+
+def test_monitor_killed_then_box_stopped_exit_is_unknown(
+    tb: TB, make_bundle: Callable[..., Path]
+) -> None:
+    # The monitor is the only process that can reap the init; once it is SIGKILLed the host's
+    # init reaps it and nobody knows the status: said as "unknown", never a made-up number.
+    name = unique()
+    tb("run", "-d", "--bundle", str(make_bundle(["sleep", "100"])), name)
+    pid = tb.state(name)["pid"]
+    with open(f"/proc/{pid}/stat") as f:
+        monitor = int(f.read().rsplit(")", 1)[1].split()[1])
+    os.kill(monitor, signal.SIGKILL)
+    wait_for(lambda: not os.path.exists(f"/proc/{monitor}/stat") or _zombie(monitor))
+    tb("kill", name, "KILL")
+    wait_for(lambda: tb.state(name)["status"] == "stopped")
+    proc = tb("wait", name)
+    assert proc.stdout == "unknown\n"
+    assert "exit status is unknown" in proc.stderr
+    assert json.loads(tb("list", "--format", "json").stdout)[0]["exit_status"] is None
+    tb("destroy", name)
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True

@@ -238,3 +238,38 @@ def test_gc_finds_the_writable_layer_of_a_deleted_image_box(tb: TB) -> None:
     tb("gc", "--yes")
     assert not layer.exists()
     assert json.loads(tb("gc", "--format", "json").stdout)["items"] == []
+
+
+@pytest.mark.parametrize("sig", [9, 15])
+def test_foreground_run_killed_still_removes_its_box(
+    tb: TB, make_bundle: Callable[..., Path], sig: int
+) -> None:
+    # SIGTERM is forwarded and the run cleans up itself; after a SIGKILL the init dies with
+    # the CLI (PDEATHSIG) and `gc` removes the box the run would have removed.
+    name = unique()
+    # pid 1 of its namespace: SIGTERM reaches it only through a handler
+    bundle = make_bundle(["sh", "-c", "trap 'exit 3' TERM; sleep 100 & wait"])
+    cli = subprocess.Popen(
+        tb.argv("run", "--bundle", str(bundle), name),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 10
+    while not (tb.root / name).is_dir() or tb.state(name)["status"] != "running":
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    cli.send_signal(sig)
+    cli.wait(timeout=10)
+    deadline = time.monotonic() + 10
+    while (tb.root / name).is_dir() and tb.state(name)["status"] != "stopped":
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    if sig == 15:
+        assert cli.returncode == 3
+        assert not (tb.root / name).exists()
+        return
+    items = json.loads(tb("gc", "--format", "json").stdout)["items"]
+    assert {"kind": "box", "box": name}.items() <= items[0].items()
+    tb("gc", "--yes")
+    assert not (tb.root / name).exists()
+    assert name not in cgroups(tb)

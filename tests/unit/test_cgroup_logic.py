@@ -517,3 +517,36 @@ def test_existing_cgroup_with_processes_is_refused(tmp_path: Path, fake_kernel: 
     with pytest.raises(CgroupError, match="already exists and holds processes"):
         BoxCgroup.create(Hierarchies({}, str(root), frozenset()), "/taken")
     assert (root / "taken").is_dir()  # not ours: left alone
+
+
+# memory.events exactly as a 6.x kernel prints it (mm/memcontrol.c, __memory_events_show):
+# low, high, max, oom, oom_kill, oom_group_kill, one "key value" line each.
+MEMORY_EVENTS = "low 0\nhigh 0\nmax 12\noom 3\noom_kill 2\noom_group_kill 1\n"
+# v1 memory.oom_control (mem_cgroup_oom_control_read): oom_kill_disable, under_oom, oom_kill.
+OOM_CONTROL = "oom_kill_disable 1\nunder_oom 0\noom_kill 4\n"
+
+
+def test_oom_kills_reads_the_exact_key_of_memory_events() -> None:
+    from tuibox.runtime.cgroups import oom_kills
+
+    assert oom_kills(MEMORY_EVENTS) == 2  # not `oom` (3) nor `oom_group_kill` (1)
+    assert oom_kills(MEMORY_EVENTS.replace("oom_kill 2", "oom_kill 0")) == 0
+    assert oom_kills(OOM_CONTROL) == 4  # not oom_kill_disable
+    assert oom_kills("low 0\nhigh 0\nmax 0\noom 0\n") == 0  # a kernel before oom_kill
+    assert oom_kills("") == 0
+
+
+def test_oom_killed_picks_v1_memory_then_v2_memory_events(tmp_path: Path) -> None:
+    from tuibox.runtime.cgroups import oom_killed
+    from tuibox.runtime.state import BoxRecord
+
+    (tmp_path / "memory.events").write_text(MEMORY_EVENTS)
+    unified = {"v1": {}, "unified": str(tmp_path), "v2_controllers": ["memory"]}
+    record = BoxRecord("b", "stopped", "", "", extra={"cgroup_dirs": unified})
+    assert oom_killed(record)
+    unified["v2_controllers"] = ["pids"]  # memory not delegated to v2: not its events
+    assert not oom_killed(record)
+    (tmp_path / "memory.oom_control").write_text("oom_kill_disable 0\nunder_oom 0\noom_kill 0\n")
+    record.extra["cgroup_dirs"] = {"v1": {"memory": str(tmp_path)}, "unified": None}
+    assert not oom_killed(record)
+    assert not oom_killed(BoxRecord("b", "stopped", "", ""))  # no cgroup at all

@@ -51,3 +51,32 @@ def test_read_tells_a_missing_box_from_a_damaged_one(tmp_path: Path) -> None:
     (tmp_path / "a" / "state.json").write_text("[1]")
     with pytest.raises(CorruptRecord, match="not a JSON object"):
         root.read("a")
+
+
+def test_a_record_from_another_boot_is_stopped_whatever_its_pid(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+
+    from tuibox.runtime import state
+    from tuibox.runtime.linux import proc
+
+    boot = tmp_path / "boot_id"
+    boot.write_text("11111111-2222-3333-4444-555555555555\n")
+    monkeypatch.setattr(state, "BOOT_ID_PATH", str(boot))
+    monkeypatch.setattr(state, "_boot_id", [])
+    me = os.getpid()
+    # our own live pid stands for a pid reused after a reboot
+    record = BoxRecord("b", "running", "", "", pid=me, starttime=proc.start_time(me))
+    record.extra["boot_id"] = "11111111-2222-3333-4444-555555555555"
+    assert state.live_status(record, str(tmp_path)) == "running"
+    record.extra["boot_id"] = "99999999-2222-3333-4444-555555555555"
+    assert state.live_status(record, str(tmp_path)) == "stopped"
+    record.status = "creating"
+    record.extra["creator"] = [me, proc.start_time(me)]
+    assert state.live_status(record, str(tmp_path)) == "debris"  # for gc, never "creating"
+    record.extra["boot_id"] = "11111111-2222-3333-4444-555555555555"
+    assert state.live_status(record, str(tmp_path)) == "creating"  # not stopped with pid 0
+    del record.extra["boot_id"]  # a record of an older tuibox: the pid alone decides
+    record.status = "running"
+    assert state.live_status(record, str(tmp_path)) == "running"

@@ -10,7 +10,7 @@ from tuibox.cli import Globals, for_each
 from tuibox.cli.args import Arg, Command, Opt, Options, UsageError, entry
 from tuibox.cli.limits import LIMIT_OPTS, LimitOptions
 from tuibox.runtime import fastjson
-from tuibox.runtime.errors import SpecError
+from tuibox.runtime.errors import SpecError, TuiboxError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -361,9 +361,21 @@ def do_wait(opts: WaitOptions, g: Globals) -> int:
     rt = runtime(g)
     for name in _names(opts, "wait"):
         code = rt.wait(name)
-        sys.stdout.write(f"{code}\n")
+        if code is None:
+            # Like podman's -1: said, not guessed (the 125 of a failed verb would be a lie).
+            sys.stderr.write(f"tuibox: box {name!r} stopped, its exit status is unknown\n")
+        elif code == 137 and _oom_killed(rt, name):
+            sys.stderr.write(f"tuibox: box {name!r} was killed by the kernel's OOM killer\n")
+        sys.stdout.write(f"{'unknown' if code is None else code}\n")
         sys.stdout.flush()
     return 0
+
+
+def _oom_killed(rt: Runtime, name: str) -> bool:
+    try:
+        return rt.get(name).oom_killed
+    except TuiboxError:
+        return False  # destroyed meanwhile
 
 
 def _each(opts: NamesOptions, g: Globals, verb: str) -> int:

@@ -83,6 +83,10 @@ class Runtime(Actions):  # exec, ps, stats, wait, pause, resume, update: actions
         if status == "stopped":
             if record.exit_status is None:
                 record.exit_status = st.read_exit_status(d)
+            if not record.oom_killed and record.exit_status == 137:
+                from tuibox.runtime.cgroups import oom_killed
+
+                record.oom_killed = st.read_oom_killed(d) or oom_killed(record)
             record.pid = 0
         record.status = status
         return record
@@ -155,6 +159,7 @@ class Runtime(Actions):  # exec, ps, stats, wait, pause, resume, update: actions
             # what it will make, on disk before any cgroup, lease, veth or mount exists.
             me = os.getpid()
             record.extra["creator"] = [me, proc.start_time(me)]
+            record.extra["boot_id"] = st.boot_id()
             record.extra["intent"] = _intent(req, stages, self.root.path)
             # Until the intent is on disk, the lock says "being created" (gc leaves it alone).
             with self.root.locked(req.name):
@@ -226,6 +231,7 @@ class Runtime(Actions):  # exec, ps, stats, wait, pause, resume, update: actions
             join=join,
         )
         plan.new_keyring = not req.options.get("no_new_keyring", False)
+        plan.die_with_parent = not req.detach
         record.extra["no_new_keyring"] = not plan.new_keyring
         return plan
 
@@ -305,14 +311,16 @@ class Runtime(Actions):  # exec, ps, stats, wait, pause, resume, update: actions
             if e.errno != 6:  # ENXIO
                 raise
             raise TuiboxError(f"box {record.id!r}: its init died before it could start") from None
+        # Unlinked before the byte that lets the program run: `created` (fifo present) must
+        # never be shown while the program already runs (state.live_status).
+        try:
+            os.unlink(fifo)
+        except FileNotFoundError:
+            pass
         try:
             os.write(fd, b"0")
         finally:
             os.close(fd)
-            try:
-                os.unlink(fifo)
-            except FileNotFoundError:
-                pass
 
     # ---- run -----------------------------------------------------------------------------
 
@@ -323,6 +331,12 @@ class Runtime(Actions):  # exec, ps, stats, wait, pause, resume, update: actions
         forwarded = (_signal.SIGINT, _signal.SIGTERM, _signal.SIGHUP, _signal.SIGQUIT)
         old = {s: _signal.getsignal(s) for s in forwarded}
         record = self.create(req)
+        if not keep:
+            # Should this CLI be SIGKILLed, PDEATHSIG takes the init; this mark lets `gc`
+            # remove the stopped box the run would have removed (docker's --rm).
+            record.extra["remove"] = True
+            with self.root.locked(req.name):
+                self.root.write(record)
 
         def forward(signum: int, _frame: object) -> None:
             try:
@@ -352,7 +366,9 @@ class Runtime(Actions):  # exec, ps, stats, wait, pause, resume, update: actions
 
                 relayed = relay_foreground(req.name, record.pid)
             code = exit_code(wait_child(record.pid)) if relayed is None else relayed
-            st.atomic_write(os.path.join(self.root.box_dir(req.name), "exit"), f"{code}\n".encode())
+            # The caller gets `code` either way; a full state disk only loses it for a later
+            # `wait` on a kept box, which then says the status is unknown.
+            st.record_exit(self.root.box_dir(req.name), code, attempts=3)
         except BaseException:
             _kill_and_reap(record.pid, True)
             try:

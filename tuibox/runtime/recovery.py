@@ -131,6 +131,9 @@ def find_debris(rt: Runtime, data_root: str | None = None) -> list[Debris]:
         if r.status == "debris":
             out.append(Debris("box", name, d, "tear down (its create or destroy was killed)"))
             continue
+        if r.status == "stopped" and r.extra.get("remove") is True:
+            out.append(Debris("box", name, d, "remove (its foreground run was killed)"))
+            continue
         sock = os.path.join(d, "console.sock")
         if os.path.lexists(sock) and not _listening(sock):
             out.append(Debris("socket", name, sock, "remove (no keeper)"))

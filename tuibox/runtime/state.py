@@ -62,6 +62,7 @@ _RECORD_DEFAULTS: dict[str, Any] = {
     "started": None,
     "finished": None,
     "exit_status": None,
+    "oom_killed": False,
     "command": [],
     "hostname": "",
     "terminal": False,
@@ -82,6 +83,7 @@ _FIELD_TYPES: dict[str, tuple[type, ...]] = {
     "started": (str, _NONE),
     "finished": (str, _NONE),
     "exit_status": (int, _NONE),
+    "oom_killed": (bool,),
     "command": (list,),
     "hostname": (str,),
     "terminal": (bool,),
@@ -126,6 +128,7 @@ class BoxRecord:
     started: str | None
     finished: str | None
     exit_status: int | None
+    oom_killed: bool
     command: list[str]
     hostname: str
     terminal: bool
@@ -191,6 +194,7 @@ class BoxRecord:
             "created": self.created,
             "started": self.started,
             "exit_status": self.exit_status,
+            "oom_killed": self.oom_killed,
             "terminal": self.terminal,
             # keeper (attach works), socket (--console-socket owns it), foreground, or None
             "console": extra.get("console"),
@@ -355,6 +359,51 @@ class StateRoot:
         remove_tree(self.box_dir(name))
 
 
+def record_exit(box_dir: str, code: int, attempts: int = 1) -> bool:
+    """Write the init's exit status; on a write error (a full state disk) retry `attempts`
+    times with a growing pause, so a reaper that outlives the CLI (monitor, keeper) keeps
+    it in memory until there is room. False if it could not be written (or the box is gone).
+
+    A SIGKILL is checked against the memory cgroup's OOM count now, while the cgroup is
+    sure to exist: `137 oom` then."""
+    import time
+
+    text = f"{code}\n"
+    if code == 137 and _oom_now(box_dir):
+        text = f"{code} oom\n"
+    delay = 0.05
+    for i in range(attempts):
+        if not os.path.isdir(box_dir):
+            return False  # destroyed: nobody will ask
+        try:
+            atomic_write(os.path.join(box_dir, "exit"), text.encode())
+            return True
+        except OSError:
+            if i + 1 < attempts:
+                time.sleep(delay)
+                delay = min(delay * 2, 2.0)
+    return False
+
+
+def _oom_now(box_dir: str) -> bool:
+    try:
+        with open(os.path.join(box_dir, "state.json"), "rb") as f:
+            record = BoxRecord.from_json(fastjson.loads(f.read()))
+        from tuibox.runtime.cgroups import oom_killed
+
+        return oom_killed(record)
+    except Exception:  # a reaper records the exit whatever this says
+        return False
+
+
+def read_oom_killed(box_dir: str) -> bool:
+    try:
+        with open(os.path.join(box_dir, "exit")) as f:
+            return f.read().split()[1:2] == ["oom"]
+    except (OSError, ValueError):
+        return False
+
+
 def read_exit_status(box_dir: str) -> int | None:
     try:
         with open(os.path.join(box_dir, "exit")) as f:
@@ -363,8 +412,28 @@ def read_exit_status(box_dir: str) -> int | None:
         return None
 
 
+BOOT_ID_PATH = "/proc/sys/kernel/random/boot_id"
+_boot_id: list[str] = []
+
+
+def boot_id() -> str:
+    """This boot's id (cached): a record made in another boot names pids that may have been
+    reused since, so its box is `stopped` whatever they say."""
+    if not _boot_id:
+        try:
+            with open(BOOT_ID_PATH) as f:
+                _boot_id.append(f.read().strip())
+        except OSError:
+            _boot_id.append("")
+    return _boot_id[0]
+
+
 def live_status(record: BoxRecord, box_dir: str) -> str:
     """The box's status from kernel facts: the init's pid + start time, and the exec fifo."""
+    made_in = record.extra.get("boot_id")
+    if isinstance(made_in, str) and made_in and boot_id() and made_in != boot_id():
+        # Also for creating/destroying: that creator pid is from the other boot too.
+        return "stopped" if record.status not in ("creating", "destroying") else "debris"
     if record.status in ("creating", "destroying"):
         # Written before any side effect (intent): the box is being made (or torn down) while
         # the process doing it lives; once that one is dead it is debris for destroy --force

@@ -250,7 +250,7 @@ class BoxesScreen(Screen[None], BoxesAware):
         stats = app.history.latest.get(box.name) if live else None
         state = status_text(box.status)
         if box.status == "stopped" and box.exit_status is not None:
-            state.append(f" ({box.exit_status})")
+            state.append(f" ({box.exit_status}{' OOM' if box.oom_killed else ''})")
         chosen = box.name in self.selected
         return [
             Text(SELECTED_MARK, style="bold yellow") if chosen else " ",

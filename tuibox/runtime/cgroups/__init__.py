@@ -38,6 +38,39 @@ def is_frozen(record: BoxRecord) -> bool:
     return False
 
 
+def oom_kills(text: str) -> int:
+    """The `oom_kill` count of v2 `memory.events` or v1 `memory.oom_control`: one exact key
+    among its neighbours (`oom`, `oom_group_kill`, `oom_kill_disable`); 0 when absent."""
+    for line in text.splitlines():
+        key, _, value = line.partition(" ")
+        if key == "oom_kill":
+            try:
+                return int(value)
+            except ValueError:
+                return 0
+    return 0
+
+
+def oom_killed(record: BoxRecord) -> bool:
+    """True when the kernel's OOM killer killed a process of the box (docker's OOMKilled:
+    any process of the box, as the memory cgroup counts them). False once the cgroup is gone."""
+    dirs = record.extra.get("cgroup_dirs")
+    if not isinstance(dirs, dict):
+        return False
+    memory = (dirs.get("v1") or {}).get("memory")
+    unified = dirs.get("unified")
+    if memory:
+        path = os.path.join(memory, "memory.oom_control")
+    elif unified and "memory" in (dirs.get("v2_controllers") or ()):
+        path = os.path.join(unified, "memory.events")
+    else:
+        return False
+    try:
+        return oom_kills(_read(path).decode()) > 0
+    except (OSError, UnicodeDecodeError):
+        return False
+
+
 def _read(path: str) -> bytes:
     fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     try:

@@ -54,6 +54,7 @@ class InitPlan:
         # A fifo, not a directory: no fd the init holds can give the box a host cwd.
         self.fifo_fd = fifo_fd
         self.root_fd = -1  # O_PATH fd of rootfs, from `rootfs` to `pivot_root` (mount targets)
+        self.die_with_parent = False  # a foreground run: the program dies with the CLI
         self.new_keyring = True  # a session keyring of its own (runc's default)
         self.stdio = stdio  # fds to become 0, 1, 2 (detached boxes)
         self.overlay = overlay  # overlayfs mount data to mount on rootfs first
@@ -355,7 +356,9 @@ def _ready_then_wait_for_start(plan: InitPlan, chan: Channel) -> None:
         except InterruptedError:
             continue
     os.close(plan.fifo_fd)
-    sc.prctl(sc.PR_SET_PDEATHSIG, 0)
+    # A foreground run's program dies with its CLI even by SIGKILL (then `gc` removes the
+    # box); set again here since a change of credentials clears it. Others outlive `create`.
+    sc.prctl(sc.PR_SET_PDEATHSIG, _signal.SIGKILL if plan.die_with_parent else 0)
 
 
 STEPS: tuple[tuple[str, Callable[[InitPlan, Channel], None]], ...] = (

@@ -342,8 +342,4 @@ def keep_console(source_fd: int, listen_fd: int, init_pid: int, box_dir: str) ->
 
 
 def _record_exit(box_dir: str, code: int) -> None:
-    try:
-        if os.path.isdir(box_dir):
-            st.atomic_write(os.path.join(box_dir, "exit"), f"{code}\n".encode())
-    except OSError:
-        pass  # the box is being destroyed: nobody will ask
+    st.record_exit(box_dir, code, attempts=120)

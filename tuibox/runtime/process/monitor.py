@@ -114,8 +114,8 @@ def monitor_main(
             keep_console(*keeper_fds, init_pid, box_dir)
         else:
             code = exit_code(wait_child(init_pid))
-            if os.path.isdir(box_dir):
-                st.atomic_write(os.path.join(box_dir, "exit"), f"{code}\n".encode())
+            # A full state disk must not lose it: this process has nothing else to do.
+            st.record_exit(box_dir, code, attempts=120)
         code = 0
     except BaseException:
         pass

@@ -11,6 +11,8 @@ class: verbs read `opts.memory`, and mypy knows its type.
 
 from __future__ import annotations
 
+from tuibox.runtime.plain import Plain
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -92,7 +94,7 @@ class Command:
         return "\n".join(lines)
 
 
-class Options:
+class Options(Plain):
     """The parsed words of one command, one attribute per option and argument.
 
     A subclass sets COMMAND (its grammar) and lists in __slots__ the dest of each of its
@@ -100,24 +102,10 @@ class Options:
     with a value `str | None` (`str` when it has a default); a repeated one `list[str]`; a
     required argument `str`, an optional one `str | None`, a trailing one `list[str]`.
     tests/unit/test_cli_args.py checks every command of the CLI against its class.
-    Plain classes, not dataclasses: these are built on `run`'s start-up path."""
+    Equality and repr come from `Plain` (no dataclasses on `run`'s start-up path)."""
 
     __slots__ = ()
     COMMAND: ClassVar[Command]
-
-    def _fields(self) -> list[str]:
-        return [n for k in reversed(type(self).__mro__) for n in getattr(k, "__slots__", ())]
-
-    # Equal by value (for tests); defining __eq__ alone also makes them unhashable, as
-    # mutable values should be.
-    def __eq__(self, other: object) -> bool:
-        if type(other) is not type(self):
-            return NotImplemented
-        return all(getattr(self, n) == getattr(other, n) for n in self._fields())
-
-    def __repr__(self) -> str:
-        inner = ", ".join(f"{n}={getattr(self, n)!r}" for n in self._fields())
-        return f"{type(self).__name__}({inner})"
 
 
 def parse(into: type[OptionsT], words: list[str]) -> OptionsT:

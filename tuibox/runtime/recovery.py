@@ -139,11 +139,7 @@ def find_debris(rt: Runtime, data_root: str | None = None) -> list[Debris]:
             out.append(Debris("socket", name, sock, "remove (no keeper)"))
     out += [item for item in orphans if item.name not in dirs]
     cache = os.path.join(root, ".seccomp")
-    try:
-        entries = sorted(os.listdir(cache))
-    except OSError:
-        entries = []
-    for entry in entries:
+    for entry in _entries(cache):
         full = os.path.join(cache, entry)
         if (entry.endswith(".tmp") and not _writer_alive(entry)) or _bad_program(full):
             out.append(Debris("seccomp-cache", "", full, "remove"))
@@ -191,14 +187,18 @@ def _layer_candidates(rt: Runtime, data_root: str | None) -> list[Debris]:
     return out
 
 
+def _entries(path: str) -> list[str]:
+    """A directory's names, sorted; none when it is missing or unreadable."""
+    try:
+        return sorted(os.listdir(path))
+    except OSError:
+        return []
+
+
 def _lease_candidates(root: str) -> list[Debris]:
     out = []
     leases = os.path.join(root, ".userns")
-    try:
-        entries = sorted(os.listdir(leases))
-    except OSError:
-        entries = []
-    for entry in entries:
+    for entry in _entries(leases):
         if entry.endswith(".lease"):
             box = entry[: -len(".lease")]
             out.append(Debris("userns-lease", box, os.path.join(leases, entry), "remove"))

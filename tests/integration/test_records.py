@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import time
 from collections.abc import Callable
@@ -273,3 +274,39 @@ def test_foreground_run_killed_still_removes_its_box(
     tb("gc", "--yes")
     assert not (tb.root / name).exists()
     assert name not in cgroups(tb)
+
+
+@pytest.mark.parametrize("force", [False, True])
+def test_destroy_returns_only_once_the_monitor_is_gone(
+    tb: TB, make_bundle: Callable[..., Path], force: bool
+) -> None:
+    """`ps` names a detached box's monitor, and nothing of the box outlives its destroy: the
+    monitor (stopped here so that it cannot leave by itself) is waited for."""
+    name = unique("mon")
+    tb("run", "-d", "--bundle", str(make_bundle(["/bin/sh", "-c", "sleep 1000"])), name)
+    init = tb.state(name)["pid"]
+    with open(f"/proc/{init}/stat") as f:
+        monitor = int(f.read().rpartition(")")[2].split()[1])
+    assert Path(f"/proc/{monitor}/comm").read_text() == "tuibox-monitor\n"
+    os.kill(monitor, signal.SIGSTOP)
+    if force:  # and from kernel facts alone: the record is gone
+        (tb.root / name / "state.json").unlink()
+    else:  # killed first: a plain destroy refuses a running box
+        tb("kill", name, "KILL")
+    try:
+        destroy = subprocess.Popen(
+            tb.argv("destroy", *(["--force"] if force else []), name),
+            stdin=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        with pytest.raises(subprocess.TimeoutExpired):
+            destroy.wait(1.5)  # the box is dead by now; its monitor is not
+    finally:
+        os.kill(monitor, signal.SIGCONT)
+    _, err = destroy.communicate(timeout=30)
+    assert destroy.returncode == 0, err
+    from tuibox.runtime.linux.proc import is_alive
+
+    assert not is_alive(monitor, None)
+    assert name not in tb.names()

@@ -29,7 +29,13 @@ from tuibox.runtime.guards import GUARDS, can, check, refuse_threads
 from tuibox.runtime.linux import proc
 from tuibox.runtime.linux import syscalls as sc
 from tuibox.runtime.process import init as box_init
-from tuibox.runtime.process.monitor import exit_code, fork_monitor, spawn_init, wait_child
+from tuibox.runtime.process.monitor import (
+    exit_code,
+    fork_monitor,
+    monitors_of,
+    spawn_init,
+    wait_child,
+)
 from tuibox.runtime.process.sync import Channel, error_from_message
 from tuibox.runtime.request import CreateRequest
 from tuibox.runtime.stages.base import SetupContext
@@ -260,7 +266,11 @@ class Runtime(Actions):  # exec, ps, stats, wait, pause, resume, update: actions
             ctx.plan.stdio = (null, log, log)
         try:
             if req.detach:
-                pid = fork_monitor(ctx.plan, child, parent, d)
+                pid, monitor = fork_monitor(ctx.plan, child, parent, d)
+                started = proc.start_time(monitor)
+                record.extra["monitor"] = [monitor, started]
+                # Undone after the init's kill below (LIFO): a failed create leaves no process.
+                ctx.undo.callback(proc.wait_gone, monitor, started, 5.0)
             else:
                 pid = spawn_init(ctx.plan, child, parent)
         finally:
@@ -399,9 +409,9 @@ class Runtime(Actions):  # exec, ps, stats, wait, pause, resume, update: actions
         self.kill(name, _signal.SIGTERM)
         if record.status == "paused":
             self._cgroup(record).thaw()  # a frozen init only sees the SIGTERM once thawed
-        if not _wait_gone(record.pid, record.starttime, timeout):
+        if not proc.wait_gone(record.pid, record.starttime, timeout):
             _kill_box(record)
-            _wait_gone(record.pid, record.starttime, 5.0)
+            proc.wait_gone(record.pid, record.starttime, 5.0)
         return self.get(name)
 
     def destroy(self, name: str, force: bool = False) -> None:
@@ -418,8 +428,10 @@ class Runtime(Actions):  # exec, ps, stats, wait, pause, resume, update: actions
                 if not force:
                     raise
                 record = None
+            monitors: builtins.list[tuple[int, int]] = []
             if record is not None:
                 check("destroy-force" if force else "destroy", name, record.status)
+                monitors = monitors_of([record.pid], record.extra.get("monitor"))
                 # Intent again: a destroy killed half-way leaves debris that gc recognises.
                 me = os.getpid()
                 live = record.status
@@ -428,7 +440,7 @@ class Runtime(Actions):  # exec, ps, stats, wait, pause, resume, update: actions
                 self._note(record)
                 if live not in ("stopped", "debris"):
                     _kill_box(record)
-                    if not _wait_gone(record.pid, record.starttime, 10.0) and not force:
+                    if not proc.wait_gone(record.pid, record.starttime, 10.0) and not force:
                         record.status = live
                         self._note(record)
                         raise TuiboxError(
@@ -451,6 +463,8 @@ class Runtime(Actions):  # exec, ps, stats, wait, pause, resume, update: actions
             if record is not None:
                 _remove_layer(record)
             self.root.remove(name)
+            for pid, started in monitors:  # it records the exit and leaves; wait for that
+                proc.wait_gone(pid, started, 5.0)
             if failures:
                 raise TeardownError(name, failures)
 
@@ -557,7 +571,7 @@ def _kill_and_reap(pid: int, is_child: bool) -> None:
         except ChildProcessError:
             pass
     else:
-        _wait_gone(pid, None, 5.0)
+        proc.wait_gone(pid, None, 5.0)
 
 
 def _kill_box(record: st.BoxRecord) -> None:
@@ -577,15 +591,3 @@ def _kill_box(record: st.BoxRecord) -> None:
                 cg.signal_all(_signal.SIGKILL)
             except (TuiboxError, OSError):
                 pass
-
-
-def _wait_gone(pid: int, starttime: int | None, timeout: float) -> bool:
-    """Poll until the process is gone or a zombie; no fixed sleep after the signal."""
-    deadline = time.monotonic() + timeout
-    delay = 0.0005
-    while proc.is_alive(pid, starttime):
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(delay)
-        delay = min(delay * 2, 0.02)
-    return True

@@ -51,8 +51,11 @@ def existing_cgroup(path: str) -> BoxCgroup | None:
 def force_teardown(rt: Runtime, name: str, record: BoxRecord | None) -> list[str]:
     """Kill and release everything of box `name` that can be found; returns failures (one
     line per resource). The state dir itself is left to the caller."""
+    from tuibox.runtime.process.monitor import monitors_of
+
     failures: list[str] = []
     root = rt.root.path
+    monitors = [] if record is None else monitors_of([record.pid], record.extra.get("monitor"))
     if record is not None and record.pid and proc.is_alive(record.pid, record.starttime):
         try:
             os.kill(record.pid, _signal.SIGKILL)
@@ -63,11 +66,14 @@ def force_teardown(rt: Runtime, name: str, record: BoxRecord | None) -> list[str
         if cg is None:
             continue
         try:
+            monitors += monitors_of(cg.procs())
             if not cg.kill_all(5.0):
                 failures.append(f"cgroup {path}: processes survived SIGKILL")
             cg.destroy(5.0)
         except (TuiboxError, OSError) as e:
             failures.append(f"cgroup {path}: {e}")
+    for pid, started in monitors:  # each records its box's exit and leaves
+        proc.wait_gone(pid, started, 5.0)
     from tuibox.runtime import userns
 
     try:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 
 def read_stat(pid: int) -> tuple[str, int] | None:
     """Return (state letter, start time in clock ticks) of pid, or None if it does not exist."""
@@ -31,3 +33,33 @@ def is_alive(pid: int, starttime: int | None) -> bool:
     if starttime is not None and started != starttime:
         return False
     return state not in ("Z", "X")
+
+
+def parent_of(pid: int) -> int | None:
+    """The parent pid of pid (0 for a process whose parent is outside its PID namespace)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            raw = f.read()
+    except OSError:
+        return None
+    return int(raw[raw.rfind(b")") + 2 :].split()[1])
+
+
+def comm(pid: int) -> bytes | None:
+    try:
+        with open(f"/proc/{pid}/comm", "rb") as f:
+            return f.read().rstrip(b"\n")
+    except OSError:
+        return None
+
+
+def wait_gone(pid: int, starttime: int | None, timeout: float) -> bool:
+    """Poll until the process is gone or a zombie; no fixed sleep after the signal."""
+    deadline = time.monotonic() + timeout
+    delay = 0.0005
+    while is_alive(pid, starttime):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(delay)
+        delay = min(delay * 2, 0.02)
+    return True

@@ -252,6 +252,12 @@ def is_dumpable() -> bool:
     return prctl(PR_GET_DUMPABLE) == 1
 
 
+def set_comm(name: bytes) -> None:
+    """This thread's name in /proc/PID/comm (at most 15 bytes are kept)."""
+    buf = ctypes.create_string_buffer(name[:15])
+    prctl(PR_SET_NAME, ctypes.addressof(buf))
+
+
 def arg_env_span() -> tuple[int, int, int, int]:
     """(arg_start, arg_end, env_start, env_end) of this process (fields 48-51 of stat)."""
     with open("/proc/self/stat", "rb") as f:

@@ -12,6 +12,7 @@ import os
 
 from tuibox.runtime import state as st
 from tuibox.runtime.errors import TuiboxError
+from tuibox.runtime.linux import proc
 from tuibox.runtime.linux import syscalls as sc
 from tuibox.runtime.process.init import InitPlan
 from tuibox.runtime.process.init import run as init_run
@@ -21,8 +22,29 @@ if TYPE_CHECKING:
     from tuibox.runtime.process.sync import Channel
 
 
-def fork_monitor(plan: InitPlan, child: Channel, parent: Channel, box_dir: str) -> int:
-    """Fork the detached box's monitor, which forks the init; the init's host pid."""
+# The monitor's /proc/PID/comm: how a destroy finds it (even from a damaged record) to wait
+# until it has gone, so nothing of the box outlives the destroy.
+MONITOR_COMM = b"tuibox-monitor"
+
+
+def monitors_of(pids: list[int], known: object = None) -> list[tuple[int, int]]:
+    """(pid, start time) of the monitors that are parents of `pids`, and of the one a record
+    names (`known`, its extra["monitor"]: the init may be reaped already, the monitor not)."""
+    out: list[tuple[int, int]] = []
+    if isinstance(known, list) and len(known) == 2 and all(type(v) is int for v in known):
+        out.append((known[0], known[1]))
+    for pid in pids:
+        parent = proc.parent_of(pid)
+        if not parent or parent == os.getpid() or proc.comm(parent) != MONITOR_COMM:
+            continue
+        started = proc.start_time(parent)
+        if started is not None and (parent, started) not in out:
+            out.append((parent, started))
+    return out
+
+
+def fork_monitor(plan: InitPlan, child: Channel, parent: Channel, box_dir: str) -> tuple[int, int]:
+    """Fork the detached box's monitor, which forks the init; (init's host pid, monitor's)."""
     r, w = os.pipe2(os.O_CLOEXEC)
     monitor = os.fork()
     if monitor == 0:  # pragma: no cover - runs in the forked monitor
@@ -40,7 +62,7 @@ def fork_monitor(plan: InitPlan, child: Channel, parent: Channel, box_dir: str) 
     if not raw:
         os.waitpid(monitor, 0)
         raise TuiboxError("box monitor failed to start the init")
-    return int(raw)
+    return int(raw), monitor
 
 
 def exit_code(status: int) -> int:
@@ -100,6 +122,7 @@ def monitor_main(
         for s in (_signal.SIGINT, _signal.SIGHUP, _signal.SIGTERM, _signal.SIGQUIT):
             _signal.signal(s, _signal.SIG_IGN)
         init_pid = spawn_init(plan, child, None)
+        sc.set_comm(MONITOR_COMM)  # after the fork: the init must not inherit the name
         os.write(pid_pipe, str(init_pid).encode())
         null = os.open("/dev/null", os.O_RDWR)
         for fd in (0, 1, 2):

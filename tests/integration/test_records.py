@@ -241,6 +241,23 @@ def test_gc_finds_the_writable_layer_of_a_deleted_image_box(tb: TB) -> None:
     assert json.loads(tb("gc", "--format", "json").stdout)["items"] == []
 
 
+def test_destroy_force_of_an_unreadable_image_box_removes_its_layer(tb: TB) -> None:
+    """No record, so no `layer` field: the layer is derived from the name, the state root
+    and the data root (`recovery._layers`), not left to gc."""
+    name = unique("lay")
+    tb("run", "-d", "--image", "busybox", name, "sh", "-c", "echo x > /x; sleep 1000")
+    layer = tb.layer(name)
+    deadline = time.monotonic() + 10
+    while not (layer / "upper/x").exists():
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    (tb.root / name / "state.json").write_bytes(b"\x00garbage")
+    tb("destroy", "--force", name)
+    assert not layer.exists()
+    assert name not in tb.names() and cgroups(tb.root) == set()
+    assert json.loads(tb("gc", "--format", "json").stdout)["items"] == []
+
+
 @pytest.mark.parametrize("sig", [9, 15])
 def test_foreground_run_killed_still_removes_its_box(
     tb: TB, make_bundle: Callable[..., Path], sig: int

@@ -245,7 +245,7 @@ def dispatch(verb: str, words: list[str], g: Globals) -> int:
 def runtime(g: Globals) -> Runtime:
     from tuibox.runtime.box import Runtime
 
-    return Runtime(g.root)
+    return Runtime(g.root, g.data_root)
 
 
 # ---- building the request -------------------------------------------------------------------

@@ -244,11 +244,8 @@ class Runtime(Actions):  # exec, ps, stats, wait, pause, resume, update: actions
     def _layer_dir(self, data_root: str, name: str) -> str:
         """`<data>/boxes/<root tag>-<name>` (0700), made afresh: a left-over of a box of
         this name that died before its record named it is removed first."""
-        from tuibox.runtime.cgroups.hierarchy import default_leaf
-
-        boxes = os.path.join(data_root, "boxes")
-        os.makedirs(boxes, 0o700, exist_ok=True)
-        path = os.path.join(boxes, default_leaf(name, self.root.path).rpartition("/")[2])
+        os.makedirs(os.path.join(data_root, "boxes"), 0o700, exist_ok=True)
+        path = layer_path(data_root, self.root.path, name)
         st.remove_tree(path)
         os.mkdir(path, 0o700)
         return path
@@ -539,7 +536,17 @@ def _intent(req: CreateRequest, stages: builtins.list[Stage], root: str) -> dict
         intent["veth"] = host_name(root, req.name, 0)
     if "console" in names:
         intent["console"] = "console.sock in the box dir"
+    if req.overlay is not None:
+        intent["layer"] = layer_path(req.overlay[1], root, req.name)
     return intent
+
+
+def layer_path(data_root: str, root: str, name: str) -> str:
+    """An image box's writable layer: `<data>/boxes/<root tag>-<name>`, derivable from the
+    names alone, so `destroy --force` finds it without a record."""
+    from tuibox.runtime.cgroups.hierarchy import default_leaf
+
+    return os.path.join(data_root, "boxes", default_leaf(name, root).rpartition("/")[2])
 
 
 def _new_ns(spec: Spec, kind: str) -> bool:

@@ -19,7 +19,7 @@ from tuibox.runtime.cgroups.group import BoxCgroup
 from tuibox.runtime.cgroups.hierarchy import box_path, default_leaf, detect
 from tuibox.runtime.errors import TuiboxError
 from tuibox.runtime.linux import proc
-from tuibox.runtime.state import BoxRecord
+from tuibox.runtime.state import BoxRecord, remove_tree
 
 if TYPE_CHECKING:
     from tuibox.runtime.box import Runtime
@@ -87,7 +87,27 @@ def force_teardown(rt: Runtime, name: str, record: BoxRecord | None) -> list[str
             debris.release_box(root, name)
         except Exception as e:  # netlink, nft: each is one line, the rest goes on
             failures.append(f"network: {e}")
+    for layer in _layers(rt, name, record):
+        try:
+            remove_tree(layer)
+        except OSError as e:
+            failures.append(f"layer {layer}: {e.strerror or e}")
     return failures
+
+
+def _layers(rt: Runtime, name: str, record: BoxRecord | None) -> list[str]:
+    """Where the box's writable layer may be: the record's, its intent's (a create killed
+    before its record named the layer), and the one derived from this runtime's data root."""
+    from tuibox.runtime.box import layer_path
+    from tuibox.runtime.images.store import default_data_root
+
+    paths = []
+    if record is not None:
+        for value in (record.extra.get("layer"), _intent(record).get("layer")):
+            if isinstance(value, str) and value:
+                paths.append(value)
+    paths.append(layer_path(rt.data_root or default_data_root(), rt.root.path, name))
+    return [p for p in dict.fromkeys(paths) if os.path.lexists(p)]
 
 
 def _network_used(root: str) -> bool:

@@ -65,11 +65,12 @@ class ServiceError(Exception):
     """A runtime call failed; `message` is the runtime's own one-line text, `kind` its error
     kind (`TuiboxError.kind`, or the CLI's: "usage", "permission", "os", ...; "" if unknown)."""
 
-    def __init__(self, message: str, verb: str = "", kind: str = "") -> None:
+    def __init__(self, message: str, verb: str = "", kind: str = "", stdout: str = "") -> None:
         super().__init__(message)
         self.message = message
         self.verb = verb
         self.kind = kind
+        self.stdout = stdout  # what the CLI printed before failing (gc's report of a partial run)
 
     def __str__(self) -> str:
         return self.message
@@ -203,6 +204,40 @@ class StatsRow:
             net_tx=int(d.get("net_tx") or 0),
             block_read=int(d.get("block_read") or 0),
             block_write=int(d.get("block_write") or 0),
+        )
+
+
+@dataclass(frozen=True)
+class DebrisRow:
+    """One item `tuibox gc` found: left-overs of a box that no longer exists."""
+
+    kind: str  # box, cgroup, userns-lease, network-lease, layer, socket, seccomp-cache
+    box: str
+    path: str
+    action: str  # what cleaning up does to it
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> DebrisRow:
+        return cls(
+            kind=str(d.get("kind") or ""),
+            box=str(d.get("box") or ""),
+            path=str(d.get("path") or ""),
+            action=str(d.get("action") or ""),
+        )
+
+
+@dataclass(frozen=True)
+class GcResult:
+    """What a clean-up removed (or tried to) and what it could not, one line each."""
+
+    items: tuple[DebrisRow, ...]
+    failures: tuple[str, ...]
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> GcResult:
+        return cls(
+            tuple(DebrisRow.from_json(i) for i in d.get("items") or () if isinstance(i, dict)),
+            tuple(str(f) for f in d.get("failures") or ()),
         )
 
 
@@ -411,6 +446,8 @@ class Backend(Protocol):
     def shell_command(self, name: str, shell: str = "/bin/sh") -> list[str]: ...
     def terminal_command(self, name: str, mode: str, shell: str = "/bin/sh") -> TerminalCommand: ...
     async def unavailable_verbs(self, verbs: Sequence[str]) -> dict[str, str]: ...
+    async def debris(self) -> list[DebrisRow]: ...
+    async def collect_debris(self) -> GcResult: ...
 
 
 class CliBackend:
@@ -466,7 +503,9 @@ class CliBackend:
                     await asyncio.wait_for(proc.wait(), 1.0)
             raise
         if proc.returncode != 0:
-            raise error_from_cli(verb, proc.returncode or 0, err.decode(errors="replace"))
+            failed = error_from_cli(verb, proc.returncode or 0, err.decode(errors="replace"))
+            failed.stdout = out.decode(errors="replace")
+            raise failed
         return out.decode(errors="replace")
 
     async def _json(self, *args: str, timeout: float = 30.0) -> list[dict[str, Any]]:
@@ -493,6 +532,22 @@ class CliBackend:
 
     async def images(self) -> list[ImageRow]:
         return [ImageRow.from_json(d) for d in await self._json("image", "ls", "--format", "json")]
+
+    async def debris(self) -> list[DebrisRow]:
+        report = _gc_report(await self.call("gc", "--format", "json", timeout=60.0))
+        return list(report.items)
+
+    async def collect_debris(self) -> GcResult:
+        """`tuibox gc --yes`: it finds the debris again and removes what it finds (a mutation,
+        so the CLI's); a partial failure still reports what was done."""
+        try:
+            out = await self.call("gc", "--yes", "--format", "json", timeout=120.0, mutating=True)
+        except ServiceError as exc:
+            if not exc.stdout.strip():
+                raise
+            report = _gc_report(exc.stdout)
+            return GcResult(report.items, report.failures or (exc.message,))
+        return _gc_report(out)
 
     async def run(self, options: CreateOptions) -> None:
         # Built and checked by the runtime here first (a thread: it reads the image store),
@@ -701,6 +756,15 @@ class InProcessBackend(CliBackend):
         rows = await self._in_thread("ps", self.runtime.ps, name)
         return [ProcessRow.from_json(d) for d in rows]
 
+    def _find_debris(self) -> list[DebrisRow]:
+        from tuibox.runtime.recovery import find_debris
+
+        # Read-only (it lists cgroups and leases, reads records, probes sockets): no fork.
+        return [DebrisRow.from_json(i.as_dict()) for i in find_debris(self.runtime, self.data_root)]
+
+    async def debris(self) -> list[DebrisRow]:
+        return await self._in_thread("gc", self._find_debris)
+
 
 def make_backend(root: str | None, data_root: str | None) -> Backend:
     # TUIBOX_TUI_BACKEND=cli sends every call through the CLI (to compare, or debug it).
@@ -725,6 +789,16 @@ def name_problem(name: str, taken: set[str]) -> str | None:
     if name in taken:
         return BoxExists(name).message
     return None
+
+
+def _gc_report(out: str) -> GcResult:
+    try:
+        data = json.loads(out)
+    except json.JSONDecodeError as exc:
+        raise ServiceError(f"tuibox gc printed invalid json: {exc.msg}", "gc") from None
+    if not isinstance(data, dict):
+        raise ServiceError(f"tuibox gc printed {type(data).__name__}, not an object", "gc")
+    return GcResult.from_json(data)
 
 
 def service_error(message: str, verb: str, kind: str) -> ServiceError:

@@ -18,6 +18,8 @@ from tuibox.service import (
     GUARDS,
     BoxRow,
     CreateOptions,
+    DebrisRow,
+    GcResult,
     ImageRow,
     Limits,
     LogChunk,
@@ -61,6 +63,7 @@ class FakeBackend:
         self.list_delay = 0.0
         self.terminal_argv: tuple[str, ...] = ()  # a prefix for the pane's program (tests)
         self._next_pid = 4000
+        self.debris_items: list[DebrisRow] = []
 
     # ---- helpers
 
@@ -263,6 +266,15 @@ class FakeBackend:
 
     async def unavailable_verbs(self, verbs: Sequence[str]) -> dict[str, str]:
         return {v: self.unavailable[v] for v in verbs if v in self.unavailable}
+
+    async def debris(self) -> list[DebrisRow]:
+        self._check("gc")
+        return list(self.debris_items)
+
+    async def collect_debris(self) -> GcResult:
+        self._check("gc", "--yes")
+        found, self.debris_items = tuple(self.debris_items), []
+        return GcResult(found, ())
 
 
 def sample_boxes() -> list[BoxRow]:

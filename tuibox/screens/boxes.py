@@ -15,6 +15,7 @@ from textual.widgets.data_table import ColumnKey
 from tuibox.app import BoxesAware
 from tuibox.service import GUARDS, BoxRow, ServiceError, SpecSummary, allowed, allowed_states
 from tuibox.widgets.box_details import BoxDetails
+from tuibox.widgets.debris import DebrisLine
 from tuibox.widgets.format import (
     STATUS_ORDER,
     human_duration,
@@ -190,6 +191,13 @@ class BoxesScreen(Screen[None], BoxesAware):
         Binding("O", "sort_reverse", "Reverse sort", id="box.sort_reverse", show=False),
         Binding("i", "toggle_details", "Details", id="box.details", show=False),
         Binding("escape", "clear", "Clear filter/selection", id="box.clear", show=False),
+        Binding(
+            "g",
+            "gc",
+            "Clean up debris",
+            id="box.gc",
+            tooltip="Remove what boxes that no longer exist left behind (tuibox gc --yes)",
+        ),
     ]
 
     def __init__(self) -> None:
@@ -218,6 +226,7 @@ class BoxesScreen(Screen[None], BoxesAware):
         table = LiveTable(id="boxes", cursor_type="row", zebra_stripes=True)
         yield table
         yield Static("", id="list-status", classes="status-line")
+        yield DebrisLine(id="debris")
         yield BoxDetails(id="details")
         yield TerminalTabs(id="panes")
         yield Footer()
@@ -282,6 +291,7 @@ class BoxesScreen(Screen[None], BoxesAware):
             table.move_cursor(row=table.get_row_index(self.pending_select))
             self.pending_select = None
         self._update_status(len(shown))
+        self.query_one(DebrisLine).boxes_changed(app.boxes)
         self._update_details()
         self._maybe_refresh_bindings()
 
@@ -373,6 +383,8 @@ class BoxesScreen(Screen[None], BoxesAware):
         """Why an action cannot run now, or None when it can (shared by keys and palette)."""
         if action in PANE_ACTIONS:
             return None if self.is_mounted and self.panes.count else "no terminal pane is open"
+        if action == "gc":
+            return None if self.is_mounted and self.debris.items else "no debris found"
         verb = VERB_OF.get(action)
         if verb is None:
             return None
@@ -400,6 +412,8 @@ class BoxesScreen(Screen[None], BoxesAware):
         if action in PANE_ACTIONS:
             # False hides them: pane keys are noise in the footer until a pane is open.
             return self.is_mounted and self.panes.count > 0
+        if action == "gc":  # hidden too, until there is debris to clean up
+            return self.is_mounted and bool(self.debris.items)
         # None, not False: a greyed key stays in the footer, so the user learns it exists.
         return None if self.action_reason(action) else True
 
@@ -467,6 +481,23 @@ class BoxesScreen(Screen[None], BoxesAware):
                 self.tapp.perform("destroy", names)
 
         self.app.push_screen(ConfirmScreen("\n".join(lines), confirm="Destroy"), confirmed)
+
+    @property
+    def debris(self) -> DebrisLine:
+        return self.query_one("#debris", DebrisLine)
+
+    def action_gc(self) -> None:
+        from tuibox.screens.confirm import ConfirmScreen
+        from tuibox.widgets.debris import question
+
+        line = self.debris
+
+        def confirmed(yes: bool | None) -> None:
+            if yes:
+                line.collect()
+
+        if line.items:
+            self.app.push_screen(ConfirmScreen(question(line.items), confirm="Clean up"), confirmed)
 
     async def action_shell(self) -> None:
         box = self.current_box()

@@ -1,13 +1,17 @@
 """Fault injection (issue 12): the CLI SIGKILLed at every named point of create and destroy
-(TUIBOX_FAULT=POINT, `box.fault`), for a plain, a --network and a -t box; afterwards
-`destroy --force` (and, separately, `gc --yes`) must leave the host exactly as it was:
-mounts, links, nft rules, cgroups, leases, processes, state."""
+(TUIBOX_FAULT=POINT, `box.fault`), for a plain, a --network, a -t and an --image box;
+afterwards `destroy --force` (and, separately, `gc --yes`) must leave the host exactly as it
+was: mounts, links, nft rules, cgroups, leases, writable layers, processes, state. And
+host-side SIGKILLs of a box's init and of its reaper (monitor, or keeper of a -t box): `list`
+and `wait` tell the truth, and `destroy` leaves the host as it was."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -85,6 +89,9 @@ def host(tb: TB, tmp: Path, names: list[str], bridge: str | None = None) -> dict
         "nft": own_tables(bridge),
         "cgroups": cgroups(tb.root),
         "leases": leases(tb.root),
+        "layers": sorted(os.listdir(tb.data_root / "boxes"))
+        if (tb.data_root / "boxes").is_dir()
+        else [],
         "processes": processes(str(tmp)),
         "state": tb.names(),
     }
@@ -130,7 +137,12 @@ def sweep(tb: TB, how: str, name: str) -> None:
 def run_faults(
     tb: TB, tmp: Path, create: Callable[[str], list[str]], kind: str, bridge: str | None = None
 ) -> None:
-    skipped = {"plain": {"network", "console"}, "net": {"console"}, "terminal": {"network"}}[kind]
+    skipped = {
+        "plain": {"network", "console"},
+        "image": {"network", "console"},
+        "net": {"console"},
+        "terminal": {"network"},
+    }[kind]
     names = [unique(f"{p[:3]}{h[0]}") for h in ("destroy", "gc") for p in CREATE_POINTS]
     names += [unique(f"{p[8:11]}{h[0]}") for h in ("destroy", "gc") for p in DESTROY_POINTS]
     todo = iter(names)
@@ -183,3 +195,104 @@ def test_faults_network(
 def test_faults_terminal(tb: TB, tmp_path: Path, make_bundle: Callable[..., Path]) -> None:
     bundle = str(make_bundle(["/bin/sh", "-c", "sleep 1000", str(tmp_path)]))
     run_faults(tb, tmp_path, lambda n: ["create", "-t", "--bundle", bundle, n], "terminal")
+
+
+def test_faults_image(tb: TB, tmp_path: Path) -> None:
+    # the writable layer under the data root is made in `_plan`, between the intent and the
+    # next record: the points after it check that `destroy --force`/gc find it anyway
+    program = ["sh", "-c", "sleep 1000", str(tmp_path)]
+    run_faults(tb, tmp_path, lambda n: ["create", "--image", "busybox", n, *program], "image")
+
+
+# ---- host-side SIGKILL of a box's init and of its reaper
+
+
+def parent_of(pid: int) -> int:
+    with open(f"/proc/{pid}/stat") as f:
+        return int(f.read().rpartition(")")[2].split()[1])
+
+
+def gone(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rpartition(")")[2].split()[0] == "Z"
+    except OSError:
+        return True
+
+
+def listed(tb: TB, name: str) -> dict[str, object]:
+    rows = json.loads(tb("list", "--format", "json").stdout)
+    return next(r for r in rows if r["id"] == name)
+
+
+def until(check: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
+    end = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < end, what
+        time.sleep(0.02)
+
+
+def run_reaper_kills(tb: TB, tmp: Path, run: Callable[[str], list[str]], reaper: str) -> None:
+    """Two boxes of one kind: the init of one and the reaper (monitor or keeper) of the other
+    SIGKILLed from the host; each then ends as the user would see it, and is destroyed."""
+    warm = unique("w")
+    tb(*run(warm))
+    tb("destroy", "--force", warm)
+    init_box, reaper_box = unique("init"), unique("reap")
+    before = host(tb, tmp, [init_box, reaper_box], os.environ.get("TUIBOX_BRIDGE"))
+    tb(*run(init_box))
+    tb(*run(reaper_box))
+
+    # The init killed: its reaper records 137, for list and wait alike.
+    os.kill(tb.state(init_box)["pid"], signal.SIGKILL)
+    assert tb("wait", init_box, timeout=15).stdout == "137\n"
+    row = listed(tb, init_box)
+    assert (row["status"], row["exit_status"], row["pid"]) == ("stopped", 137, 0), row
+
+    # The reaper killed: the box goes on; once its init dies nobody knows its status.
+    init = tb.state(reaper_box)["pid"]
+    parent = parent_of(init)
+    # one process, whatever its role: a -t box's monitor is its console keeper too
+    assert Path(f"/proc/{parent}/comm").read_text() == "tuibox-monitor\n"
+    os.kill(parent, signal.SIGKILL)
+    until(lambda: gone(parent), f"the {reaper} is gone")
+    row = listed(tb, reaper_box)
+    assert (row["status"], row["exit_status"], row["pid"]) == ("running", None, init), row
+    if reaper == "keeper":  # its socket is left, and nobody listens: gc says so
+        sock = str(tb.root / reaper_box / "console.sock")
+        items = json.loads(tb("gc", "--format", "json").stdout)["items"]
+        assert [(i["kind"], i["path"]) for i in items] == [("socket", sock)], items
+        assert "console keeper does not answer" in tb.fails("attach", reaper_box)
+    os.kill(init, signal.SIGKILL)  # from the host too: no tuibox process sees it
+    until(lambda: gone(init), "the init is gone")
+    wait = tb("wait", reaper_box, timeout=15)
+    assert wait.stdout == "unknown\n" and "exit status is unknown" in wait.stderr, wait
+    row = listed(tb, reaper_box)
+    assert (row["status"], row["exit_status"]) == ("stopped", None), row
+
+    for name in (init_box, reaper_box):
+        tb("destroy", name)  # both stopped: no --force needed
+    assert host(tb, tmp, [init_box, reaper_box], os.environ.get("TUIBOX_BRIDGE")) == before
+    assert tb("gc").stdout == "no debris\n"
+
+
+def test_reaper_kills_plain(tb: TB, tmp_path: Path, make_bundle: Callable[..., Path]) -> None:
+    bundle = str(make_bundle(["/bin/sh", "-c", "sleep 1000", str(tmp_path)]))
+    run_reaper_kills(tb, tmp_path, lambda n: ["run", "-d", "--bundle", bundle, n], "monitor")
+
+
+def test_reaper_kills_network(
+    tb: TB, network: str, tmp_path: Path, make_bundle: Callable[..., Path]
+) -> None:
+    bundle = str(make_bundle(["/bin/sh", "-c", "sleep 1000", str(tmp_path)]))
+    run_reaper_kills(
+        tb,
+        tmp_path,
+        lambda n: ["run", "-d", "--bundle", bundle, "--network", "default", n],
+        "monitor",
+    )
+
+
+def test_reaper_kills_terminal(tb: TB, tmp_path: Path, make_bundle: Callable[..., Path]) -> None:
+    bundle = str(make_bundle(["/bin/sh", "-c", "sleep 1000", str(tmp_path)]))
+    run_reaper_kills(tb, tmp_path, lambda n: ["run", "-d", "-t", "--bundle", bundle, n], "keeper")

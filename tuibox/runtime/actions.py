@@ -111,12 +111,16 @@ class Actions:
         # Whoever reaps the init (the monitor, or a foreground run) writes `exit` just after.
         delay = 0.001
         settle = time.monotonic() + 5.0
+        reaper = record.extra.get("monitor")
         while True:
             code = st.read_exit_status(d)
             if code is not None:
                 return code
             if not os.path.isdir(d):
                 raise BoxNotFound(name)
+            if _gone(reaper):  # a killed monitor writes nothing: no use waiting for it
+                code = st.read_exit_status(d)  # unless it wrote just before it went
+                return record.exit_status if code is None else code
             if time.monotonic() > settle or (deadline is not None and time.monotonic() > deadline):
                 return record.exit_status
             time.sleep(delay)
@@ -232,3 +236,15 @@ def _wait_exit(pid: int, starttime: int | None, deadline: float | None) -> None:
     finally:
         if fd >= 0:
             os.close(fd)
+
+
+def _gone(monitor: object) -> bool:
+    """Whether the monitor a record names (extra["monitor"]: [pid, start time]) has gone."""
+    if not (isinstance(monitor, list) and len(monitor) == 2):
+        return False
+    pid, started = monitor
+    if type(pid) is not int or type(started) is not int:
+        return False
+    from tuibox.runtime.linux import proc
+
+    return not proc.is_alive(pid, started)

@@ -233,15 +233,17 @@ def until(check: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
 
 
 def run_reaper_kills(tb: TB, tmp: Path, run: Callable[[str], list[str]], reaper: str) -> None:
-    """Two boxes of one kind: the init of one and the reaper (monitor or keeper) of the other
-    SIGKILLed from the host; each then ends as the user would see it, and is destroyed."""
+    """Boxes of one kind: the init of one and the reaper (monitor or keeper) of two others
+    SIGKILLed from the host; each then ends as the user would see it, and is destroyed (the
+    third while it still runs, with --force)."""
     warm = unique("w")
     tb(*run(warm))
     tb("destroy", "--force", warm)
-    init_box, reaper_box = unique("init"), unique("reap")
-    before = host(tb, tmp, [init_box, reaper_box], os.environ.get("TUIBOX_BRIDGE"))
-    tb(*run(init_box))
-    tb(*run(reaper_box))
+    init_box, reaper_box, orphan = unique("init"), unique("reap"), unique("orph")
+    names = [init_box, reaper_box, orphan]
+    before = host(tb, tmp, names, os.environ.get("TUIBOX_BRIDGE"))
+    for name in names:
+        tb(*run(name))
 
     # The init killed: its reaper records 137, for list and wait alike.
     os.kill(tb.state(init_box)["pid"], signal.SIGKILL)
@@ -272,7 +274,11 @@ def run_reaper_kills(tb: TB, tmp: Path, run: Callable[[str], list[str]], reaper:
 
     for name in (init_box, reaper_box):
         tb("destroy", name)  # both stopped: no --force needed
-    assert host(tb, tmp, [init_box, reaper_box], os.environ.get("TUIBOX_BRIDGE")) == before
+    orphan_init = tb.state(orphan)["pid"]
+    os.kill(parent_of(orphan_init), signal.SIGKILL)
+    tb("destroy", "--force", orphan)  # running, with nobody to reap it but the host's init
+    assert gone(orphan_init)
+    assert host(tb, tmp, names, os.environ.get("TUIBOX_BRIDGE")) == before
     assert tb("gc").stdout == "no debris\n"
 
 

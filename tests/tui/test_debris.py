@@ -3,9 +3,12 @@ it"): on the fake for what the user sees, and on the real runtime with real debr
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
+import stat
 import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -19,8 +22,8 @@ from tests.integration.test_faults import cgroups, processes
 from tuibox.app import TuiboxApp
 from tuibox.screens.boxes import BoxesScreen
 from tuibox.screens.confirm import ConfirmScreen
-from tuibox.service import DebrisRow
-from tuibox.widgets.debris import DebrisLine, question
+from tuibox.service import CliBackend, DebrisRow, GcResult, ServiceError
+from tuibox.widgets.debris import DebrisLine, question, result_text
 
 
 def line(app: TuiboxApp) -> DebrisLine:
@@ -74,6 +77,59 @@ def test_the_question_lists_a_screenful() -> None:
     assert "layer b12" not in text and "… and 3 more" in text
     # a reason from a damaged record is text, never markup
     assert "\\[x]" in question([DebrisRow("box", "a", "/r/a", "tear down ([x])")])
+
+
+async def test_a_failed_clean_up_is_shown_and_the_debris_stays(
+    make_app: Callable[..., TuiboxApp], fake: FakeBackend
+) -> None:
+    fake.debris_items = [DebrisRow("userns-lease", "x", "/r/.userns/x.lease", "remove")]
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_until(pilot, lambda: bool(line(app).items))
+        fake.fail["gc"] = "permission denied: /r/.userns"
+        await pilot.press("g", "y")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        errors = [n for n in app._notifications if n.severity == "error"]
+        assert [n.message for n in errors] == ["permission denied: /r/.userns"]
+        assert "1 item" in text_of(line(app)) and footer_has_gc(app)
+
+
+GC_CLI = r"""#!{python}
+import json, sys
+words = sys.argv[sys.argv.index("--data-root") + 2 :]
+item = lambda kind, box, path: {{"kind": kind, "box": box, "path": path, "action": "remove"}}
+items = [item("layer", "a", "/d/boxes/a"), item("layer", "b", "/d/boxes/b")]
+if {broken!r}:
+    sys.stderr.write("tuibox: error: cannot open state root /r: permission denied\n")
+    sys.exit(125)
+if "--yes" in words:
+    print(json.dumps({{"removed": True, "items": items, "failures": ["layer /d/boxes/b: busy"]}}))
+    sys.stderr.write("tuibox: error: layer /d/boxes/b: busy\n")
+    sys.exit(125)
+print(json.dumps({{"removed": False, "items": items, "failures": []}}))
+"""
+
+
+def gc_cli(tmp_path: Path, broken: bool) -> CliBackend:
+    script = tmp_path / f"gc-python-{broken}"
+    script.write_text(GC_CLI.format(python=sys.executable, broken=broken))
+    script.chmod(script.stat().st_mode | stat.S_IXUSR)
+    return CliBackend(str(tmp_path / "r"), str(tmp_path / "d"), python=str(script))
+
+
+def test_cli_backend_gc_reports_a_partial_clean_up(tmp_path: Path) -> None:
+    backend = gc_cli(tmp_path, broken=False)
+    found = asyncio.run(backend.debris())
+    assert [(d.kind, d.box) for d in found] == [("layer", "a"), ("layer", "b")]
+    result = asyncio.run(backend.collect_debris())  # exit 125, but a report on stdout
+    assert [d.box for d in result.items] == ["a", "b"]
+    assert result.failures == ("layer /d/boxes/b: busy",)
+    assert result_text(result) == "removed 1 item: layer a"
+    broken = gc_cli(tmp_path, broken=True)
+    with pytest.raises(ServiceError, match="cannot open state root /r: permission denied"):
+        asyncio.run(broken.collect_debris())
+    assert result_text(GcResult((), ())) == ""
 
 
 @pytest.mark.root

@@ -68,6 +68,7 @@ class DebrisLine(Static):
         self.items: list[DebrisRow] = []
         self._names: frozenset[str] = frozenset()
         self._bad: frozenset[str] = frozenset()
+        self.collecting = False  # one `gc --yes` at a time
 
     @property
     def tapp(self) -> TuiboxApp:
@@ -113,12 +114,21 @@ class DebrisLine(Static):
         if had != bool(items) and self.is_attached:
             self.screen.refresh_bindings()  # the clean-up key shows only while there is debris
 
-    @work(exclusive=True, exit_on_error=False, group="debris-collect")
-    async def collect(self) -> None:
+    def collect(self) -> None:
+        if self.collecting:
+            self.app.notify("a clean-up is already running", severity="warning")
+            return
+        self.collecting = True
+        self._collect()
+
+    @work(exit_on_error=False, group="debris-collect")
+    async def _collect(self) -> None:
         try:
             result = await self.tapp.backend.collect_debris()
         except ServiceError as exc:
-            self.app.notify(exc.message, title="clean up debris", severity="error", timeout=10)
+            self.app.notify(
+                escape(exc.message), title="clean up debris", severity="error", timeout=10
+            )
         else:
             if result.failures:
                 self.app.notify(
@@ -131,5 +141,7 @@ class DebrisLine(Static):
                 self.app.notify(escape(text), title="clean up debris", timeout=8)
             elif not result.failures:
                 self.app.notify("no debris was left to clean up", title="clean up debris")
+        finally:
+            self.collecting = False
         self.tapp.request_refresh()
         self.check()

@@ -241,9 +241,10 @@ def test_gc_finds_the_writable_layer_of_a_deleted_image_box(tb: TB) -> None:
     assert json.loads(tb("gc", "--format", "json").stdout)["items"] == []
 
 
-def test_destroy_force_of_an_unreadable_image_box_removes_its_layer(tb: TB) -> None:
+@pytest.mark.parametrize("how", ["destroy", "gc"])
+def test_an_unreadable_image_box_leaves_no_layer(tb: TB, how: str) -> None:
     """No record, so no `layer` field: the layer is derived from the name, the state root
-    and the data root (`recovery._layers`), not left to gc."""
+    and the data root (`recovery._layers`), not left to gc (nor to a second gc)."""
     name = unique("lay")
     tb("run", "-d", "--image", "busybox", name, "sh", "-c", "echo x > /x; sleep 1000")
     layer = tb.layer(name)
@@ -252,7 +253,12 @@ def test_destroy_force_of_an_unreadable_image_box_removes_its_layer(tb: TB) -> N
         assert time.monotonic() < deadline
         time.sleep(0.02)
     (tb.root / name / "state.json").write_bytes(b"\x00garbage")
-    tb("destroy", "--force", name)
+    if how == "destroy":
+        tb("destroy", "--force", name)
+    else:
+        items = json.loads(tb("gc", "--format", "json").stdout)["items"]
+        assert [(i["kind"], i["box"]) for i in items] == [("box", name)], items
+        tb("gc", "--yes")
     assert not layer.exists()
     assert name not in tb.names() and cgroups(tb.root) == set()
     assert json.loads(tb("gc", "--format", "json").stdout)["items"] == []

@@ -36,7 +36,7 @@ def do_gc(opts: GcOptions, g: Globals) -> int:
 
     if opts.format not in ("table", "json"):
         raise SpecError(f"--format {opts.format!r}: must be table or json")
-    rt = Runtime(g.root)
+    rt = Runtime(g.root, g.data_root)
     items = find_debris(rt, g.data_root)
     failures = collect(rt, items) if opts.yes else []
     if opts.format == "json":

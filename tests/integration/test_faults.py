@@ -49,8 +49,9 @@ def leases(root: Path) -> set[str]:
     return found
 
 
-def processes(marker: str) -> set[int]:
-    """Our CLI, monitors, keepers (their argv names the root) and the boxes' shells (marker)."""
+def processes(marker: str) -> set[str]:
+    """Our CLI, monitors, keepers (their argv names the root) and the boxes' shells (marker):
+    pid, name and parent of each, so that a failure says which process was left."""
     out = set()
     for pid in os.listdir("/proc"):
         if not pid.isdigit() or int(pid) == os.getpid():
@@ -59,11 +60,12 @@ def processes(marker: str) -> set[int]:
             with open(f"/proc/{pid}/cmdline", "rb") as f:
                 cmd = f.read()
             with open(f"/proc/{pid}/stat") as f:
-                zombie = f.read().rpartition(")")[2].split()[0] == "Z"
+                comm, _, rest = f.read().partition(" (")[2].rpartition(")")
+            state, ppid = rest.split()[:2]
         except OSError:
             continue
-        if marker.encode() in cmd and not zombie:
-            out.add(int(pid))
+        if marker.encode() in cmd and state != "Z":
+            out.add(f"{pid} {comm} (parent {ppid})")
     return out
 
 

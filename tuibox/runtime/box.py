@@ -32,6 +32,7 @@ from tuibox.runtime.process import init as box_init
 from tuibox.runtime.process.monitor import (
     exit_code,
     fork_monitor,
+    monitors_in,
     monitors_of,
     spawn_init,
     wait_child,
@@ -425,10 +426,11 @@ class Runtime(Actions):  # exec, ps, stats, wait, pause, resume, update: actions
                 if not force:
                     raise
                 record = None
-            monitors: builtins.list[tuple[int, int]] = []
+            # A create killed early has a monitor its record does not name: only /proc knows.
+            monitors = monitors_in(self.root.box_dir(name)) if force else []
             if record is not None:
                 check("destroy-force" if force else "destroy", name, record.status)
-                monitors = monitors_of([record.pid], record.extra.get("monitor"))
+                monitors += monitors_of([record.pid], record.extra.get("monitor"))
                 # Intent again: a destroy killed half-way leaves debris that gc recognises.
                 me = os.getpid()
                 live = record.status

@@ -43,6 +43,25 @@ def monitors_of(pids: list[int], known: object = None) -> list[tuple[int, int]]:
     return out
 
 
+def monitors_in(box_dir: str) -> list[tuple[int, int]]:
+    """(pid, start time) of every monitor of the box at `box_dir`, found from /proc alone:
+    a create killed before its record named the monitor leaves one no record knows."""
+    out = []
+    box_dir = os.path.realpath(box_dir)
+    for name in os.listdir("/proc"):
+        if not name.isdigit() or proc.comm(int(name)) != MONITOR_COMM:
+            continue
+        try:
+            if os.readlink(f"/proc/{name}/cwd") != box_dir:
+                continue
+        except OSError:
+            continue
+        started = proc.start_time(int(name))
+        if started is not None:
+            out.append((int(name), started))
+    return out
+
+
 def fork_monitor(plan: InitPlan, child: Channel, parent: Channel, box_dir: str) -> tuple[int, int]:
     """Fork the detached box's monitor, which forks the init; (init's host pid, monitor's)."""
     r, w = os.pipe2(os.O_CLOEXEC)
@@ -123,6 +142,7 @@ def monitor_main(
             _signal.signal(s, _signal.SIG_IGN)
         init_pid = spawn_init(plan, child, None)
         sc.set_comm(MONITOR_COMM)  # after the fork: the init must not inherit the name
+        os.chdir(box_dir)  # how `monitors_in` knows its box when no record names it
         os.write(pid_pipe, str(init_pid).encode())
         null = os.open("/dev/null", os.O_RDWR)
         for fd in (0, 1, 2):

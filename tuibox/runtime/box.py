@@ -192,11 +192,17 @@ class Runtime(Actions):  # exec, ps, stats, wait, pause, resume, update: actions
         spec = req.spec
         rootfs = record.rootfs
         overlay = None
+        logged = req.detach and req.stdio is None
+        disk = ""
+        if req.overlay is not None or logged:
+            # The writable layer and the log on disk (the data root), not in the RAM-backed
+            # state root. Named in the record before it exists: a failure undoes it.
+            data = req.overlay[1] if req.overlay is not None else self._data_root()
+            disk = self._disk_path(data, req.name)
+            record.extra["layer" if req.overlay is not None else "disk"] = disk
+            self._make_disk(disk)
         if req.overlay is not None:
             lower = req.overlay[0]
-            # The writable layer on disk (the data root), not in the RAM-backed state root.
-            disk = self._layer_dir(req.overlay[1], req.name)
-            record.extra["layer"] = disk
             for sub in ("upper", "work"):
                 os.mkdir(os.path.join(disk, sub), 0o755)
             os.mkdir(os.path.join(d, "rootfs"), 0o755)
@@ -236,22 +242,38 @@ class Runtime(Actions):  # exec, ps, stats, wait, pause, resume, update: actions
             unshare_flags=flags,
             join=join,
         )
+        if logged:
+            from tuibox.runtime.logfile import DEFAULT_MAX_SIZE, NAME
+
+            plan.log_path = record.extra["log"] = os.path.join(disk, NAME)
+            cap = req.options.get("log_max_size", DEFAULT_MAX_SIZE)
+            plan.log_max_size = record.extra["log_max_size"] = cap
         plan.new_keyring = not req.options.get("no_new_keyring", False)
         plan.die_with_parent = not req.detach
         record.extra["no_new_keyring"] = not plan.new_keyring
         return plan
 
-    def _layer_dir(self, data_root: str, name: str) -> str:
-        """`<data>/boxes/<root tag>-<name>` (0700), made afresh: a left-over of a box of
-        this name that died before its record named it is removed first."""
+    def _data_root(self) -> str:
+        if self.data_root is not None:
+            return self.data_root
+        from tuibox.runtime.images.store import default_data_root
+
+        return default_data_root()
+
+    def _disk_path(self, data_root: str, name: str) -> str:
+        """`<data>/boxes/<root tag>-<name>`: a box's writable layer and log; derivable from
+        the name, the state root and the data root (destroy --force, gc)."""
         from tuibox.runtime.cgroups.hierarchy import default_leaf
 
-        boxes = os.path.join(data_root, "boxes")
-        os.makedirs(boxes, 0o700, exist_ok=True)
-        path = os.path.join(boxes, default_leaf(name, self.root.path).rpartition("/")[2])
+        leaf = default_leaf(name, self.root.path).rpartition("/")[2]
+        return os.path.join(data_root, "boxes", leaf)
+
+    def _make_disk(self, path: str) -> None:
+        """Made afresh (0700): a left-over of a box of this name that died before its
+        record named it is removed first."""
+        os.makedirs(os.path.dirname(path), 0o700, exist_ok=True)
         st.remove_tree(path)
         os.mkdir(path, 0o700)
-        return path
 
     def _launch(self, ctx: SetupContext, stages: builtins.list[Stage]) -> None:
         """Fork the init (through a monitor when detached) and walk it to `ready`."""
@@ -259,11 +281,21 @@ class Runtime(Actions):  # exec, ps, stats, wait, pause, resume, update: actions
         parent, child = Channel.pair()
         ctx.undo.callback(parent.close)
         if req.detach and req.stdio is None:
-            log = os.open(
-                f"{d}/box.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600
-            )
             null = os.open("/dev/null", os.O_RDONLY | os.O_CLOEXEC)
-            ctx.plan.stdio = (null, log, log)
+            if ctx.plan.console is None and ctx.record.extra.get("console") is None:
+                # 1-2 are a pipe the monitor pumps into the capped log (process/logpump.py).
+                r, w = os.pipe2(os.O_CLOEXEC)
+                if r < 3:  # the monitor makes 0-2 /dev/null: keep the read end above them
+                    import fcntl
+
+                    r2 = fcntl.fcntl(r, fcntl.F_DUPFD_CLOEXEC, 3)
+                    os.close(r)
+                    r = r2
+                ctx.plan.log_pipe = r
+                ctx.plan.stdio = (null, w, w)
+            else:
+                # A terminal: the keeper logs what the pty says; nothing reads 1-2 before.
+                ctx.plan.stdio = (null, null, null)
         try:
             if req.detach:
                 pid, monitor = fork_monitor(ctx.plan, child, parent, d)
@@ -276,8 +308,9 @@ class Runtime(Actions):  # exec, ps, stats, wait, pause, resume, update: actions
         finally:
             child.close()
             if req.detach and req.stdio is None and ctx.plan.stdio is not None:
-                for fd in set(ctx.plan.stdio):
+                for fd in {*ctx.plan.stdio, ctx.plan.log_pipe} - {-1}:
                     os.close(fd)
+                ctx.plan.log_pipe = -1
         ctx.undo.callback(_kill_and_reap, pid, not req.detach)
         record.pid = ctx.pid = pid
         record.starttime = proc.start_time(pid)
@@ -460,11 +493,14 @@ class Runtime(Actions):  # exec, ps, stats, wait, pause, resume, update: actions
                     self._note(record)
                 raise TeardownError(name, failures)
             fault("destroy-teardown")
-            if record is not None:
-                _remove_layer(record)
             self.root.remove(name)
             for pid, started in monitors:  # it records the exit and leaves; wait for that
                 proc.wait_gone(pid, started, 5.0)
+            # After the monitor left: its log pump no longer writes (or rotates) there.
+            if record is not None:
+                _remove_layer(record)
+            elif force:
+                st.remove_tree(self._disk_path(self._data_root(), name))
             if failures:
                 raise TeardownError(name, failures)
 
@@ -548,9 +584,11 @@ def _new_ns(spec: Spec, kind: str) -> bool:
 
 
 def _remove_layer(record: st.BoxRecord) -> None:
-    layer = record.extra.get("layer")
-    if isinstance(layer, str):
-        st.remove_tree(layer)
+    """The box's dir under the data root: its writable layer and its log."""
+    for key in ("layer", "disk"):
+        path = record.extra.get(key)
+        if isinstance(path, str) and path:
+            st.remove_tree(path)
 
 
 def _close_quietly(fd: int) -> None:

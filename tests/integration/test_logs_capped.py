@@ -5,6 +5,7 @@ stalls the program nor loses its exit status; destroy, destroy --force and gc re
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -160,3 +161,24 @@ def test_a_full_log_disk_neither_stalls_the_program_nor_loses_its_exit(
         assert tb("logs", name).stdout.startswith("\0")
         tb("destroy", name)
         assert not tb.layer(name).exists()
+
+
+def test_a_create_killed_after_making_the_log_dir_leaves_nothing(
+    tb: TB, make_bundle: Callable[..., Path]
+) -> None:
+    bundle = str(make_bundle(["sleep", "60"]))
+    for point, recover in (("confine", "destroy"), ("fork", "gc"), ("ready", "destroy")):
+        name = unique("fault")
+        env_run = subprocess.run(
+            tb.argv("run", "-d", "--bundle", bundle, name),
+            env={**os.environ, "TUIBOX_FAULT": point},
+            capture_output=True,
+            timeout=60,
+        )
+        assert env_run.returncode == -9, env_run
+        assert tb.layer(name).is_dir()  # made, named in the first record
+        if recover == "destroy":
+            tb("destroy", "--force", name)
+        else:
+            tb("gc", "--yes")
+        assert not tb.layer(name).exists(), point

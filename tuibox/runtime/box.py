@@ -167,6 +167,12 @@ class Runtime(Actions):  # exec, ps, stats, wait, pause, resume, update: actions
             record.extra["creator"] = [me, proc.start_time(me)]
             record.extra["boot_id"] = st.boot_id()
             record.extra["intent"] = _intent(req, stages, self.root.path)
+            if req.overlay is not None or (req.detach and req.stdio is None):
+                # The writable layer and the log on disk (the data root), not in the
+                # RAM-backed state root; named here, made by `_plan`.
+                data = req.overlay[1] if req.overlay is not None else self._data_root()
+                disk = self._disk_path(data, req.name)
+                record.extra["layer" if req.overlay is not None else "disk"] = disk
             # Until the intent is on disk, the lock says "being created" (gc leaves it alone).
             with self.root.locked(req.name):
                 fault("mkdir")
@@ -193,13 +199,8 @@ class Runtime(Actions):  # exec, ps, stats, wait, pause, resume, update: actions
         rootfs = record.rootfs
         overlay = None
         logged = req.detach and req.stdio is None
-        disk = ""
-        if req.overlay is not None or logged:
-            # The writable layer and the log on disk (the data root), not in the RAM-backed
-            # state root. Named in the record before it exists: a failure undoes it.
-            data = req.overlay[1] if req.overlay is not None else self._data_root()
-            disk = self._disk_path(data, req.name)
-            record.extra["layer" if req.overlay is not None else "disk"] = disk
+        disk = str(record.extra.get("layer") or record.extra.get("disk") or "")
+        if disk:  # named in the first record (create): a crash from here on cannot leak it
             self._make_disk(disk)
         if req.overlay is not None:
             lower = req.overlay[0]
@@ -499,7 +500,7 @@ class Runtime(Actions):  # exec, ps, stats, wait, pause, resume, update: actions
             # After the monitor left: its log pump no longer writes (or rotates) there.
             if record is not None:
                 _remove_layer(record)
-            elif force:
+            if force:  # and what the name and the roots say, whatever the record says
                 st.remove_tree(self._disk_path(self._data_root(), name))
             if failures:
                 raise TeardownError(name, failures)

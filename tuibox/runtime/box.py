@@ -465,7 +465,10 @@ class Runtime(Actions):  # exec, ps, stats, wait, pause, resume, update: actions
             monitors: builtins.list[tuple[int, int]] = []
             if record is not None:
                 check("destroy-force" if force else "destroy", name, record.status)
-                monitors = monitors_of([record.pid], record.extra.get("monitor"))
+                # A create killed before its last record names no pid or monitor: the
+                # cgroup's processes lead to it (it outlives the init by its log's drain).
+                pids = [record.pid, *_cgroup_pids(record)]
+                monitors = monitors_of(pids, record.extra.get("monitor"))
                 # Intent again: a destroy killed half-way leaves debris that gc recognises.
                 me = os.getpid()
                 live = record.status
@@ -590,6 +593,18 @@ def _remove_layer(record: st.BoxRecord) -> None:
         path = record.extra.get(key)
         if isinstance(path, str) and path:
             st.remove_tree(path)
+
+
+def _cgroup_pids(record: st.BoxRecord) -> builtins.list[int]:
+    if record.pid or not record.extra.get("cgroup_dirs"):
+        return []
+    from tuibox.runtime.cgroups import for_record
+
+    try:
+        cg = for_record(record)
+        return cg.procs() if cg is not None else []
+    except (TuiboxError, OSError):
+        return []
 
 
 def _close_quietly(fd: int) -> None:

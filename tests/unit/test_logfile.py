@@ -8,6 +8,8 @@ import os
 import sys
 from pathlib import Path
 
+import pytest
+
 from tuibox.runtime.logfile import CappedLog, read_log
 from tuibox.runtime.process.logpump import Pump
 
@@ -142,3 +144,14 @@ def test_pump_keeps_the_last_line_written_before_exit(tmp_path: Path) -> None:
     assert len(old) == 200_000 and len(new) <= 200_000
     pump.to_end()
     assert files(tmp_path) == (old, new)
+
+
+def test_the_runtime_default_data_root_is_the_stores(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tuibox.runtime.box import Runtime
+    from tuibox.runtime.images.store import default_data_root
+
+    monkeypatch.delenv("TUIBOX_DATA", raising=False)
+    assert Runtime("/tmp/x")._data_root() == default_data_root() == "/var/lib/tuibox"
+    monkeypatch.setenv("TUIBOX_DATA", "/tmp/elsewhere")
+    assert Runtime("/tmp/x")._data_root() == default_data_root() == "/tmp/elsewhere"
+    assert Runtime("/tmp/x", "/tmp/given")._data_root() == "/tmp/given"

@@ -255,11 +255,8 @@ class Runtime(Actions):  # exec, ps, stats, wait, pause, resume, update: actions
         return plan
 
     def _data_root(self) -> str:
-        if self.data_root is not None:
-            return self.data_root
-        from tuibox.runtime.images.store import default_data_root
-
-        return default_data_root()
+        # images.store.default_data_root's answer, without importing the store on `run -d`
+        return self.data_root or os.environ.get("TUIBOX_DATA") or "/var/lib/tuibox"
 
     def _disk_path(self, data_root: str, name: str) -> str:
         """`<data>/boxes/<root tag>-<name>`: a box's writable layer and log; derivable from

@@ -862,11 +862,17 @@ def verbs_in_help(text: str) -> set[str]:
 
 
 def read_log_chunk(path: str, offset: int, limit: int = LOG_READ_LIMIT) -> LogChunk:
+    """From `offset` on. A log that shrank was rotated (box.log -> box.log.1, runtime/
+    logfile.py): the rest of the rotated file comes first, then the new one from 0."""
     if not path:
         raise ServiceError("this box has no log file (it was not started detached)")
     try:
         with open(path, "rb") as f:
             size = os.fstat(f.fileno()).st_size
+            if size < offset:
+                rest = _rotated_rest(path + ".1", offset, limit)
+                if rest is not None:
+                    return rest
             reset = size < offset
             start = 0 if reset else offset
             f.seek(start)
@@ -876,6 +882,20 @@ def read_log_chunk(path: str, offset: int, limit: int = LOG_READ_LIMIT) -> LogCh
     except OSError as exc:
         raise ServiceError(f"cannot read log {path}: {exc.strerror}") from None
     return LogChunk(data, start + len(data), reset)
+
+
+def _rotated_rest(path: str, offset: int, limit: int) -> LogChunk | None:
+    try:
+        with open(path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            if size < offset:
+                return None  # not the file we were reading: start again
+            f.seek(offset)
+            data = f.read(limit)
+    except OSError:
+        return None
+    end = offset + len(data)
+    return LogChunk(data, end if end < size else 0)  # done with it: the new file from 0
 
 
 def _signal_in_box(box: BoxRow, process: ProcessRow, sig: str) -> None:

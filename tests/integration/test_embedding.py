@@ -43,7 +43,11 @@ def test_an_embedder_leaks_no_fd_over_100_boxes(
     bundle = make_bundle(["/bin/true"])
     state = tmp_path / "state"
     with tb_at(state, tmp_path / "data", tmp_path):
-        env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+        env = {
+            **os.environ,
+            "PYTHONPATH": str(Path(__file__).resolve().parents[2]),
+            "TUIBOX_DATA": str(tmp_path / "data"),  # the boxes' logs go there
+        }
         out = subprocess.run(
             [sys.executable, "-c", EMBEDDER, str(state), str(bundle), "100"],
             capture_output=True,
@@ -55,3 +59,5 @@ def test_an_embedder_leaks_no_fd_over_100_boxes(
         before, after, extra = out.stdout.split(" ", 2)
         assert before == after, f"fds left open: {extra.strip()}"
         assert os.listdir(state) == [] or all(n.startswith(".") for n in os.listdir(state))
+        # each box's log dir went with its destroy
+        assert os.listdir(tmp_path / "data" / "boxes") == []

@@ -71,7 +71,9 @@ def test_state_root_box_dir_and_records_are_private(open_tb: TB) -> None:
     state = box / "state.json"
     assert "hunter2" in state.read_text()  # the secret is there to be protected
     assert mode(state) == 0o600
-    assert mode(box / "box.log") == 0o600
+    # the log is on disk, beside the writable layer, just as private
+    assert mode(open_tb.layer(name)) == 0o700
+    assert mode(open_tb.layer(name) / "box.log") == 0o600
     # As a local user: neither listing the root nor reading the record.
     assert as_nobody("cat", str(state)).returncode != 0
     assert as_nobody("ls", str(open_tb.root)).returncode != 0

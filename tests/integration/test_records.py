@@ -79,7 +79,11 @@ def test_gc_finds_a_deleted_box_dir_and_spares_another_root(
         subprocess.run(["rm", "-rf", str(tb.root / name)], check=True)
         assert tb("list", "-q").stdout == ""
         dry = json.loads(tb("gc", "--format", "json").stdout)
-        assert [(i["kind"], i["box"]) for i in dry["items"]] == [("cgroup", name)], dry
+        # its cgroup, and its dir on the data root (its log), listed in that order
+        assert [(i["kind"], i["box"]) for i in dry["items"]] == [
+            ("cgroup", name),
+            ("layer", name),
+        ], dry
         assert len(processes(str(tmp_path))) == 2  # a dry run touches nothing
         tb("gc", "--yes")
         assert tb("gc").stdout == "no debris\n"
@@ -219,7 +223,7 @@ def test_gc_releases_the_userns_lease_of_a_deleted_box(
     assert lease.exists()
     subprocess.run(["rm", "-rf", str(tb.root / name)], check=True)
     dry = json.loads(tb("gc", "--format", "json").stdout)
-    assert sorted(i["kind"] for i in dry["items"]) == ["cgroup", "userns-lease"], dry
+    assert sorted(i["kind"] for i in dry["items"]) == ["cgroup", "layer", "userns-lease"], dry
     tb("gc", "--yes")
     assert not lease.exists() and processes(str(tmp_path)) == set()
     assert cgroups(tb.root) == set()

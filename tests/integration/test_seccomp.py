@@ -245,10 +245,10 @@ def test_notify_hands_the_fd_to_the_agent_for_the_box_and_each_exec(
         assert second["state"]["status"] == "running" and second["pid"] > 1
         # the box's own mkdir (before sleep) was answered by the agent too
         for _ in range(100):
-            if "Invalid cross-device link" in (tb.root / name / "box.log").read_text():
+            if "Invalid cross-device link" in tb("logs", name).stdout:
                 break
             time.sleep(0.05)
-        assert "Invalid cross-device link" in (tb.root / name / "box.log").read_text()
+        assert "Invalid cross-device link" in tb("logs", name).stdout
         assert len(agent.answered) >= 2
         assert tb("exec", name, "touch", "/tmp/f").returncode == 0
     finally:

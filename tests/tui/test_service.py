@@ -173,6 +173,21 @@ def test_read_log_chunk(tmp_path: Path) -> None:
     assert read_log_chunk(str(log), 0, limit=2).data == b"ne"
 
 
+def test_read_log_chunk_across_a_rotation(tmp_path: Path) -> None:
+    log = tmp_path / "box.log"
+    log.write_bytes(b"0123456789")
+    first = read_log_chunk(str(log), 0)
+    with log.open("ab") as f:
+        f.write(b"abcd")  # written just before the cap...
+    log.rename(tmp_path / "box.log.1")  # ...then rotated (runtime/logfile.py)
+    log.write_bytes(b"XY")
+    rest = read_log_chunk(str(log), first.offset, limit=3)
+    assert (rest.data, rest.offset, rest.reset) == (b"abc", 13, False)
+    last = read_log_chunk(str(log), rest.offset, limit=3)
+    assert (last.data, last.offset, last.reset) == (b"d", 0, False)
+    assert read_log_chunk(str(log), last.offset).data == b"XY"
+
+
 def test_tree_order_with_box_or_host_ppids() -> None:
     def p(pid: int, box_pid: int, ppid: int) -> ProcessRow:
         return ProcessRow(pid, box_pid, ppid, "root", "S", 0.0, 0, NOW, f"cmd{box_pid}")

@@ -59,6 +59,12 @@ SPEC_OPTS = (
         multiple=True,
         help="seccomp=unconfined, or seccomp=FILE: a docker or OCI seccomp profile",
     ),
+    Opt(
+        ("--log-max-size",),
+        "log_max_size",
+        "SIZE",
+        help="cap a detached box's log (default 10m; -1: no cap); rotated to box.log.1",
+    ),
     *LIMIT_OPTS,
     *NET_OPTS,
 )
@@ -79,6 +85,7 @@ class CreateOptions(LimitOptions):
         "env",
         "hostname",
         "image",
+        "log_max_size",
         "name",
         "netconf",
         "network",
@@ -98,6 +105,7 @@ class CreateOptions(LimitOptions):
     netconf: str | None
     rootfs: str | None
     image: str | None
+    log_max_size: str | None
     hostname: str | None
     env: list[str]
     cwd: str | None
@@ -245,7 +253,7 @@ def dispatch(verb: str, words: list[str], g: Globals) -> int:
 def runtime(g: Globals) -> Runtime:
     from tuibox.runtime.box import Runtime
 
-    return Runtime(g.root, g.data_root)
+    return Runtime(g.root, g.data_root)  # the data root: boxes' logs and layers
 
 
 # ---- building the request -------------------------------------------------------------------
@@ -259,6 +267,7 @@ FLAG_NAMES = {
     "userns": "--userns",
     "terminal": "-t",
     "console_socket": "--console-socket",
+    "log_max_size": "--log-max-size",
     "network": "--network",
     "netconf": "--netconf",
     "publish": "--publish",
@@ -304,6 +313,7 @@ def load_request(opts: CreateOptions, g: Globals, detach: bool) -> CreateRequest
         "userns": opts.userns,
         "no_new_keyring": opts.no_new_keyring,
         "console_socket": opts.console_socket,
+        "log_max_size": opts.log_max_size,
         "names": FLAG_NAMES,
     }
     if opts.rootfs:

@@ -129,23 +129,39 @@ class Actions:
     # ---- output and console ---------------------------------------------------------------
 
     def logs(self, name: str, follow: bool = False) -> Iterator[bytes]:
-        """The output of a detached box (its box.log), in chunks; with `follow`, new output
-        until the box stops."""
+        """The output of a detached box (box.log.1, then box.log), in chunks; with `follow`,
+        new output until the box stops and its monitor has written the last of it."""
+        from tuibox.runtime.linux import proc
+        from tuibox.runtime.logfile import read_log
+
         record = self.get(name)
-        path = os.path.join(self.root.box_dir(record.id), "box.log")
+        path = record.extra.get("log")
+        if not isinstance(path, str) or not path:  # a record of an older tuibox
+            path = os.path.join(self.root.box_dir(record.id), "box.log")
+        monitor = record.extra.get("monitor")
+
+        def running() -> bool:
+            try:
+                if self.get(record.id).status != "stopped":
+                    return True
+            except TuiboxError:
+                return False
+            # The monitor drains the pipe after the exit: wait for it to leave.
+            return (
+                isinstance(monitor, list)
+                and len(monitor) == 2
+                and proc.is_alive(monitor[0], monitor[1])
+            )
+
+        chunks = read_log(path, follow, running)
         try:
-            f = open(path, "rb")  # noqa: SIM115 - a generator: closed by the with below
+            first = next(chunks, None)
         except FileNotFoundError:
             raise TuiboxError(f"box {record.id!r} has no log (it was not run detached)") from None
-        with f:
-            while True:
-                chunk = f.read(65536)
-                if chunk:
-                    yield chunk
-                    continue
-                if not follow or self.get(record.id).status == "stopped":
-                    return
-                time.sleep(0.2)
+        if first is None:
+            return
+        yield first
+        yield from chunks
 
     def attach(self, name: str) -> socket:
         """A connected socket to the console keeper of a terminal box (`create -t`): the attach

@@ -168,6 +168,12 @@ class Runtime(Actions):  # exec, ps, stats, wait, pause, resume, update: actions
             record.extra["creator"] = [me, proc.start_time(me)]
             record.extra["boot_id"] = st.boot_id()
             record.extra["intent"] = _intent(req, stages, self.root.path)
+            if req.overlay is not None or (req.detach and req.stdio is None):
+                # The writable layer and the log on disk (the data root), not in the
+                # RAM-backed state root; named here, made by `_plan`.
+                data = req.overlay[1] if req.overlay is not None else self._data_root()
+                disk = self._disk_path(data, req.name)
+                record.extra["layer" if req.overlay is not None else "disk"] = disk
             # Until the intent is on disk, the lock says "being created" (gc leaves it alone).
             with self.root.locked(req.name):
                 fault("mkdir")
@@ -193,11 +199,12 @@ class Runtime(Actions):  # exec, ps, stats, wait, pause, resume, update: actions
         spec = req.spec
         rootfs = record.rootfs
         overlay = None
+        logged = req.detach and req.stdio is None
+        disk = str(record.extra.get("layer") or record.extra.get("disk") or "")
+        if disk:  # named in the first record (create): a crash from here on cannot leak it
+            self._make_disk(disk)
         if req.overlay is not None:
             lower = req.overlay[0]
-            # The writable layer on disk (the data root), not in the RAM-backed state root.
-            disk = self._layer_dir(req.overlay[1], req.name)
-            record.extra["layer"] = disk
             for sub in ("upper", "work"):
                 os.mkdir(os.path.join(disk, sub), 0o755)
             os.mkdir(os.path.join(d, "rootfs"), 0o755)
@@ -237,19 +244,32 @@ class Runtime(Actions):  # exec, ps, stats, wait, pause, resume, update: actions
             unshare_flags=flags,
             join=join,
         )
+        if logged:
+            from tuibox.runtime.logfile import DEFAULT_MAX_SIZE, NAME
+
+            plan.log_path = record.extra["log"] = os.path.join(disk, NAME)
+            cap = req.options.get("log_max_size", DEFAULT_MAX_SIZE)
+            plan.log_max_size = record.extra["log_max_size"] = cap
         plan.new_keyring = not req.options.get("no_new_keyring", False)
         plan.die_with_parent = not req.detach
         record.extra["no_new_keyring"] = not plan.new_keyring
         return plan
 
-    def _layer_dir(self, data_root: str, name: str) -> str:
-        """`<data>/boxes/<root tag>-<name>` (0700), made afresh: a left-over of a box of
-        this name that died before its record named it is removed first."""
-        os.makedirs(os.path.join(data_root, "boxes"), 0o700, exist_ok=True)
-        path = layer_path(data_root, self.root.path, name)
+    def _data_root(self) -> str:
+        # images.store.default_data_root's answer, without importing the store on `run -d`
+        return self.data_root or os.environ.get("TUIBOX_DATA") or "/var/lib/tuibox"
+
+    def _disk_path(self, data_root: str, name: str) -> str:
+        """`<data>/boxes/<root tag>-<name>`: a box's writable layer and log; derivable from
+        the name, the state root and the data root (destroy --force, gc)."""
+        return layer_path(data_root, self.root.path, name)
+
+    def _make_disk(self, path: str) -> None:
+        """Made afresh (0700): a left-over of a box of this name that died before its
+        record named it is removed first."""
+        os.makedirs(os.path.dirname(path), 0o700, exist_ok=True)
         st.remove_tree(path)
         os.mkdir(path, 0o700)
-        return path
 
     def _launch(self, ctx: SetupContext, stages: builtins.list[Stage]) -> None:
         """Fork the init (through a monitor when detached) and walk it to `ready`."""
@@ -257,11 +277,21 @@ class Runtime(Actions):  # exec, ps, stats, wait, pause, resume, update: actions
         parent, child = Channel.pair()
         ctx.undo.callback(parent.close)
         if req.detach and req.stdio is None:
-            log = os.open(
-                f"{d}/box.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600
-            )
             null = os.open("/dev/null", os.O_RDONLY | os.O_CLOEXEC)
-            ctx.plan.stdio = (null, log, log)
+            if ctx.plan.console is None and ctx.record.extra.get("console") is None:
+                # 1-2 are a pipe the monitor pumps into the capped log (process/logpump.py).
+                r, w = os.pipe2(os.O_CLOEXEC)
+                if r < 3:  # the monitor makes 0-2 /dev/null: keep the read end above them
+                    import fcntl
+
+                    r2 = fcntl.fcntl(r, fcntl.F_DUPFD_CLOEXEC, 3)
+                    os.close(r)
+                    r = r2
+                ctx.plan.log_pipe = r
+                ctx.plan.stdio = (null, w, w)
+            else:
+                # A terminal: the keeper logs what the pty says; nothing reads 1-2 before.
+                ctx.plan.stdio = (null, null, null)
         try:
             if req.detach:
                 pid, monitor = fork_monitor(ctx.plan, child, parent, d)
@@ -274,8 +304,9 @@ class Runtime(Actions):  # exec, ps, stats, wait, pause, resume, update: actions
         finally:
             child.close()
             if req.detach and req.stdio is None and ctx.plan.stdio is not None:
-                for fd in set(ctx.plan.stdio):
+                for fd in {*ctx.plan.stdio, ctx.plan.log_pipe} - {-1}:
                     os.close(fd)
+                ctx.plan.log_pipe = -1
         ctx.undo.callback(_kill_and_reap, pid, not req.detach)
         record.pid = ctx.pid = pid
         record.starttime = proc.start_time(pid)
@@ -430,7 +461,10 @@ class Runtime(Actions):  # exec, ps, stats, wait, pause, resume, update: actions
             monitors = monitors_in(self.root.box_dir(name)) if force else []
             if record is not None:
                 check("destroy-force" if force else "destroy", name, record.status)
-                monitors += monitors_of([record.pid], record.extra.get("monitor"))
+                # A create killed before its last record names no pid or monitor: the
+                # cgroup's processes lead to it (it outlives the init by its log's drain).
+                pids = [record.pid, *_cgroup_pids(record)]
+                monitors += monitors_of(pids, record.extra.get("monitor"))
                 # Intent again: a destroy killed half-way leaves debris that gc recognises.
                 me = os.getpid()
                 live = record.status
@@ -459,11 +493,14 @@ class Runtime(Actions):  # exec, ps, stats, wait, pause, resume, update: actions
                     self._note(record)
                 raise TeardownError(name, failures)
             fault("destroy-teardown")
-            if record is not None:
-                _remove_layer(record)
             self.root.remove(name)
             for pid, started in monitors:  # it records the exit and leaves; wait for that
                 proc.wait_gone(pid, started, 5.0)
+            # After the monitor left: its log pump no longer writes (or rotates) there.
+            if record is not None:
+                _remove_layer(record)
+            if force:  # and what the name and the roots say, whatever the record says
+                st.remove_tree(self._disk_path(self._data_root(), name))
             if failures:
                 raise TeardownError(name, failures)
 
@@ -544,8 +581,9 @@ def _intent(req: CreateRequest, stages: builtins.list[Stage], root: str) -> dict
 
 
 def layer_path(data_root: str, root: str, name: str) -> str:
-    """An image box's writable layer: `<data>/boxes/<root tag>-<name>`, derivable from the
-    names alone, so `destroy --force` finds it without a record."""
+    """A box's dir on the data root (an image box's writable layer, a detached box's log):
+    `<data>/boxes/<root tag>-<name>`, derivable from the names alone, so `destroy --force`
+    finds it without a record."""
     from tuibox.runtime.cgroups.hierarchy import default_leaf
 
     return os.path.join(data_root, "boxes", default_leaf(name, root).rpartition("/")[2])
@@ -557,9 +595,23 @@ def _new_ns(spec: Spec, kind: str) -> bool:
 
 
 def _remove_layer(record: st.BoxRecord) -> None:
-    layer = record.extra.get("layer")
-    if isinstance(layer, str):
-        st.remove_tree(layer)
+    """The box's dir under the data root: its writable layer and its log."""
+    for key in ("layer", "disk"):
+        path = record.extra.get(key)
+        if isinstance(path, str) and path:
+            st.remove_tree(path)
+
+
+def _cgroup_pids(record: st.BoxRecord) -> builtins.list[int]:
+    if record.pid or not record.extra.get("cgroup_dirs"):
+        return []
+    from tuibox.runtime.cgroups import for_record
+
+    try:
+        cg = for_record(record)
+        return cg.procs() if cg is not None else []
+    except (TuiboxError, OSError):
+        return []
 
 
 def _close_quietly(fd: int) -> None:

@@ -103,7 +103,11 @@ def _layers(rt: Runtime, name: str, record: BoxRecord | None) -> list[str]:
 
     paths = []
     if record is not None:
-        for value in (record.extra.get("layer"), _intent(record).get("layer")):
+        for value in (
+            record.extra.get("layer"),
+            record.extra.get("disk"),
+            _intent(record).get("layer"),
+        ):
             if isinstance(value, str) and value:
                 paths.append(value)
     paths.append(layer_path(rt.data_root or default_data_root(), rt.root.path, name))

@@ -28,6 +28,8 @@ options (all keyword-only, all optional):
     userns             "auto" (a private range of 65536 ids) or "host" (the default)
     no_new_keyring     share the caller's session keyring
     console_socket     send the terminal's master fd to this unix socket (needs terminal)
+    log_max_size       a detached box's log cap: "10m" (the default), "1g"; "-1" or "0" for
+                       no cap. At the cap box.log becomes box.log.1 (at most ~2x on disk)
     names              how errors name each option: {"memory": "--memory", ...}; default
                        the option's own name (the CLI passes its flags)
 
@@ -75,6 +77,7 @@ OPTIONS = (
     "userns",
     "no_new_keyring",
     "console_socket",
+    "log_max_size",
     "names",
 )
 LIMITS = ("memory", "memory_swap", "cpus", "cpu_shares", "cpuset_cpus", "cpuset_mems", "pids_limit")
@@ -233,6 +236,13 @@ def _build(
             req.options["console"] = {"socket": os.path.abspath(socket_path)}
         if net is not None:
             req.options["network"] = net  # the network stage (runtime/network/stage.py)
+        log_max_size = opt("log_max_size")
+        if log_max_size is not None:
+            from tuibox.runtime.units import parse_size
+
+            # Read by box.py (`_plan`): the monitor's pump and the keeper cap the log at it.
+            cap = parse_size(str(log_max_size), shown("log_max_size"))
+            req.options["log_max_size"] = max(cap, -1)
         if opt("no_new_keyring"):
             req.options["no_new_keyring"] = True  # box.py: remembered for exec too
     except BaseException:

@@ -5,7 +5,7 @@ Layout of <root>/<name>/:
     lock         flock'ed around every read-modify-write
     exec.fifo    exists while the box is created but not started
     exit         the init's exit status, written by whoever reaped it
-    box.log      stdout/stderr of a detached box
+    (a detached box's output, box.log and box.log.1, is under the data root: extra["log"])
     hostname, hosts, resolv.conf   bind-mounted into the box
 
 This module is on every verb's start-up path: plain str paths and fastjson, no pathlib or json.
@@ -180,7 +180,7 @@ class BoxRecord:
 
     def summary(self, root: str) -> dict[str, Any]:
         """The public view of a box, as `tuibox list --format json` prints it and the TUI reads
-        it; `root` is the state root (the log lives in the box's dir under it)."""
+        it; `root` is the state root (an older record's log lived in the box's dir there)."""
         extra = self.extra
         return {
             "id": self.id,
@@ -200,7 +200,8 @@ class BoxRecord:
             "console": extra.get("console"),
             "address": extra.get("address"),
             "ports": extra.get("ports", []),
-            "log": os.path.join(root, self.id, "box.log"),
+            # box.log under the data root (box.log.1 beside it once rotated)
+            "log": extra.get("log") or os.path.join(root, self.id, "box.log"),
             "namespaces": self.namespaces,
             "cgroup": extra.get("cgroup"),
             "limits": extra.get("limits", {"memory": None, "cpus": None, "pids": None}),

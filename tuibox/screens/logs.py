@@ -80,8 +80,20 @@ class LogsScreen(Screen[None]):
             self.error = "this box has no log file (it was not started detached)"
             self._update_status()
             return
-        offset = 0
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        # The older output first: the log rotated at its cap is box.log.1 (runtime/logfile.py).
+        offset = 0
+        while True:
+            try:
+                chunk = await self.tapp.backend.read_log(path + ".1", offset)
+            except ServiceError:
+                break
+            if chunk.data:
+                self.view.append(decoder.decode(chunk.data))
+            offset = chunk.offset
+            if chunk.reset or len(chunk.data) < LOG_READ_LIMIT:
+                break
+        offset = 0
         while True:
             try:
                 chunk = await self.tapp.backend.read_log(path, offset)

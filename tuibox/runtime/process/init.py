@@ -57,6 +57,11 @@ class InitPlan:
         self.die_with_parent = False  # a foreground run: the program dies with the CLI
         self.new_keyring = True  # a session keyring of its own (runc's default)
         self.stdio = stdio  # fds to become 0, 1, 2 (detached boxes)
+        # A detached box's output: the read end of its 1-2 pipe (the monitor pumps it; -1:
+        # none), the capped log on disk and its cap (runtime/logfile.py; the keeper's too).
+        self.log_pipe = -1
+        self.log_path = ""
+        self.log_max_size = -1
         self.overlay = overlay  # overlayfs mount data to mount on rootfs first
         self.etc_files = etc_files if etc_files is not None else {}  # box path -> host file
         self.unshare_flags = unshare_flags  # namespaces to create (pid: the parent did it)

@@ -5,7 +5,8 @@ It runs in the box's monitor, the process that forked the init and reaps it
 heavy (select, _socket; no selectors, no socket, no textual). It:
 
 - receives the pty master from the init (console.py `ConsoleSetup.in_init`);
-- keeps the last 64 KiB of output in a ring and appends all of it to <state>/box.log;
+- keeps the last 64 KiB of output in a ring and appends all of it to the box's capped log
+  (`runtime/logfile.py`: under the data root, rotated at the box's --log-max-size);
 - serves clients on <state>/console.sock (console.py has the frame format): each new client
   first gets the ring, then live output; input from any client goes to the pty, a resize
   frame sets the pty's window size (last one wins, like docker);
@@ -27,6 +28,7 @@ import select
 
 from tuibox.runtime import console
 from tuibox.runtime import state as st
+from tuibox.runtime.logfile import CappedLog
 from tuibox.runtime.process.exec import exit_code, set_size
 
 CLIENT_BACKLOG = 4 * 1024 * 1024
@@ -47,7 +49,15 @@ class _Client:
 
 
 class Keeper:
-    def __init__(self, master: int | None, listen_fd: int, init_pid: int, box_dir: str) -> None:
+    def __init__(
+        self,
+        master: int | None,
+        listen_fd: int,
+        init_pid: int,
+        box_dir: str,
+        log_path: str = "",
+        log_max_size: int = -1,
+    ) -> None:
         self.master = master
         self.listener = _socket.socket(fileno=listen_fd)
         self.listener.setblocking(False)
@@ -58,15 +68,8 @@ class Keeper:
         self.to_master = bytearray()
         self.ep = select.epoll()
         self.master_mask = 0
-        self.log = -1
-        try:
-            self.log = os.open(
-                os.path.join(box_dir, "box.log"),
-                os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC,
-                0o600,
-            )
-        except OSError:
-            pass  # a box dir being destroyed: keep the console anyway
+        # Never raises, and drops output it cannot write: a full disk keeps the console up.
+        self.log = CappedLog(log_path, log_max_size) if log_path else None
 
     # ---- the loop --------------------------------------------------------------------------
 
@@ -161,11 +164,8 @@ class Keeper:
         ring += data
         if len(ring) > console.RING_SIZE:
             del ring[: len(ring) - console.RING_SIZE]
-        if self.log >= 0:
-            try:
-                os.write(self.log, data)
-            except OSError:
-                pass  # a full disk must not take the console down
+        if self.log is not None:
+            self.log.write(data)
         packet = console.frame(console.DATA, data)
         for c in list(self.clients.values()):
             self._send(c, packet)
@@ -290,8 +290,8 @@ class Keeper:
         self._flush_clients()
         for c in list(self.clients.values()):
             self._drop(c)
-        if self.log >= 0:
-            os.close(self.log)
+        if self.log is not None:
+            self.log.close()
         self.ep.close()
         return code
 
@@ -318,7 +318,14 @@ class Keeper:
                     self.ep.modify(c.fd, c.mask)
 
 
-def keep_console(source_fd: int, listen_fd: int, init_pid: int, box_dir: str) -> int:
+def keep_console(
+    source_fd: int,
+    listen_fd: int,
+    init_pid: int,
+    box_dir: str,
+    log_path: str = "",
+    log_max_size: int = -1,
+) -> int:
     """Keep the console of the box whose init is our child; returns its exit status once it
     has exited and the status is recorded. Never raises: if the keeper itself breaks, it
     still reaps the init and records the exit, as a plain monitor would."""
@@ -329,7 +336,7 @@ def keep_console(source_fd: int, listen_fd: int, init_pid: int, box_dir: str) ->
         pass
     os.close(source_fd)
     try:
-        return Keeper(master, listen_fd, init_pid, box_dir).run()
+        return Keeper(master, listen_fd, init_pid, box_dir, log_path, log_max_size).run()
     except Exception:
         code = 1
         try:

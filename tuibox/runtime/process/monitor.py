@@ -148,13 +148,28 @@ def monitor_main(
         for fd in (0, 1, 2):
             os.dup2(null, fd)
         keeper_fds = plan.console.monitor_fds() if plan.console is not None else None
-        _close_all_but({0, 1, 2, *(keeper_fds or ())})
+        pipe = plan.log_pipe
+        _close_all_but({0, 1, 2, *(keeper_fds or ()), *((pipe,) if pipe >= 0 else ())})
         if keeper_fds is not None:
             # A detached terminal box: this monitor also keeps its console. Imported only
             # now, in this process, so the CLI pays nothing; it records the exit itself.
             from tuibox.runtime.process.keeper import keep_console
 
-            keep_console(*keeper_fds, init_pid, box_dir)
+            keep_console(*keeper_fds, init_pid, box_dir, plan.log_path, plan.log_max_size)
+        elif pipe >= 0:
+            # The box's 1-2 are a pipe: copy it into the capped log (logpump.py), drained
+            # before the exit is recorded so the last line is in the log when `wait` returns.
+            from tuibox.runtime.process.logpump import Pump
+
+            pump = None
+            try:
+                pump = Pump(pipe, plan.log_path, plan.log_max_size)
+                status = pump.until_exit(init_pid)
+            except Exception:
+                status = wait_child(init_pid)  # a broken pump must not lose the exit
+            st.record_exit(box_dir, exit_code(status), attempts=120)
+            if pump is not None:
+                pump.to_end()
         else:
             code = exit_code(wait_child(init_pid))
             # A full state disk must not lose it: this process has nothing else to do.

@@ -110,15 +110,21 @@ class Runtime(Actions):  # exec, ps, stats, wait, pause, resume, update: actions
         return out
 
     def state(self, name: str) -> dict[str, Any]:
+        """runc's state JSON: its keys in its order (annotations only when there are some)."""
         r = self.get(name)
-        return {
+        out: dict[str, Any] = {
             "ociVersion": OCI_VERSION,
             "id": r.id,
-            "status": r.status,
             "pid": r.pid,
+            "status": r.status,
             "bundle": r.bundle,
-            "annotations": r.annotations,
+            "rootfs": r.rootfs,
+            "created": r.created,
+            "owner": "",
         }
+        if r.annotations:
+            out["annotations"] = r.annotations
+        return out
 
     # ---- create / start ------------------------------------------------------------------
 
@@ -239,6 +245,13 @@ class Runtime(Actions):  # exec, ps, stats, wait, pause, resume, update: actions
         plan.new_keyring = not req.options.get("no_new_keyring", False)
         plan.die_with_parent = not req.detach
         record.extra["no_new_keyring"] = not plan.new_keyring
+        plan.no_pivot = bool(req.options.get("no_pivot"))
+        preserved = tuple(range(3, 3 + int(req.options.get("preserve_fds", 0))))
+        if preserved:
+            plan.keep_fds.update(preserved)
+            plan.before_exec.append(lambda _plan: _inheritable(preserved))
+        if req.engine:
+            record.extra["engine"] = True  # its exit status belongs to the caller's reaper
         return plan
 
     def _layer_dir(self, data_root: str, name: str) -> str:
@@ -254,18 +267,22 @@ class Runtime(Actions):  # exec, ps, stats, wait, pause, resume, update: actions
         return path
 
     def _launch(self, ctx: SetupContext, stages: builtins.list[Stage]) -> None:
-        """Fork the init (through a monitor when detached) and walk it to `ready`."""
+        """Fork the init (through a monitor when detached) and walk it to `ready`.
+
+        In engine mode (runc's create) there is no monitor: the init is this process's child
+        with its stdio, and once we exit, the caller's subreaper (conmon, a shim) reaps it."""
         req, record, d = ctx.request, ctx.record, ctx.box_dir
         parent, child = Channel.pair()
         ctx.undo.callback(parent.close)
-        if req.detach and req.stdio is None:
+        monitored = req.detach and not req.engine
+        if monitored and req.stdio is None:
             log = os.open(
                 f"{d}/box.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600
             )
             null = os.open("/dev/null", os.O_RDONLY | os.O_CLOEXEC)
             ctx.plan.stdio = (null, log, log)
         try:
-            if req.detach:
+            if monitored:
                 pid, monitor = fork_monitor(ctx.plan, child, parent, d)
                 started = proc.start_time(monitor)
                 record.extra["monitor"] = [monitor, started]
@@ -275,10 +292,10 @@ class Runtime(Actions):  # exec, ps, stats, wait, pause, resume, update: actions
                 pid = spawn_init(ctx.plan, child, parent)
         finally:
             child.close()
-            if req.detach and req.stdio is None and ctx.plan.stdio is not None:
+            if monitored and req.stdio is None and ctx.plan.stdio is not None:
                 for fd in set(ctx.plan.stdio):
                     os.close(fd)
-        ctx.undo.callback(_kill_and_reap, pid, not req.detach)
+        ctx.undo.callback(_kill_and_reap, pid, not monitored)
         record.pid = ctx.pid = pid
         record.starttime = proc.start_time(pid)
         fault("fork")
@@ -551,6 +568,12 @@ def _remove_layer(record: st.BoxRecord) -> None:
     layer = record.extra.get("layer")
     if isinstance(layer, str):
         st.remove_tree(layer)
+
+
+def _inheritable(fds: tuple[int, ...]) -> None:
+    # Runs in the init right before execve: the fds it kept were made close-on-exec.
+    for fd in fds:
+        os.set_inheritable(fd, True)
 
 
 def _close_quietly(fd: int) -> None:

@@ -34,6 +34,8 @@ VERBS: dict[str, tuple[str, str]] = {
     "pause": ("actions", "freeze every process of a box"),
     "resume": ("actions", "thaw a paused box"),
     "update": ("actions", "change the resource limits of a live box"),
+    "events": ("oci", "a box's resource usage as runc's events JSON (--stats: once)"),
+    "features": ("oci", "print what this runtime supports (OCI runtime-spec features JSON)"),
     "network": ("network", "manage networks: ls, create, rm, reload"),
     "port": ("network", "list the ports a box publishes"),
     "image": ("images", "manage images: ls, import, rm, inspect, bootstrap"),
@@ -61,6 +63,8 @@ FAST_VERBS = frozenset(
         "pause",
         "resume",
         "update",
+        "events",
+        "features",
     }
 )
 

@@ -266,8 +266,9 @@ def _exec(
     )
     if req.cwd is not None and not req.cwd.startswith("/"):
         raise SpecError("--workdir: must be an absolute path")
-    # Engine mode (docs/OCI_CLI.md): a detached process keeps the caller's stdio, as runc's.
-    engine = bool(g.log or opts.pid_file) and req.detach and not tty
+    # Engine mode (docs/OCI_CLI.md): a detached process keeps the caller's stdio, as runc's
+    # (with --process it always did; docker's `exec -d --pid-file` keeps nothing attached).
+    engine = bool(g.log) and req.detach and not tty
     handle = runtime(g).exec(opts.name, req, (0, 1, 2) if engine else None)
     if sock >= 0 and handle.master_fd is not None:
         from tuibox.runtime.console import send_fd

@@ -3,7 +3,7 @@
 Run as a script (its own process, so that PR_SET_CHILD_SUBREAPER never touches pytest):
 
     python oci_supervisor.py '{"rt": [...], "root": R, "log": L, "bundle": B, "id": ID,
-                               "mode": "plain|console|exec|preserve"}'
+                               "mode": "plain|console|exec|exec-tty|preserve"}'
 
 It runs `RT --root R --log L --log-format json create --bundle B --pid-file P ID` with pipes
 as fds 0-2 (or a console socket it listens on), looks at its own children once create has
@@ -133,7 +133,64 @@ def main() -> None:
     result["children_after_create"] = children(os.getpid())
     state = subprocess.run([*rt, "state", name], capture_output=True, text=True, check=False)
     result["state_created"] = json.loads(state.stdout)
-    if mode == "exec":
+    if mode == "exec-tty":
+        start = subprocess.run([*rt, "start", name], capture_output=True, check=False)
+        result["start_rc"] = start.returncode
+        process = os.path.join(work, "process.json")
+        with open(process, "w") as f:
+            json.dump(
+                {
+                    "terminal": True,
+                    "args": ["sh", "-c", "tty; echo tty-$((6*7)); exit 7"],
+                    "cwd": "/",
+                    "env": ["PATH=/bin:/usr/bin", "TERM=xterm"],
+                    "user": {"uid": 0, "gid": 0},
+                },
+                f,
+            )
+        path = os.path.join(work, "exec.sock")
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        listener.bind(path)
+        listener.listen(1)
+
+        def serve_exec() -> None:
+            conn, _ = listener.accept()
+            with conn:
+                got["msg"], got["fds"], _, _ = socket.recv_fds(conn, 1024, 4)
+
+        waiter = threading.Thread(target=serve_exec, daemon=True)
+        waiter.start()
+        exec_pid_file = os.path.join(work, "exec.pid")
+        ex = subprocess.run(
+            [
+                *rt,
+                "exec",
+                "--console-socket",
+                path,
+                "--tty",
+                "--detach",
+                "--pid-file",
+                exec_pid_file,
+                "--process",
+                process,
+                name,
+            ],
+            stdin=null,
+            capture_output=True,
+            check=False,
+        )
+        result["exec_rc"] = ex.returncode
+        result["exec_err"] = ex.stderr.decode()
+        waiter.join(10)
+        fds = got.get("fds") or []
+        result["console_fds"] = len(fds)
+        result["exec_output"] = drain(fds[0]).decode(errors="replace") if fds else ""
+        result["exec_exit"] = reap(read_int(exec_pid_file)) if ex.returncode == 0 else None
+        for fd in fds:
+            os.close(fd)
+        subprocess.run([*rt, "kill", name, "KILL"], check=False)
+        result["exit"] = reap(pid)
+    elif mode == "exec":
         start = subprocess.run([*rt, "start", name], capture_output=True, check=False)
         result["start_rc"] = start.returncode
         ps = subprocess.run(

@@ -166,6 +166,17 @@ def test_detached_exec_keeps_the_callers_stdio(engine: Engine, busybox_rootfs: P
     assert r["delete_rc"] == 0
 
 
+def test_exec_tty_master_goes_to_the_console_socket(engine: Engine, busybox_rootfs: Path) -> None:
+    bundle = runc_spec_bundle(engine.work / "b", busybox_rootfs, ["sleep", "100"])
+    r = engine.supervise(bundle, "exec-tty")
+    assert r["create_rc"] == 0 and r["start_rc"] == 0, r
+    assert r["exec_rc"] == 0, r["exec_err"]
+    assert r["console_fds"] == 1
+    assert "/dev/pts/" in r["exec_output"] and "tty-42" in r["exec_output"], r["exec_output"]
+    assert r["exec_exit"] == 7
+    assert r["delete_rc"] == 0
+
+
 def test_preserve_fds_reach_the_program(engine: Engine, busybox_rootfs: Path) -> None:
     bundle = runc_spec_bundle(engine.work / "b", busybox_rootfs, ["sh", "-c", "echo via-3 >&3"])
     r = engine.supervise(bundle, "preserve")
@@ -197,6 +208,23 @@ def test_no_pivot_runs_the_box(engine: Engine, busybox_rootfs: Path) -> None:
     name = unique("np")
     proc = engine.run("run", "--no-pivot", "--bundle", str(bundle), name)
     assert (proc.returncode, proc.stdout) == (0, "ok\n"), proc.stderr
+
+
+def test_bad_engine_options_are_one_line(tb: TB, busybox_rootfs: Path, tmp_path: Path) -> None:
+    bundle = runc_spec_bundle(tmp_path / "b", busybox_rootfs, ["true"])
+    b = str(bundle)
+    assert "descriptor 3 is not open" in tb.fails(
+        "create", "--preserve-fds", "1", "--bundle", b, unique("bad")
+    )
+    assert "must be a number" in tb.fails("create", "--preserve-fds", "x", "--bundle", b, "y")
+    assert "needs -t and -d" in tb.fails("exec", "--console-socket", "/s", "nobox", "true")
+    assert "needs --console-socket" in tb.fails("exec", "-t", "-d", "nobox", "true")
+    terminal = runc_spec_bundle(tmp_path / "t", busybox_rootfs, ["sh"], terminal=True)
+    assert "process.terminal needs --console-socket" in tb.fails(
+        "--log", str(tmp_path / "log"), "create", "--bundle", str(terminal), unique("tty")
+    )
+    assert "--interval '5'" in tb.fails("events", "--interval", "5", "nobox")
+    assert tb.names() == []
 
 
 def test_features_and_version_have_runcs_shape(tb: TB) -> None:

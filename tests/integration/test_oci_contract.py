@@ -13,6 +13,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -302,3 +303,28 @@ def test_own_boxes_keep_their_monitor(tb: TB, busybox_rootfs: Path) -> None:
     assert tb("wait", name).stdout.split()[-1] == "6"
     assert tb("logs", name).stdout == "logged\n"
     tb("destroy", name)
+
+
+def test_an_engine_box_stopped_has_no_exit_status_of_ours(
+    tb: TB, busybox_rootfs: Path, tmp_path: Path
+) -> None:
+    """Its reaper (here pid 1, as nobody else is a subreaper) has the status; state, list
+    and wait say stopped and unknown at once, without waiting for a record nobody writes."""
+    bundle = runc_spec_bundle(tmp_path / "b", busybox_rootfs, ["sh", "-c", "exit 9"])
+    name = unique("eng")
+    subprocess.run(
+        tb.argv("create", "--bundle", str(bundle), "--pid-file", str(tmp_path / "pid"), name),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        timeout=60,
+        check=True,
+    )
+    tb("start", name)
+    start = time.monotonic()
+    assert tb("wait", name).stdout == "unknown\n"
+    assert time.monotonic() - start < 3
+    assert tb.state(name)["status"] == "stopped"
+    row = json.loads(tb("list", "--format", "json").stdout)[0]
+    assert (row["status"], row["exit_status"], row["log"]) == ("stopped", None, None)
+    tb("delete", name)

@@ -200,7 +200,8 @@ class BoxRecord:
             "console": extra.get("console"),
             "address": extra.get("address"),
             "ports": extra.get("ports", []),
-            "log": os.path.join(root, self.id, "box.log"),
+            # An engine's box (docs/OCI_CLI.md) writes to the engine's pipes, not to a log.
+            "log": None if extra.get("engine") else os.path.join(root, self.id, "box.log"),
             "namespaces": self.namespaces,
             "cgroup": extra.get("cgroup"),
             "limits": extra.get("limits", {"memory": None, "cpus": None, "pids": None}),

@@ -96,6 +96,7 @@ class Globals:
         self.log_format = "text"
         self.debug = False
         self.systemd_cgroup = False
+        self.word = ""  # the verb as typed (`delete` is runc's, `destroy`/`rm` tuibox's)
 
 
 # Where errors and warnings also go (--log FILE, --log-format): set by `main`.
@@ -230,6 +231,7 @@ def main(argv: list[str] | None = None) -> int:
         LOG[1] = g.log_format  # --log-format may come before --log
     if not words:
         return _tui(g)
+    g.word = words[0]
     verb = ALIASES.get(words[0], words[0])
     entry = VERBS.get(verb)
     if entry is None:

@@ -445,7 +445,9 @@ def do_destroy(opts: DestroyOptions, g: Globals) -> int:
         try:
             rt.destroy(name, force=force)
         except BoxNotFound:
-            if not force:  # runc's delete --force of an unknown id succeeds
+            # runc's `delete --force` of an unknown id succeeds (engines clean up twice);
+            # tuibox's own `destroy`/`rm --force` (the TUI's) still says it does not exist.
+            if not (force and g.word == "delete"):
                 raise
 
     return for_each(names, destroy)

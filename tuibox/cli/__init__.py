@@ -169,8 +169,12 @@ def for_each(names: list[str], act: Callable[[str], object]) -> int:
 
 
 def warn(message: str) -> None:
+    if LOG:
+        # As runc: with --log, warnings go there only. In engine mode our stderr is the
+        # box's own output pipe (conmon's), which must not carry our words.
+        _log_line("warning", message)
+        return
     sys.stderr.write(f"tuibox: warning: {message}\n")
-    _log_line("warning", message)
 
 
 def _usage() -> str:

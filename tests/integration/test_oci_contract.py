@@ -230,6 +230,14 @@ def test_bad_engine_options_are_one_line(tb: TB, busybox_rootfs: Path, tmp_path:
     assert tb.names() == []
 
 
+def test_foreground_run_writes_the_pid_file(engine: Engine, busybox_rootfs: Path) -> None:
+    bundle = runc_spec_bundle(engine.work / "b", busybox_rootfs, ["sh", "-c", "exit 2"])
+    pid_file = engine.work / "run.pid"
+    proc = engine.run("run", "--pid-file", str(pid_file), "--bundle", str(bundle), unique("fg"))
+    assert proc.returncode == 2, proc.stderr
+    assert int(pid_file.read_text()) > 1
+
+
 def test_features_and_version_have_runcs_shape(tb: TB) -> None:
     ours = json.loads(tb("features").stdout)
     theirs = json.loads(

@@ -350,6 +350,7 @@ def load_request(opts: CreateOptions, g: Globals, detach: bool) -> CreateRequest
         "engine": detach and engine_mode(opts, g),
         "preserve_fds": opts.preserve_fds,
         "no_pivot": opts.no_pivot,
+        "pid_file": opts.pid_file,
         "names": FLAG_NAMES,
     }
     if opts.rootfs:
@@ -371,20 +372,12 @@ def load_request(opts: CreateOptions, g: Globals, detach: bool) -> CreateRequest
     return req
 
 
-def _pid_file(opts: CreateOptions, pid: int) -> None:
-    if opts.pid_file:
-        from tuibox.runtime.state import atomic_write
-
-        atomic_write(os.path.abspath(opts.pid_file), str(pid).encode())
-
-
 # ---- verbs ----------------------------------------------------------------------------------
 
 
 def do_create(opts: CreateOptions, g: Globals) -> int:
     req = load_request(opts, g, detach=True)
-    record = runtime(g).create(req)
-    _pid_file(opts, record.pid)
+    runtime(g).create(req)
     return 0
 
 
@@ -392,8 +385,7 @@ def do_run(opts: RunOptions, g: Globals) -> int:
     rt = runtime(g)
     if opts.detach:
         req = load_request(opts, g, detach=True)
-        record = rt.create(req)
-        _pid_file(opts, record.pid)
+        rt.create(req)
         try:
             rt.start(req.name)
         except TuiboxError:

@@ -317,6 +317,9 @@ class Runtime(Actions):  # exec, ps, stats, wait, pause, resume, update: actions
             self._channels[record.id] = parent
         record.status = "created"
         self.root.write(record)
+        pid_file = req.options.get("pid_file")
+        if pid_file:  # runc's --pid-file: there before create returns (a foreground run too)
+            st.atomic_write(pid_file, str(pid).encode(), 0o644)
 
     def start(self, name: str) -> st.BoxRecord:
         with self.root.locked(name) as d:

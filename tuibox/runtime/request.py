@@ -32,6 +32,7 @@ options (all keyword-only, all optional):
                        caller's fds 0-2, no monitor: the caller's subreaper reaps it
     preserve_fds       N: the caller's fds 3 .. 3+N-1 reach the box program (runc's)
     no_pivot           MS_MOVE + chroot instead of pivot_root (runc's --no-pivot)
+    pid_file           write the init's host pid there (atomically) before create returns
     names              how errors name each option: {"memory": "--memory", ...}; default
                        the option's own name (the CLI passes its flags)
 
@@ -82,6 +83,7 @@ OPTIONS = (
     "engine",
     "preserve_fds",
     "no_pivot",
+    "pid_file",
     "names",
 )
 LIMITS = ("memory", "memory_swap", "cpus", "cpu_shares", "cpuset_cpus", "cpuset_mems", "pids_limit")
@@ -252,6 +254,9 @@ def _build(
             )
         if opt("no_pivot"):
             req.options["no_pivot"] = True
+        pid_file = opt("pid_file")
+        if pid_file:
+            req.options["pid_file"] = os.path.abspath(str(pid_file))
         preserve = opt("preserve_fds")
         if preserve:
             req.options["preserve_fds"] = check_preserve_fds(preserve, shown("preserve_fds"))

@@ -110,3 +110,23 @@ def test_runc_spec_ambient_set_is_kept_to_what_the_kernel_allows() -> None:
     sets = caps.resolve(spec.process.capabilities, ())
     assert caps.names(sets.ambient) == ["CAP_CHOWN"]  # in both permitted and inheritable
     assert caps.inconsistent(sets) is None
+
+
+def test_debug_writes_the_command_line_into_the_log(tmp_path: Path) -> None:
+    log = tmp_path / "log"
+    cli.main(
+        [
+            "--debug",
+            "--log",
+            str(log),
+            "--log-format",
+            "json",
+            "--root",
+            str(tmp_path),
+            "list",
+            "-q",
+        ]
+    )
+    cli.LOG.clear()
+    first = json.loads(log.read_text().splitlines()[0])
+    assert (first["level"], first["msg"]) == ("debug", "tuibox list -q")

@@ -78,7 +78,7 @@ global options:
   --log FILE            also write errors and warnings to FILE (runc's log; puts create,
                         run -d and exec in engine mode: see docs/OCI_CLI.md)
   --log-format FORMAT   json (runc's JSON lines) or text (default)
-  --debug               accepted for runc compatibility
+  --debug               also write each command line into the --log file
   --systemd-cgroup      read a "slice:prefix:name" linux.cgroupsPath as runc's systemd
                         driver names it (a cgroupfs path; systemd itself is not called)
   --rootless VALUE      true, false or auto (runc's); tuibox runs as root
@@ -236,6 +236,8 @@ def main(argv: list[str] | None = None) -> int:
     if not words:
         return _tui(g)
     g.word = words[0]
+    if g.debug:
+        _log_line("debug", "tuibox " + " ".join(words))  # into --log only, as runc's
     verb = ALIASES.get(words[0], words[0])
     entry = VERBS.get(verb)
     if entry is None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -33,6 +34,8 @@ VERBS: dict[str, tuple[str, str]] = {
     "pause": ("actions", "freeze every process of a box"),
     "resume": ("actions", "thaw a paused box"),
     "update": ("actions", "change the resource limits of a live box"),
+    "events": ("oci", "a box's resource usage as runc's events JSON (--stats: once)"),
+    "features": ("oci", "print what this runtime supports (OCI runtime-spec features JSON)"),
     "network": ("network", "manage networks: ls, create, rm, reload"),
     "port": ("network", "list the ports a box publishes"),
     "image": ("images", "manage images: ls, import, rm, inspect, bootstrap"),
@@ -60,6 +63,8 @@ FAST_VERBS = frozenset(
         "pause",
         "resume",
         "update",
+        "events",
+        "features",
     }
 )
 
@@ -68,10 +73,16 @@ GLOBAL_HELP = """usage: tuibox [--root DIR] [--data-root DIR] VERB [OPTIONS] [AR
 With no verb, tuibox opens the TUI.
 
 global options:
-  --root DIR        state root (default /run/tuibox, env TUIBOX_ROOT)
-  --data-root DIR   image store (default /var/lib/tuibox, env TUIBOX_DATA)
-  --log FILE        accepted for runc compatibility
-  --version         print the version
+  --root DIR            state root (default /run/tuibox, env TUIBOX_ROOT)
+  --data-root DIR       image store (default /var/lib/tuibox, env TUIBOX_DATA)
+  --log FILE            also write errors and warnings to FILE (runc's log; puts create,
+                        run -d and exec in engine mode: see docs/OCI_CLI.md)
+  --log-format FORMAT   json (runc's JSON lines) or text (default)
+  --debug               also write each command line into the --log file
+  --systemd-cgroup      read a "slice:prefix:name" linux.cgroupsPath as runc's systemd
+                        driver names it (a cgroupfs path; systemd itself is not called)
+  --rootless VALUE      true, false or auto (runc's); tuibox runs as root
+  --version             print the version
 
 verbs:
 """
@@ -82,7 +93,40 @@ class Globals:
         self.root: str | None = os.environ.get("TUIBOX_ROOT") or None
         self.data_root: str | None = os.environ.get("TUIBOX_DATA") or None
         self.log: str | None = None
+        self.log_format = "text"
+        self.debug = False
+        self.systemd_cgroup = False
+        self.word = ""  # the verb as typed (`delete` is runc's, `destroy`/`rm` tuibox's)
 
+
+# Where errors and warnings also go (--log FILE, --log-format): set by `main`.
+LOG: list[str] = []  # [path, format] once set
+
+
+def _log_line(level: str, message: str) -> None:
+    """One runc-style line in the --log file: engines read the last error from it."""
+    if not LOG:
+        return
+    from tuibox.runtime import fastjson
+
+    t = time.time()
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1e9):09d}Z"
+    if LOG[1] == "json":
+        line = fastjson.dumps({"level": level, "msg": message, "time": stamp})
+    else:
+        line = f"time={fastjson.dumps(stamp)} level={level} msg={fastjson.dumps(message)}"
+    try:
+        fd = os.open(LOG[0], os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)
+    except OSError:
+        return  # the error itself still reaches stderr
+    try:
+        os.write(fd, (line + "\n").encode())
+    finally:
+        os.close(fd)
+
+
+# The runtime-spec version `--version`, `state` and `features` report.
+OCI_SPEC_VERSION = "1.0.2"
 
 # Set by the TUI's service (and any program driving the CLI): after each `tuibox: error:` line,
 # one JSON line says the error's kind and class, so callers never parse the message.
@@ -92,6 +136,7 @@ KINDS_ENV = "TUIBOX_ERROR_KINDS"
 def fail(message: str, code: int = 125, kind: str = "error", cls: str = "") -> int:
     # A teardown failure names each resource on its own line, each an error line.
     sys.stderr.write("".join(f"tuibox: error: {line}\n" for line in message.split("\n")))
+    _log_line("error", message.replace("\n", "; "))
     if os.environ.get(KINDS_ENV) == "1":
         # Kinds and class names are plain identifiers: no escaping, no json import on this path.
         sys.stderr.write(
@@ -124,6 +169,11 @@ def for_each(names: list[str], act: Callable[[str], object]) -> int:
 
 
 def warn(message: str) -> None:
+    if LOG:
+        # As runc: with --log, warnings go there only. In engine mode our stderr is the
+        # box's own output pipe (conmon's), which must not carry our words.
+        _log_line("warning", message)
+        return
     sys.stderr.write(f"tuibox: warning: {message}\n")
 
 
@@ -140,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     while words and words[0].startswith("-"):
         w = words.pop(0)
         name, eq, value = w.partition("=")
-        if name in ("--root", "--data-root", "--log", "--log-format"):
+        if name in ("--root", "--data-root", "--log", "--log-format", "--rootless"):
             if not eq:
                 if not words:
                     return fail(f"option {name} needs a value")
@@ -150,21 +200,44 @@ def main(argv: list[str] | None = None) -> int:
             elif name == "--data-root":
                 g.data_root = value
             elif name == "--log":
-                g.log = value
+                g.log = os.path.abspath(value)
+                LOG[:] = [g.log, g.log_format]
+            elif name == "--log-format":
+                if value not in ("json", "text"):
+                    return fail(f"--log-format {value!r}: must be json or text", 2, "usage")
+                g.log_format = value
+                if LOG:
+                    LOG[1] = value
+            elif name == "--rootless" and value not in ("true", "false", "auto"):
+                return fail(f"--rootless {value!r}: must be true, false or auto", 2, "usage")
         elif name in ("--debug", "--systemd-cgroup"):
-            continue
+            if eq:
+                return fail(f"option {name} takes no value", 2, "usage")
+            if name == "--debug":
+                g.debug = True
+            else:
+                g.systemd_cgroup = True
         elif name in ("-h", "--help"):
             sys.stdout.write(_usage())
             return 0
         elif name in ("-v", "--version"):
             from tuibox import __version__
 
-            sys.stdout.write(f"tuibox version {__version__}\nspec: 1.0.2\n")
+            # runc's lines (engines parse "spec: "), then our own name.
+            sys.stdout.write(
+                f"tuibox version {__version__}\ncommit: tuibox-{__version__}\n"
+                f"spec: {OCI_SPEC_VERSION}\n"
+            )
             return 0
         else:
             return fail(f"unknown global option {name} (see 'tuibox --help')", 2, "usage")
+    if LOG:
+        LOG[1] = g.log_format  # --log-format may come before --log
     if not words:
         return _tui(g)
+    g.word = words[0]
+    if g.debug:
+        _log_line("debug", "tuibox " + " ".join(words))  # into --log only, as runc's
     verb = ALIASES.get(words[0], words[0])
     entry = VERBS.get(verb)
     if entry is None:

@@ -39,17 +39,31 @@ class ExecOptions(Options):
             Opt(("-u", "--user"), "user", "UID[:GID]", help="user (and group) to run as"),
             Opt(("-p", "--process"), "process", "FILE", help="runc process.json to run"),
             Opt(("--pid-file",), "pid_file", "FILE", help="write the process's host pid here"),
+            Opt(
+                ("--console-socket",),
+                "console_socket",
+                "PATH",
+                help="with -t -d: send the terminal's master fd to this unix socket (runc)",
+            ),
+            Opt(
+                ("--preserve-fds",),
+                "preserve_fds",
+                "N",
+                help="pass the caller's fds 3 .. 3+N-1 to the process (runc)",
+            ),
         ),
         (NAME, Arg("command", required=False, rest=True)),
     )
     __slots__ = (
         "command",
+        "console_socket",
         "cwd",
         "detach",
         "env",
         "interactive",
         "name",
         "pid_file",
+        "preserve_fds",
         "process",
         "tty",
         "user",
@@ -62,6 +76,8 @@ class ExecOptions(Options):
     user: str | None
     process: str | None
     pid_file: str | None
+    console_socket: str | None
+    preserve_fds: str | None
     name: str
     command: list[str]
 
@@ -193,8 +209,6 @@ def load_process(path: str) -> Process:
 
 
 def do_exec(opts: ExecOptions, g: Globals) -> int:
-    from tuibox.runtime.process.exec import ExecRequest, get_size
-
     command = opts.command
     process = None
     if opts.process:
@@ -204,8 +218,40 @@ def do_exec(opts: ExecOptions, g: Globals) -> int:
     elif not command:
         raise UsageError("exec: missing COMMAND (see 'tuibox exec --help')")
     tty = opts.tty or bool(process is not None and process.terminal)
-    if tty and opts.detach:
-        raise UsageError("exec: -t with -d is not supported (nothing would read the terminal)")
+    if opts.console_socket and not (tty and opts.detach):
+        raise UsageError("exec: --console-socket needs -t and -d (the terminal goes there)")
+    if tty and opts.detach and not opts.console_socket:
+        raise UsageError(
+            "exec: -t with -d needs --console-socket (nothing would read the terminal)"
+        )
+    preserve = 0
+    if opts.preserve_fds:
+        from tuibox.runtime.request import check_preserve_fds
+
+        preserve = check_preserve_fds(opts.preserve_fds, "--preserve-fds")
+    sock = -1
+    if opts.console_socket:
+        from tuibox.runtime.console import connect_console_socket
+
+        sock = connect_console_socket(opts.console_socket)
+    try:
+        return _exec(opts, g, command, process, tty, preserve, sock)
+    finally:
+        if sock >= 0:
+            os.close(sock)
+
+
+def _exec(
+    opts: ExecOptions,
+    g: Globals,
+    command: list[str],
+    process: Process | None,
+    tty: bool,
+    preserve: int,
+    sock: int,
+) -> int:
+    from tuibox.runtime.process.exec import ExecRequest, get_size
+
     req = ExecRequest(
         args=tuple(command),
         env=_env(opts.env),
@@ -215,11 +261,20 @@ def do_exec(opts: ExecOptions, g: Globals) -> int:
         interactive=opts.interactive or process is not None,
         detach=opts.detach,
         process=process,
-        size=(get_size(0) or get_size(1)) if tty else None,
+        size=(get_size(0) or get_size(1)) if tty and sock < 0 else None,
+        preserve_fds=preserve,
     )
     if req.cwd is not None and not req.cwd.startswith("/"):
         raise SpecError("--workdir: must be an absolute path")
-    handle = runtime(g).exec(opts.name, req)
+    # Engine mode (docs/OCI_CLI.md): a detached process keeps the caller's stdio, as runc's
+    # (with --process it always did; docker's `exec -d --pid-file` keeps nothing attached).
+    engine = bool(g.log) and req.detach and not tty
+    handle = runtime(g).exec(opts.name, req, (0, 1, 2) if engine else None)
+    if sock >= 0 and handle.master_fd is not None:
+        from tuibox.runtime.console import send_fd
+
+        send_fd(sock, handle.master_fd)
+        handle.close()  # the master is the socket's owner's now
     if opts.pid_file:
         from tuibox.runtime.state import atomic_write
 
@@ -281,6 +336,10 @@ def table(rows: Sequence[tuple[str, ...]]) -> str:
 def do_ps(opts: PsOptions, g: Globals) -> int:
     fmt = _format(opts)
     procs = runtime(g).ps(opts.name)
+    if fmt == "json" and g.log:
+        # Engine mode (docs/OCI_CLI.md): runc's shape, a JSON list of host pids.
+        sys.stdout.write(fastjson.dumps([p["pid"] for p in procs]) + "\n")
+        return 0
     if fmt == "json":
         sys.stdout.write(fastjson.dumps(procs) + "\n")
         return 0

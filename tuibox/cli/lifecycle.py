@@ -10,7 +10,7 @@ from tuibox.cli.args import Arg, Command, Opt, Options, UsageError, entry
 from tuibox.cli.limits import LIMIT_OPTS, LimitOptions
 from tuibox.cli.network import NET_OPTS
 from tuibox.runtime import fastjson
-from tuibox.runtime.errors import SpecError, TuiboxError, Unsupported
+from tuibox.runtime.errors import BoxNotFound, SpecError, TuiboxError, Unsupported
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -53,6 +53,13 @@ SPEC_OPTS = (
         help="send the terminal's master fd to this unix socket (OCI; needs -t, detached)",
     ),
     Opt(
+        ("--preserve-fds",),
+        "preserve_fds",
+        "N",
+        help="pass the caller's fds 3 .. 3+N-1 to the box program (runc)",
+    ),
+    Opt(("--no-pivot",), "no_pivot", help="MS_MOVE + chroot instead of pivot_root (runc)"),
+    Opt(
         ("--security-opt",),
         "security_opt",
         "OPT",
@@ -90,7 +97,9 @@ class CreateOptions(LimitOptions):
         "netconf",
         "network",
         "no_new_keyring",
+        "no_pivot",
         "pid_file",
+        "preserve_fds",
         "publish",
         "read_only",
         "rootfs",
@@ -116,6 +125,8 @@ class CreateOptions(LimitOptions):
     pid_file: str | None
     no_new_keyring: bool
     console_socket: str | None
+    preserve_fds: str | None
+    no_pivot: bool
     security_opt: list[str]
     network: str | None
     publish: list[str]
@@ -268,6 +279,7 @@ FLAG_NAMES = {
     "terminal": "-t",
     "console_socket": "--console-socket",
     "log_max_size": "--log-max-size",
+    "preserve_fds": "--preserve-fds",
     "network": "--network",
     "netconf": "--netconf",
     "publish": "--publish",
@@ -281,6 +293,37 @@ FLAG_NAMES = {
     "pids_limit": "--pids-limit",
 }
 DEFAULT_NETCONF = "netconf.json"
+
+
+def engine_mode(opts: CreateOptions, g: Globals) -> bool:
+    """runc's create (docs/OCI_CLI.md): the global --log or --pid-file, the flags every
+    engine passes and tuibox's own boxes never need, mean the caller reaps the init."""
+    return bool(g.log or opts.pid_file)
+
+
+def systemd_path(path: str) -> str:
+    """A "slice:prefix:name" cgroupsPath as the cgroupfs path runc's systemd driver gives it:
+    "machine.slice:libpod:ID" -> "/machine.slice/libpod-ID.scope", "a-b.slice" nests as
+    "/a.slice/a-b.slice"."""
+    parts = path.split(":")
+    if len(parts) != 3:
+        raise SpecError(
+            f"config.json: linux.cgroupsPath {path!r}: with --systemd-cgroup it must be "
+            "slice:prefix:name"
+        )
+    slice_name, prefix, name = parts
+    slice_name = slice_name or "system.slice"
+    if not slice_name.endswith(".slice") or "/" in slice_name or not name or "/" in name:
+        raise SpecError(f"config.json: linux.cgroupsPath {path!r}: not a systemd slice:prefix:name")
+    out = ""
+    if slice_name != "-.slice":
+        words = slice_name[: -len(".slice")].split("-")
+        if "" in words:
+            raise SpecError(f"config.json: linux.cgroupsPath {path!r}: bad slice {slice_name!r}")
+        for k in range(1, len(words) + 1):
+            out += "/" + "-".join(words[:k]) + ".slice"
+    unit = name if name.endswith(".slice") else f"{prefix + '-' if prefix else ''}{name}.scope"
+    return f"{out}/{unit}"
 
 
 def load_request(opts: CreateOptions, g: Globals, detach: bool) -> CreateRequest:
@@ -314,6 +357,10 @@ def load_request(opts: CreateOptions, g: Globals, detach: bool) -> CreateRequest
         "no_new_keyring": opts.no_new_keyring,
         "console_socket": opts.console_socket,
         "log_max_size": opts.log_max_size,
+        "engine": detach and engine_mode(opts, g),
+        "preserve_fds": opts.preserve_fds,
+        "no_pivot": opts.no_pivot,
+        "pid_file": opts.pid_file,
         "names": FLAG_NAMES,
     }
     if opts.rootfs:
@@ -326,16 +373,13 @@ def load_request(opts: CreateOptions, g: Globals, detach: bool) -> CreateRequest
         req = CreateRequest.from_bundle(
             opts.name, opts.bundle, config=opts.spec, command=opts.command or None, **options
         )
+    cg_path = req.spec.linux.cgroups_path
+    if g.systemd_cgroup and cg_path and ":" in cg_path:
+        linux = req.spec.linux.replace(cgroups_path=systemd_path(cg_path))
+        req.spec = req.spec.replace(linux=linux)
     for line in req.warnings:
         warn(line)
     return req
-
-
-def _pid_file(opts: CreateOptions, pid: int) -> None:
-    if opts.pid_file:
-        from tuibox.runtime.state import atomic_write
-
-        atomic_write(os.path.abspath(opts.pid_file), str(pid).encode())
 
 
 # ---- verbs ----------------------------------------------------------------------------------
@@ -343,8 +387,7 @@ def _pid_file(opts: CreateOptions, pid: int) -> None:
 
 def do_create(opts: CreateOptions, g: Globals) -> int:
     req = load_request(opts, g, detach=True)
-    record = runtime(g).create(req)
-    _pid_file(opts, record.pid)
+    runtime(g).create(req)
     return 0
 
 
@@ -352,14 +395,14 @@ def do_run(opts: RunOptions, g: Globals) -> int:
     rt = runtime(g)
     if opts.detach:
         req = load_request(opts, g, detach=True)
-        record = rt.create(req)
-        _pid_file(opts, record.pid)
+        rt.create(req)
         try:
             rt.start(req.name)
         except TuiboxError:
             rt.destroy(req.name, force=True)
             raise
-        sys.stdout.write(req.name + "\n")
+        if not req.engine:  # runc's run -d prints nothing
+            sys.stdout.write(req.name + "\n")
         return 0
     req = load_request(opts, g, detach=False)
     return int(rt.run(req, keep=opts.keep))
@@ -399,7 +442,17 @@ def do_destroy(opts: DestroyOptions, g: Globals) -> int:
         raise UsageError("destroy: missing NAME")
     rt = runtime(g)
     force = opts.force
-    return for_each(names, lambda name: rt.destroy(name, force=force))
+
+    def destroy(name: str) -> None:
+        try:
+            rt.destroy(name, force=force)
+        except BoxNotFound:
+            # runc's `delete --force` of an unknown id succeeds (engines clean up twice);
+            # tuibox's own `destroy`/`rm --force` (the TUI's) still says it does not exist.
+            if not (force and g.word == "delete"):
+                raise
+
+    return for_each(names, destroy)
 
 
 def do_state(opts: StateOptions, g: Globals) -> int:

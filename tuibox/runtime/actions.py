@@ -108,6 +108,8 @@ class Actions:
         deadline = None if timeout is None else time.monotonic() + timeout
         if record.status != "stopped":
             _wait_exit(record.pid, record.starttime, deadline)
+        if record.extra.get("engine"):
+            return None  # the engine's reaper has the status; nobody of ours writes it
         # Whoever reaps the init (the monitor, or a foreground run) writes `exit` just after.
         delay = 0.001
         settle = time.monotonic() + 5.0

@@ -111,15 +111,21 @@ class Runtime(Actions):  # exec, ps, stats, wait, pause, resume, update: actions
         return out
 
     def state(self, name: str) -> dict[str, Any]:
+        """runc's state JSON: its keys in its order (annotations only when there are some)."""
         r = self.get(name)
-        return {
+        out: dict[str, Any] = {
             "ociVersion": OCI_VERSION,
             "id": r.id,
-            "status": r.status,
             "pid": r.pid,
+            "status": r.status,
             "bundle": r.bundle,
-            "annotations": r.annotations,
+            "rootfs": r.rootfs,
+            "created": r.created,
+            "owner": "",
         }
+        if r.annotations:
+            out["annotations"] = r.annotations
+        return out
 
     # ---- create / start ------------------------------------------------------------------
 
@@ -168,7 +174,7 @@ class Runtime(Actions):  # exec, ps, stats, wait, pause, resume, update: actions
             record.extra["creator"] = [me, proc.start_time(me)]
             record.extra["boot_id"] = st.boot_id()
             record.extra["intent"] = _intent(req, stages, self.root.path)
-            if req.overlay is not None or (req.detach and req.stdio is None):
+            if req.overlay is not None or (req.detach and req.stdio is None and not req.engine):
                 # The writable layer and the log on disk (the data root), not in the
                 # RAM-backed state root; named here, made by `_plan`.
                 data = req.overlay[1] if req.overlay is not None else self._data_root()
@@ -199,7 +205,7 @@ class Runtime(Actions):  # exec, ps, stats, wait, pause, resume, update: actions
         spec = req.spec
         rootfs = record.rootfs
         overlay = None
-        logged = req.detach and req.stdio is None
+        logged = req.detach and req.stdio is None and not req.engine
         disk = str(record.extra.get("layer") or record.extra.get("disk") or "")
         if disk:  # named in the first record (create): a crash from here on cannot leak it
             self._make_disk(disk)
@@ -253,6 +259,13 @@ class Runtime(Actions):  # exec, ps, stats, wait, pause, resume, update: actions
         plan.new_keyring = not req.options.get("no_new_keyring", False)
         plan.die_with_parent = not req.detach
         record.extra["no_new_keyring"] = not plan.new_keyring
+        plan.no_pivot = bool(req.options.get("no_pivot"))
+        preserved = tuple(range(3, 3 + int(req.options.get("preserve_fds", 0))))
+        if preserved:
+            plan.keep_fds.update(preserved)
+            plan.before_exec.append(lambda _plan: _inheritable(preserved))
+        if req.engine:
+            record.extra["engine"] = True  # its exit status belongs to the caller's reaper
         return plan
 
     def _data_root(self) -> str:
@@ -272,11 +285,15 @@ class Runtime(Actions):  # exec, ps, stats, wait, pause, resume, update: actions
         os.mkdir(path, 0o700)
 
     def _launch(self, ctx: SetupContext, stages: builtins.list[Stage]) -> None:
-        """Fork the init (through a monitor when detached) and walk it to `ready`."""
+        """Fork the init (through a monitor when detached) and walk it to `ready`.
+
+        In engine mode (runc's create) there is no monitor: the init is this process's child
+        with its stdio, and once we exit, the caller's subreaper (conmon, a shim) reaps it."""
         req, record, d = ctx.request, ctx.record, ctx.box_dir
         parent, child = Channel.pair()
         ctx.undo.callback(parent.close)
-        if req.detach and req.stdio is None:
+        monitored = req.detach and not req.engine
+        if monitored and req.stdio is None:
             null = os.open("/dev/null", os.O_RDONLY | os.O_CLOEXEC)
             if ctx.plan.console is None and ctx.record.extra.get("console") is None:
                 # 1-2 are a pipe the monitor pumps into the capped log (process/logpump.py).
@@ -293,7 +310,7 @@ class Runtime(Actions):  # exec, ps, stats, wait, pause, resume, update: actions
                 # A terminal: the keeper logs what the pty says; nothing reads 1-2 before.
                 ctx.plan.stdio = (null, null, null)
         try:
-            if req.detach:
+            if monitored:
                 pid, monitor = fork_monitor(ctx.plan, child, parent, d)
                 started = proc.start_time(monitor)
                 record.extra["monitor"] = [monitor, started]
@@ -303,11 +320,11 @@ class Runtime(Actions):  # exec, ps, stats, wait, pause, resume, update: actions
                 pid = spawn_init(ctx.plan, child, parent)
         finally:
             child.close()
-            if req.detach and req.stdio is None and ctx.plan.stdio is not None:
+            if monitored and req.stdio is None and ctx.plan.stdio is not None:
                 for fd in {*ctx.plan.stdio, ctx.plan.log_pipe} - {-1}:
                     os.close(fd)
                 ctx.plan.log_pipe = -1
-        ctx.undo.callback(_kill_and_reap, pid, not req.detach)
+        ctx.undo.callback(_kill_and_reap, pid, not monitored)
         record.pid = ctx.pid = pid
         record.starttime = proc.start_time(pid)
         fault("fork")
@@ -329,6 +346,9 @@ class Runtime(Actions):  # exec, ps, stats, wait, pause, resume, update: actions
             self._channels[record.id] = parent
         record.status = "created"
         self.root.write(record)
+        pid_file = req.options.get("pid_file")
+        if pid_file:  # runc's --pid-file: there before create returns (a foreground run too)
+            st.atomic_write(pid_file, str(pid).encode(), 0o644)
 
     def start(self, name: str) -> st.BoxRecord:
         with self.root.locked(name) as d:
@@ -612,6 +632,12 @@ def _cgroup_pids(record: st.BoxRecord) -> builtins.list[int]:
         return cg.procs() if cg is not None else []
     except (TuiboxError, OSError):
         return []
+
+
+def _inheritable(fds: tuple[int, ...]) -> None:
+    # Runs in the init right before execve: the fds it kept were made close-on-exec.
+    for fd in fds:
+        os.set_inheritable(fd, True)
 
 
 def _close_quietly(fd: int) -> None:

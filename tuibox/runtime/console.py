@@ -221,7 +221,7 @@ def listen(path: str) -> int:
     return s.detach()
 
 
-def _connect_console_socket(path: str) -> int:
+def connect_console_socket(path: str) -> int:
     s = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM | _socket.SOCK_CLOEXEC)
     try:
         _with_sun_path(path, s.connect)
@@ -357,7 +357,7 @@ def _prepare(ctx: SetupContext) -> None:
     # /dev/console is bound only in a /dev the box got fresh from us (as runc does).
     bind_console = fresh_dev(ctx.plan.spec.mounts)
     if socket_path:
-        init_end = _connect_console_socket(socket_path)
+        init_end = connect_console_socket(socket_path)
         setup = ConsoleSetup("socket", init_end, -1, -1, size, bind_console)
         ctx.undo.callback(setup.close_all)
     else:

@@ -30,6 +30,11 @@ options (all keyword-only, all optional):
     console_socket     send the terminal's master fd to this unix socket (needs terminal)
     log_max_size       a detached box's log cap: "10m" (the default), "1g"; "-1" or "0" for
                        no cap. At the cap box.log becomes box.log.1 (at most ~2x on disk)
+    engine             runc's create (engine mode, docs/OCI_CLI.md): the init keeps the
+                       caller's fds 0-2, no monitor: the caller's subreaper reaps it
+    preserve_fds       N: the caller's fds 3 .. 3+N-1 reach the box program (runc's)
+    no_pivot           MS_MOVE + chroot instead of pivot_root (runc's --no-pivot)
+    pid_file           write the init's host pid there (atomically) before create returns
     names              how errors name each option: {"memory": "--memory", ...}; default
                        the option's own name (the CLI passes its flags)
 
@@ -78,6 +83,10 @@ OPTIONS = (
     "no_new_keyring",
     "console_socket",
     "log_max_size",
+    "engine",
+    "preserve_fds",
+    "no_pivot",
+    "pid_file",
     "names",
 )
 LIMITS = ("memory", "memory_swap", "cpus", "cpu_shares", "cpuset_cpus", "cpuset_mems", "pids_limit")
@@ -104,6 +113,8 @@ class CreateRequest:
         # Free-form options for stages (network, ports, cgroup limits), keyed by stage.
         self.options: dict[str, Any] = options if options is not None else {}
         self.stdio = stdio  # explicit stdio for the box
+        # Engine mode (runc's create): the caller's stdio, no monitor (box.py `_launch`).
+        self.engine = False
         self.warnings: list[str] = []  # for the caller to show: what this host ignores
 
     # ---- builders ------------------------------------------------------------------------
@@ -245,11 +256,41 @@ def _build(
             req.options["log_max_size"] = max(cap, -1)
         if opt("no_new_keyring"):
             req.options["no_new_keyring"] = True  # box.py: remembered for exec too
+        req.engine = bool(opt("engine")) and detach
+        if req.engine and req.spec.process.terminal and not socket_path:
+            # No monitor would keep the pty: runc refuses this too.
+            raise SpecError(
+                f"process.terminal needs {shown('console_socket')} in engine mode (runc's create)"
+            )
+        if opt("no_pivot"):
+            req.options["no_pivot"] = True
+        pid_file = opt("pid_file")
+        if pid_file:
+            req.options["pid_file"] = os.path.abspath(str(pid_file))
+        preserve = opt("preserve_fds")
+        if preserve:
+            req.options["preserve_fds"] = check_preserve_fds(preserve, shown("preserve_fds"))
     except BaseException:
         if net is not None and net.get("worker") is not None:
             net["worker"].finish()
         raise
     return req
+
+
+def check_preserve_fds(value: object, what: str = "preserve_fds") -> int:
+    """N of runc's --preserve-fds: fds 3 .. 3+N-1 of this process, each open."""
+    try:
+        n = int(str(value))
+    except ValueError:
+        raise SpecError(f"{what} {value!r}: must be a number of descriptors") from None
+    if n < 0:
+        raise SpecError(f"{what} {value!r}: must not be negative")
+    for fd in range(3, 3 + n):
+        try:
+            os.fstat(fd)
+        except OSError:
+            raise SpecError(f"{what} {n}: descriptor {fd} is not open") from None
+    return n
 
 
 def apply_process(spec: Spec, options: dict[str, Any], shown: Any) -> Spec:

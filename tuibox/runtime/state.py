@@ -200,8 +200,11 @@ class BoxRecord:
             "console": extra.get("console"),
             "address": extra.get("address"),
             "ports": extra.get("ports", []),
-            # box.log under the data root (box.log.1 beside it once rotated)
-            "log": extra.get("log") or os.path.join(root, self.id, "box.log"),
+            # box.log under the data root (box.log.1 beside it once rotated); an engine's box
+            # (docs/OCI_CLI.md) writes to the engine's pipes, not to a log.
+            "log": None
+            if extra.get("engine")
+            else extra.get("log") or os.path.join(root, self.id, "box.log"),
             "namespaces": self.namespaces,
             "cgroup": extra.get("cgroup"),
             "limits": extra.get("limits", {"memory": None, "cpus": None, "pids": None}),

@@ -109,7 +109,10 @@ def resolve(caps: Capabilities | None, defaults: tuple[str, ...]) -> CapSets:
         return CapSets(d, d, d, d, 0, top)
     where = "config.json: process.capabilities"
     b, e, p, i, a = (mask(getattr(caps, s), f"{where}.{s}") for s in SET_NAMES)
-    return CapSets(b, e, p, i, a, top)
+    # The kernel keeps ambient a subset of permitted and inheritable: raising any other
+    # capability is EPERM, and runc only warns about it. `runc spec` itself lists ambient
+    # capabilities with an empty inheritable set, so those are left out, not refused.
+    return CapSets(b, e, p, i, a & p & i, top)
 
 
 def current(pid: int | str = "self") -> dict[str, int]:
@@ -138,11 +141,6 @@ def inconsistent(sets: CapSets) -> str | None:
     if sets.effective & ~sets.permitted:
         return "effective has capabilities not in permitted: " + ", ".join(
             names(sets.effective & ~sets.permitted)
-        )
-    both = sets.permitted & sets.inheritable
-    if sets.ambient & ~both:
-        return "ambient has capabilities not in both permitted and inheritable: " + ", ".join(
-            names(sets.ambient & ~both)
         )
     return None
 

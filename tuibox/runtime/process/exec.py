@@ -70,7 +70,18 @@ PTMX_RDEV = os.makedev(5, 2)
 class ExecRequest(Plain):
     """What to run. `process` (a runc process.json) replaces the box's defaults entirely."""
 
-    __slots__ = ("args", "cwd", "detach", "env", "interactive", "process", "size", "tty", "user")
+    __slots__ = (
+        "args",
+        "cwd",
+        "detach",
+        "env",
+        "interactive",
+        "preserve_fds",
+        "process",
+        "size",
+        "tty",
+        "user",
+    )
 
     def __init__(
         self,
@@ -83,6 +94,7 @@ class ExecRequest(Plain):
         detach: bool = False,
         process: Process | None = None,
         size: tuple[int, int] | None = None,
+        preserve_fds: int = 0,
     ) -> None:
         self.args = args
         self.env = env  # K=V laid over the box's environment
@@ -93,6 +105,7 @@ class ExecRequest(Plain):
         self.detach = detach
         self.process = process
         self.size = size  # (rows, cols) of the pty before the program starts
+        self.preserve_fds = preserve_fds  # runc's: the caller's fds 3 .. 3+N-1 reach it
 
 
 class _Plan(Plain):
@@ -436,7 +449,16 @@ def start(
             parent.close()
             new_keyring = not record.extra.get("no_new_keyring", False)
             _child(
-                plan, child, joins, root_fd, child_stdio, cgroup_dirs, req.tty, agent, new_keyring
+                plan,
+                child,
+                joins,
+                root_fd,
+                child_stdio,
+                cgroup_dirs,
+                req.tty,
+                agent,
+                new_keyring,
+                tuple(range(3, 3 + req.preserve_fds)),
             )
     except BaseException:
         for fd in opened:
@@ -490,6 +512,7 @@ def _child(
     tty: bool,
     agent: tuple[int, dict[str, object], str] | None = None,
     new_keyring: bool = True,
+    preserved: tuple[int, ...] = (),
 ) -> NoReturn:  # pragma: no cover - runs in the forked child
     step = "reset"
     try:
@@ -501,6 +524,7 @@ def _child(
                 root_fd,
                 *stdio,
                 *((agent[0],) if agent is not None else ()),
+                *preserved,
             }
         )
         # (the host's /proc is still ours: the agent wants the pid the host sees)
@@ -547,7 +571,9 @@ def _child(
         for target, fd in enumerate(stdio):
             if fd != target:
                 os.dup2(fd, target)
-        _close_all_but(chan.wfd, *((agent[0],) if agent is not None else ()))
+        _close_all_but(chan.wfd, *((agent[0],) if agent is not None else ()), *preserved)
+        for fd in preserved:  # --preserve-fds: these outlive execve
+            os.set_inheritable(fd, True)
         step = "rlimits"
         for kind, res, soft, hard in plan.rlimits:
             try:

@@ -56,6 +56,7 @@ class InitPlan:
         self.root_fd = -1  # O_PATH fd of rootfs, from `rootfs` to `pivot_root` (mount targets)
         self.die_with_parent = False  # a foreground run: the program dies with the CLI
         self.new_keyring = True  # a session keyring of its own (runc's default)
+        self.no_pivot = False  # --no-pivot: MS_MOVE + chroot (a ramfs root cannot pivot)
         self.stdio = stdio  # fds to become 0, 1, 2 (detached boxes)
         # A detached box's output: the read end of its 1-2 pipe (the monitor pumps it; -1:
         # none), the capped log on disk and its cap (runtime/logfile.py; the keeper's too).
@@ -246,6 +247,13 @@ def _pivot_root(plan: InitPlan, chan: Channel) -> None:
     os.close(plan.root_fd)
     plan.root_fd = -1
     os.chdir(plan.rootfs)
+    if plan.no_pivot:
+        # runc's --no-pivot: pivot_root(2) refuses a root on initramfs; move the box's root
+        # over "/" and chroot into it (the old root stays below it, out of reach).
+        sc.mount(plan.rootfs, "/", None, sc.MS_MOVE, None)
+        os.chroot(".")
+        os.chdir("/")
+        return
     sc.pivot_root(".", ".")
     # The old root now sits under the new one; detach it without touching the host's mounts.
     sc.mount(None, ".", None, sc.MS_SLAVE | sc.MS_REC, None)
@@ -351,6 +359,9 @@ def _before_exec(plan: InitPlan, chan: Channel) -> None:
 
 
 def _ready_then_wait_for_start(plan: InitPlan, chan: Channel) -> None:
+    if not plan.die_with_parent:
+        # Before `ready`: in engine mode our parent, the CLI, exits as soon as it reads it.
+        sc.prctl(sc.PR_SET_PDEATHSIG, 0)
     chan.send("ready")
     # Blocks until `start` writes its byte into exec.fifo. We hold the fifo open read-write,
     # so `start` can tell a live init (its open for writing succeeds) from a dead one (ENXIO).

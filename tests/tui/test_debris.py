@@ -153,8 +153,9 @@ async def test_clean_up_real_debris(
 
     async with app.run_test(size=(140, 45)) as pilot:
         await wait_until(pilot, lambda: isinstance(app.screen, BoxesScreen))
-        await wait_until(pilot, lambda: len(line(app).items) == 2, timeout=15)
-        assert "debris: 2 items left by boxes that no longer exist (box, cgroup)" in text_of(
+        # the deleted box's cgroup and its log dir on the data root; the killed create
+        await wait_until(pilot, lambda: len(line(app).items) == 3, timeout=15)
+        assert "debris: 3 items left by boxes that no longer exist (box, cgroup, layer)" in text_of(
             line(app)
         )
         await wait_until(pilot, lambda: footer_has_gc(app))
@@ -166,7 +167,7 @@ async def test_clean_up_real_debris(
         await pilot.press("y")
         await wait_until(pilot, lambda: line(app).has_class("hidden"), timeout=30)
         toasts = [n.message for n in app._notifications]
-        assert any(m.startswith("removed 2 items: ") and gone in m and dead in m for m in toasts), (
+        assert any(m.startswith("removed 3 items: ") and gone in m and dead in m for m in toasts), (
             toasts
         )
         assert not footer_has_gc(app)

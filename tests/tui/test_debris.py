@@ -151,28 +151,32 @@ async def test_clean_up_real_debris(
     assert proc.returncode == -signal.SIGKILL, proc.stderr
     assert len(processes(str(tmp_path))) == 1 and cgroups(tb.root)
 
-    async with app.run_test(size=(140, 45)) as pilot:
-        await wait_until(pilot, lambda: isinstance(app.screen, BoxesScreen))
-        # the deleted box's cgroup and its log dir on the data root; the killed create
-        await wait_until(pilot, lambda: len(line(app).items) == 3, timeout=15)
-        assert "debris: 3 items left by boxes that no longer exist (box, cgroup, layer)" in text_of(
-            line(app)
-        )
-        await wait_until(pilot, lambda: footer_has_gc(app))
-        await pilot.press("g")
-        await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
-        asked = app.screen.question  # type: ignore[attr-defined]
-        assert f"cgroup {gone}: kill, remove" in asked
-        assert f"box {dead}: tear down (its create or destroy was killed)" in asked
-        await pilot.press("y")
-        await wait_until(pilot, lambda: line(app).has_class("hidden"), timeout=30)
-        toasts = [n.message for n in app._notifications]
-        assert any(m.startswith("removed 3 items: ") and gone in m and dead in m for m in toasts), (
-            toasts
-        )
-        assert not footer_has_gc(app)
-        assert app.box(dead) is None
+    try:
+        async with app.run_test(size=(140, 45)) as pilot:
+            await wait_until(pilot, lambda: isinstance(app.screen, BoxesScreen))
+            # the deleted box's cgroup and its log dir on the data root; the killed create
+            await wait_until(pilot, lambda: len(line(app).items) == 3, timeout=15)
+            assert (
+                "debris: 3 items left by boxes that no longer exist (box, cgroup, layer)"
+                in text_of(line(app))
+            )
+            await wait_until(pilot, lambda: footer_has_gc(app))
+            await pilot.press("g")
+            await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+            asked = app.screen.question  # type: ignore[attr-defined]
+            assert f"cgroup {gone}: kill, remove" in asked
+            assert f"box {dead}: tear down (its create or destroy was killed)" in asked
+            await pilot.press("y")
+            await wait_until(pilot, lambda: line(app).has_class("hidden"), timeout=30)
+            toasts = [n.message for n in app._notifications]
+            assert any(
+                m.startswith("removed 3 items: ") and gone in m and dead in m for m in toasts
+            ), toasts
+            assert not footer_has_gc(app)
+            assert app.box(dead) is None
 
+    finally:  # what the clean-up did not remove (the test failed before it) goes anyway
+        tb("gc", "--yes", check=False)
     assert processes(str(tmp_path)) == set()
     assert cgroups(tb.root) == set()
     assert tb.names() == []

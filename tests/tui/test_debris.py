@@ -175,9 +175,9 @@ async def test_clean_up_real_debris(
             assert not footer_has_gc(app)
             assert app.box(dead) is None
 
+        assert processes(str(tmp_path)) == set()
+        assert cgroups(tb.root) == set()
+        assert tb.names() == []
+        assert tb("gc").stdout == "no debris\n"
     finally:  # what the clean-up did not remove (the test failed before it) goes anyway
         tb("gc", "--yes", check=False)
-    assert processes(str(tmp_path)) == set()
-    assert cgroups(tb.root) == set()
-    assert tb.names() == []
-    assert tb("gc").stdout == "no debris\n"

@@ -18,6 +18,7 @@ from tuibox.runtime import defaults
 from tuibox.runtime.linux import devices, lsm, mounts
 from tuibox.runtime.linux import syscalls as sc
 from tuibox.runtime.linux import sysctl as knobs
+from tuibox.runtime.linux.cgroup_mount import CgroupView, plan_view
 from tuibox.runtime.linux.paths import ensure_at, enter_cwd, find_program
 from tuibox.runtime.seccomp.load import agent_message, host_pid, load_filter, send_to_agent
 
@@ -75,6 +76,7 @@ class InitPlan:
         # itself once the init knows its host pid
         self.seccomp_agent: tuple[int, dict[str, object], str] | None = None
         self.seccomp_message = b""
+        self.cgroup_view: CgroupView | None = None  # for `type: cgroup` mounts
 
 
 def _reset_process(plan: InitPlan, chan: Channel) -> None:
@@ -117,8 +119,11 @@ def _namespaces(plan: InitPlan, chan: Channel) -> None:
             raise OSError(e.errno, f"join {kind} namespace {path}: {e.strerror}") from None
         finally:
             os.close(fd)
-    if plan.unshare_flags:
-        sc.unshare(plan.unshare_flags)
+    # A cgroup namespace waits until we are in the box's cgroups (`_cgroup_namespace`):
+    # its root is the cgroup we are in when it is made.
+    flags = plan.unshare_flags & ~sc.CLONE_NEWCGROUP
+    if flags:
+        sc.unshare(flags)
 
 
 def _keyring(plan: InitPlan, chan: Channel) -> None:
@@ -186,10 +191,39 @@ def _rootfs(plan: InitPlan, chan: Channel) -> None:
     plan.root_fd = os.open(plan.rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
 
 
+def _read(path: str) -> str:
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        chunks = []
+        while chunk := os.read(fd, 65536):
+            chunks.append(chunk)
+        return b"".join(chunks).decode()
+    finally:
+        os.close(fd)
+
+
+def _cgroup_namespace(plan: InitPlan, chan: Channel) -> None:
+    # Both need the parent to have put us in the box's cgroups (stage attach) first.
+    view = any(m.type == "cgroup" for m in plan.spec.mounts)
+    new_ns = bool(plan.unshare_flags & sc.CLONE_NEWCGROUP)
+    if not (view or new_ns):
+        return
+    _await_host(plan, chan)
+    if view:
+        # Read before the namespace, which would show our cgroup paths as "/".
+        plan.cgroup_view = plan_view(_read("/proc/self/mountinfo"), _read("/proc/self/cgroup"))
+    if new_ns:
+        sc.unshare(sc.CLONE_NEWCGROUP)
+
+
 def _mounts(plan: InitPlan, chan: Channel) -> None:
     bundle = str(plan.spec.bundle)
+    own_ns = bool(plan.unshare_flags & sc.CLONE_NEWCGROUP)
     for m in lsm.labelled_mounts(plan.spec.mounts, plan.spec.linux.mount_label):
-        mounts.mount_one(plan.rootfs, m, bundle, plan.root_fd)
+        if m.type == "cgroup" and plan.cgroup_view is not None:
+            mounts.mount_cgroup(m, plan.root_fd, plan.rootfs, plan.cgroup_view, own_ns)
+        else:
+            mounts.mount_one(plan.rootfs, m, bundle, plan.root_fd)
 
 
 def _devices(plan: InitPlan, chan: Channel) -> None:
@@ -374,6 +408,7 @@ STEPS: tuple[tuple[str, Callable[[InitPlan, Channel], None]], ...] = (
     ("process.apparmorProfile", _apparmor),
     ("process.selinuxLabel", _selinux),
     ("rootfs", _rootfs),
+    ("cgroup-namespace", _cgroup_namespace),
     ("mounts", _mounts),
     ("devices", _devices),
     ("etc-files", _etc_files),

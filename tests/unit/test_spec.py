@@ -543,6 +543,8 @@ def test_each_unsupported_field_is_listed_not_an_error(name: str) -> None:
     assert spec.unsupported == (name,)
     if name.startswith("linux.namespaces."):
         assert spec.linux.namespaces == (Namespace("pid"), Namespace("mount"))
+    elif name.startswith("linux."):  # a linux section without namespaces: inherited
+        assert spec.linux.namespaces == (Namespace("mount"),)
     else:
         assert spec.linux.namespaces == defaults.NAMESPACES
 

@@ -286,6 +286,10 @@ class Runtime(Actions):  # exec, ps, stats, wait, pause, resume, update: actions
         for stage in stages:
             if stage.attach is not None:
                 stage.attach(ctx)
+        if req.spec.hooks:
+            from tuibox.runtime.hooks import at_create
+
+            at_create(req.spec, record, pid)  # the init waits for `continue` meanwhile
         try:
             parent.send("continue")
         except BrokenPipeError:
@@ -309,6 +313,10 @@ class Runtime(Actions):  # exec, ps, stats, wait, pause, resume, update: actions
             record.status = "running"
             record.started = now_iso()
             self.root.write(record)
+        if "hooks" in record.extra:
+            from tuibox.runtime.hooks import from_box
+
+            from_box(record, "poststart", "running")
         return record
 
     def _release(self, record: st.BoxRecord, d: str) -> None:
@@ -465,6 +473,10 @@ class Runtime(Actions):  # exec, ps, stats, wait, pause, resume, update: actions
             self.root.remove(name)
             for pid, started in monitors:  # it records the exit and leaves; wait for that
                 proc.wait_gone(pid, started, 5.0)
+            if record is not None and "hooks" in record.extra:
+                from tuibox.runtime.hooks import from_box
+
+                from_box(record, "poststop", "stopped")
             if failures:
                 raise TeardownError(name, failures)
 
@@ -500,6 +512,10 @@ class Runtime(Actions):  # exec, ps, stats, wait, pause, resume, update: actions
         if failures:
             raise TeardownError(record.id, failures)
         self.root.remove(record.id)
+        if "hooks" in record.extra:
+            from tuibox.runtime.hooks import from_box
+
+            from_box(record, "poststop", "stopped")
 
 
 # ---- process plumbing (module level: it runs in forked children too) ---------------------

@@ -25,8 +25,8 @@ from tuibox.runtime.defaults import CAPABILITY_NAMES
 from tuibox.runtime.errors import SpecError
 from tuibox.runtime.spec_model import (
     Capabilities,
-    Hook,
     Device,
+    Hook,
     IdMapping,
     Linux,
     Mount,

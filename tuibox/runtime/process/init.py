@@ -77,6 +77,7 @@ class InitPlan:
         self.seccomp_agent: tuple[int, dict[str, object], str] | None = None
         self.seccomp_message = b""
         self.cgroup_view: CgroupView | None = None  # for `type: cgroup` mounts
+        self.start_hooks: Callable[[], None] | None = None  # startContainer, made ready
 
 
 def _reset_process(plan: InitPlan, chan: Channel) -> None:
@@ -285,6 +286,35 @@ def _pivot_root(plan: InitPlan, chan: Channel) -> None:
         sc.mount(None, "/", None, mounts.PROPAGATION[prop], None)
 
 
+def _create_container_hooks(plan: InitPlan, chan: Channel) -> None:
+    hooks = plan.spec.hooks
+    if "createContainer" not in hooks and "startContainer" not in hooks:
+        return
+    # Imported and encoded now, while the host's library is at hand (pivot_root is next).
+    from tuibox.runtime import hooks as runner
+
+    _await_host(plan, chan)  # the parent ran prestart and createRuntime first
+    pid = host_pid()
+    spec = plan.spec
+
+    def state(status: str) -> bytes:
+        return runner.state_json(
+            spec.oci_version, plan.name, status, pid, spec.bundle, spec.annotations
+        )
+
+    runner.run_hooks("createContainer", hooks.get("createContainer", ()), state("creating"))
+    if "startContainer" in hooks:
+        started = state("created")
+        plan.start_hooks = lambda: runner.run_hooks(
+            "startContainer", hooks["startContainer"], started
+        )
+
+
+def _start_container_hooks(plan: InitPlan, chan: Channel) -> None:
+    if plan.start_hooks is not None:
+        plan.start_hooks()
+
+
 # Masking runs before pivot_root, on paths resolved inside the rootfs: the host's /dev/null
 # is then at hand even when the box's /dev has none.
 def _masked_paths(plan: InitPlan, chan: Channel) -> None:
@@ -415,6 +445,7 @@ STEPS: tuple[tuple[str, Callable[[InitPlan, Channel], None]], ...] = (
     ("cwd", _cwd_exists),
     ("masked-paths", _masked_paths),
     ("readonly-paths", _readonly_paths),
+    ("hooks.createContainer", _create_container_hooks),
     ("pivot_root", _pivot_root),
     ("console", _console),
     ("readonly-root", _readonly_root),
@@ -427,6 +458,7 @@ STEPS: tuple[tuple[str, Callable[[InitPlan, Channel], None]], ...] = (
     ("confine", _before_exec),
     ("host-setup", _await_host),
     ("start", _ready_then_wait_for_start),
+    ("hooks.startContainer", _start_container_hooks),
     ("seccomp", _seccomp_last),
 )
 

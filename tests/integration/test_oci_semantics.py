@@ -476,3 +476,28 @@ def test_podman_shaped_config_runs_as_under_runc_and_leaves_nothing(
 def _mounts() -> set[str]:
     h = detect()
     return {*h.v1.values(), *([h.unified] if h.unified else []), "/sys/fs/cgroup/systemd"}
+
+
+# ---- linux.resources.unified ---------------------------------------------------------------
+
+
+def test_unified_keys_written_to_the_box_cgroup2_or_refused_for_a_v1_controller(
+    tb: TB, make_bundle: Callable[..., Path]
+) -> None:
+    h = detect()
+    name = unique("un")
+    if "memory" in h.v1:  # this hybrid host: memory is a v1 controller
+        bundle = make_bundle(linux={"resources": {"unified": {"memory.high": "1G"}}})
+        err = tb.fails("run", "-d", "--bundle", str(bundle), name)
+        assert "linux.resources.unified.memory.high: the memory controller is on cgroup v1" in err
+        assert tb.names() == []
+        assert_no_cgroup(cgpath(tb, name))
+    if h.unified is None:
+        return
+    unified = {"cgroup.max.descendants": "7"}
+    bundle = make_bundle(["sleep", "600"], linux={"resources": {"unified": unified}})
+    tb("run", "-d", "--bundle", str(bundle), name)
+    path = os.path.join(h.unified, cgpath(tb, name).lstrip("/"), "cgroup.max.descendants")
+    assert Path(path).read_text() == "7\n"
+    tb("destroy", "--force", name)
+    assert_no_cgroup(cgpath(tb, name))

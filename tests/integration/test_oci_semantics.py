@@ -501,3 +501,203 @@ def test_unified_keys_written_to_the_box_cgroup2_or_refused_for_a_v1_controller(
     assert Path(path).read_text() == "7\n"
     tb("destroy", "--force", name)
     assert_no_cgroup(cgpath(tb, name))
+
+
+# ---- a config.json shaped like docker's: the fields engines set, compared field by field ----
+
+DOCKER_CAPS = [
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_FSETID",
+    "CAP_FOWNER",
+    "CAP_MKNOD",
+    "CAP_NET_RAW",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETFCAP",
+    "CAP_SETPCAP",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_SYS_CHROOT",
+    "CAP_KILL",
+    "CAP_AUDIT_WRITE",
+]
+# moby's default device rules (oci/defaults.go and its devices allowlist)
+DOCKER_DEVICE_RULES = [
+    {"allow": False, "access": "rwm"},
+    *(
+        {"allow": True, "type": "c", "major": major, "minor": minor, "access": "rwm"}
+        for major, minor in ((1, 5), (1, 3), (1, 9), (1, 8), (5, 0), (5, 1))
+    ),
+    {"allow": False, "type": "c", "major": 10, "minor": 229, "access": "rwm"},
+    {"allow": True, "type": "c", "access": "m"},
+    {"allow": True, "type": "b", "access": "m"},
+    {"allow": True, "type": "c", "major": 136, "access": "rwm"},
+    {"allow": True, "type": "c", "major": 5, "minor": 2, "access": "rwm"},
+    {"allow": True, "type": "c", "major": 10, "minor": 200, "access": "rwm"},
+]
+# What a box shows of the fields: ids, oom score, rlimits, no_new_privs and capabilities,
+# sysctls, every mount (point, options, propagation, type, super options), /dev, masking.
+DOCKER_PROBE = (
+    "id; cat /proc/self/oom_score_adj; ulimit -Sn; ulimit -Hn; ulimit -Su; ulimit -Hu; "
+    "grep -E 'NoNewPrivs|Cap(Eff|Bnd|Prm|Inh|Amb)' /proc/self/status; "
+    "cat /proc/sys/kernel/shmmax /proc/sys/net/ipv4/ip_forward; "
+    "awk '{print $5, $6, $7, $9, $NF}' /proc/self/mountinfo "
+    "| sed 's/shared:[0-9]*/shared/; s/master:[0-9]*/master/'; "
+    "ls -ln /dev | awk '{print $1, $3, $4, $5, $6, $NF}'; "
+    "cat /proc/kcore 2>&1 | head -c 20; echo; ls /proc/acpi /sys/firmware | wc -l; "
+    "touch /proc/sysrq-trigger; echo > /proc/sys/kernel/shmall; "
+    "head -c 1 /dev/zero | wc -c; mknod /tmp/m c 1 1 && head -c 1 /tmp/m; echo end"
+)
+
+
+def docker_config(rootfs: Path, userdata: Path, propagation: str, cgroup: str) -> dict[str, Any]:
+    for f in ("resolv.conf", "hostname", "hosts"):
+        (userdata / f).write_text(f"{f}\n")
+
+    def opts(*o: str) -> list[str]:
+        return list(o)
+
+    return {
+        "ociVersion": "1.0.2",
+        "process": {
+            "user": {"uid": 1000, "gid": 1000, "additionalGids": [10, 20]},
+            "args": ["sh", "-c", DOCKER_PROBE],
+            "env": ["PATH=/usr/sbin:/usr/bin:/sbin:/bin", "HOSTNAME=abc"],
+            "cwd": "/",
+            "capabilities": {k: DOCKER_CAPS for k in ("bounding", "effective", "permitted")},
+            "rlimits": [
+                {"type": "RLIMIT_NOFILE", "hard": 4096, "soft": 1024},
+                {"type": "RLIMIT_NPROC", "hard": 500, "soft": 400},
+            ],
+            "noNewPrivileges": True,
+            "oomScoreAdj": 500,
+        },
+        "root": {"path": str(rootfs)},
+        "hostname": "abc",
+        "mounts": [
+            {"destination": "/proc", "type": "proc", "source": "proc"},
+            {
+                "destination": "/dev",
+                "type": "tmpfs",
+                "source": "tmpfs",
+                "options": opts("nosuid", "strictatime", "mode=755", "size=65536k"),
+            },
+            {
+                "destination": "/dev/pts",
+                "type": "devpts",
+                "source": "devpts",
+                "options": opts(
+                    "nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"
+                ),
+            },
+            {
+                "destination": "/sys",
+                "type": "sysfs",
+                "source": "sysfs",
+                "options": opts("nosuid", "noexec", "nodev", "ro"),
+            },
+            CGROUP_MOUNT,
+            {
+                "destination": "/dev/mqueue",
+                "type": "mqueue",
+                "source": "mqueue",
+                "options": opts("nosuid", "noexec", "nodev"),
+            },
+            {
+                "destination": "/dev/shm",
+                "type": "tmpfs",
+                "source": "shm",
+                "options": opts("nosuid", "noexec", "nodev", "mode=1777", "size=67108864"),
+            },
+            *(
+                {
+                    "destination": f"/etc/{f}",
+                    "type": "bind",
+                    "source": str(userdata / f),
+                    "options": opts("rbind", "rprivate"),
+                }
+                for f in ("resolv.conf", "hostname", "hosts")
+            ),
+        ],
+        # docker's network set-up is a prestart hook (libnetwork-setkey)
+        "hooks": {"prestart": [{"path": "/bin/true", "args": ["libnetwork-setkey", "abc"]}]},
+        "linux": {
+            "sysctl": {"kernel.shmmax": "123456789", "net.ipv4.ip_forward": "1"},
+            "resources": {"devices": DOCKER_DEVICE_RULES, "blockIO": {"weight": 0}},
+            "cgroupsPath": cgroup,
+            "namespaces": [{"type": t} for t in ("mount", "network", "uts", "pid", "ipc")],
+            "maskedPaths": [
+                "/proc/asound",
+                "/proc/acpi",
+                "/proc/kcore",
+                "/proc/keys",
+                "/proc/latency_stats",
+                "/proc/timer_list",
+                "/proc/timer_stats",
+                "/proc/sched_debug",
+                "/proc/scsi",
+                "/sys/firmware",
+                "/sys/devices/virtual/powercap",
+            ],
+            "readonlyPaths": [
+                "/proc/bus",
+                "/proc/fs",
+                "/proc/irq",
+                "/proc/sys",
+                "/proc/sysrq-trigger",
+            ],
+            "rootfsPropagation": propagation,
+        },
+    }
+
+
+@pytest.mark.parametrize("propagation", ["private", "slave", "rslave", "shared"])
+def test_docker_shaped_fields_as_runc(
+    both: Both, busybox_rootfs: Path, tmp_path: Path, propagation: str
+) -> None:
+    bundle = tmp_path / "docker"
+    (bundle / "userdata").mkdir(parents=True)
+    cgroup = f"/tuibox-test-{unique('dk')}"
+    config = docker_config(busybox_rootfs, bundle / "userdata", propagation, f"{cgroup}/ctr")
+    (bundle / "config.json").write_text(json.dumps(config))
+    try:
+        ours, theirs = both.run(bundle)
+        assert ours.returncode == theirs.returncode == 0, (ours.stderr, theirs.stderr)
+        assert ours.stderr == theirs.stderr
+        mine, runc = ours.stdout.splitlines(), theirs.stdout.splitlines()
+        if propagation == "shared":
+            # runc 1.1 leaves the root private whatever it is asked (its rootfs is a bind of
+            # a dir whose parent mount it made private); tuibox makes it shared, as asked.
+            root = [i for i, ln in enumerate(mine) if ln.startswith("/ ")]
+            assert len(root) == 1 and " shared " in mine[root[0]], mine
+            assert " shared " not in runc[root[0]]
+            del mine[root[0]], runc[root[0]]
+        assert mine == runc
+        out = ours.stdout
+        assert "uid=1000 gid=1000 groups=10(uucp),20" in out or "groups=10" in out, out
+        assert "NoNewPrivs:\t1" in out and "\n500\n1024\n4096\n400\n500\n" in out
+        assert "123456789\n1\n" in out and out.endswith("1\nend\n")
+        assert both.tb.names() == []
+        assert_no_cgroup(f"{cgroup}/ctr")
+    finally:
+        for d in (os.path.join(m, cgroup.lstrip("/")) for m in _mounts()):
+            if os.path.isdir(d):
+                os.rmdir(d)
+
+
+def test_nofile_above_the_host_hard_limit_fails_as_runc_and_leaves_nothing(
+    both: Both, oci_bundle: Callable[..., Path]
+) -> None:
+    import resource
+
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    if hard == resource.RLIM_INFINITY:
+        pytest.skip("no hard limit to go above")
+    rl = [{"type": "RLIMIT_NOFILE", "soft": 1024, "hard": hard + 1}]
+    bundle = oci_bundle(["true"], process={"rlimits": rl})
+    name = unique("rl")
+    err = both.tb.fails("run", "-d", "--bundle", str(bundle), name)
+    assert f"RLIMIT_NOFILE: cannot raise the hard limit from {hard} to {hard + 1}" in err
+    assert both.tb.names() == []
+    assert_no_cgroup(cgpath(both.tb, name))
+    assert both.runc(bundle, unique("r")).returncode != 0

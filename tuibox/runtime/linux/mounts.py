@@ -244,9 +244,30 @@ def mask_path(root_fd: int, rootfs: str, path: str) -> None:
         if stat.S_ISDIR(os.fstat(fd).st_mode):
             mount_at("tmpfs", fd, "tmpfs", sc.MS_RDONLY, None, path)
         else:
-            mount_at("/dev/null", fd, None, sc.MS_BIND, None, path)
+            null = _box_null(root_fd, rootfs)
+            try:
+                mount_at(
+                    "/dev/null" if null < 0 else fd_path(null), fd, None, sc.MS_BIND, None, path
+                )
+            finally:
+                if null >= 0:
+                    os.close(null)
     finally:
         os.close(fd)
+
+
+def _box_null(root_fd: int, rootfs: str) -> int:
+    """The box's own /dev/null when it has one (runc binds that one): the host's would show
+    the box the host's devtmpfs and its size in mountinfo. -1: use the host's."""
+    try:
+        fd = open_in_root(root_fd, rootfs, "/dev/null")
+    except OSError:
+        return -1
+    st = os.fstat(fd)
+    if stat.S_ISCHR(st.st_mode) and st.st_rdev == os.makedev(1, 3):
+        return fd
+    os.close(fd)
+    return -1
 
 
 def readonly_path(root_fd: int, rootfs: str, path: str) -> None:

@@ -235,7 +235,10 @@ def _devices(plan: InitPlan, chan: Channel) -> None:
     for dev in wanted:
         devices.create_device(plan.rootfs, dev, plan.root_fd)
     if mounts.fresh_dev(plan.spec.mounts):
-        devices.create_symlinks(plan.rootfs, defaults.DEV_SYMLINKS, plan.root_fd)
+        # /dev/core only where the kernel has /proc/kcore (CONFIG_PROC_KCORE), as runc.
+        kcore = os.path.exists("/proc/kcore")
+        links = [ln for ln in defaults.DEV_SYMLINKS if kcore or ln[1] != "/proc/kcore"]
+        devices.create_symlinks(plan.rootfs, tuple(links), plan.root_fd)
 
 
 def _etc_files(plan: InitPlan, chan: Channel) -> None:
@@ -443,8 +446,8 @@ STEPS: tuple[tuple[str, Callable[[InitPlan, Channel], None]], ...] = (
     ("devices", _devices),
     ("etc-files", _etc_files),
     ("cwd", _cwd_exists),
+    ("readonly-paths", _readonly_paths),  # then masking, as runc: a mask may sit below
     ("masked-paths", _masked_paths),
-    ("readonly-paths", _readonly_paths),
     ("hooks.createContainer", _create_container_hooks),
     ("pivot_root", _pivot_root),
     ("console", _console),

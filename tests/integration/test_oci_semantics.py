@@ -262,14 +262,19 @@ def json_mounts() -> list[dict[str, Any]]:
 def test_failing_hook_fails_create_as_runc_and_leaves_nothing(
     both: Both, oci_bundle: Callable[..., Path], kind: str, hook: dict[str, Any], said: str
 ) -> None:
-    bundle = oci_bundle(["true"], hooks={kind: [hook]})
+    poststop = {"path": "/bin/sh", "args": ["sh", "-c", 'echo "$0" >> "$1"', "ran", "MARK"]}
+    bundle = oci_bundle(["true"], hooks={kind: [hook], "poststop": [poststop]})
+    marker = bundle / "poststop-ran"
+    config = json.loads((bundle / "config.json").read_text().replace("MARK", str(marker)))
+    (bundle / "config.json").write_text(json.dumps(config))
     name = unique("hf")
     err = both.tb.fails("run", "-d", "--bundle", str(bundle), name)
     assert f"hooks.{kind}[0]" in err and said in err, err
+    assert marker.read_text() == "ran\n"  # a failed create ends with poststop, as runc
     assert both.tb.names() == []
     assert_no_cgroup(cgpath(both.tb, name))
     theirs = both.runc(bundle, unique("r"))
-    assert theirs.returncode != 0
+    assert theirs.returncode != 0 and marker.read_text() == "ran\nran\n"
 
 
 def test_failing_poststart_and_poststop_are_warnings(

@@ -145,6 +145,10 @@ class Runtime(Actions):  # exec, ps, stats, wait, pause, resume, update: actions
         d = self.root.make_box_dir(req.name)
         with Undo() as undo:
             undo.callback(self.root.remove, req.name)
+            if "poststop" in spec.hooks:  # a failed create ends as a destroy does (runc)
+                from tuibox.runtime.hooks import after_failed_create
+
+                undo.callback(after_failed_create, spec, req.name)
             record = st.BoxRecord(
                 req.name,
                 "creating",

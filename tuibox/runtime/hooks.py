@@ -212,6 +212,12 @@ def at_create(spec: Spec, record: BoxRecord, pid: int) -> None:
             run_hooks(kind, spec.hooks.get(kind, ()), state)
 
 
+def after_failed_create(spec: Spec, name: str) -> None:
+    """poststop hooks once a failed create is undone (runc runs them there too)."""
+    state = state_json(spec.oci_version, name, "stopped", 0, spec.bundle, spec.annotations)
+    run_hooks("poststop", spec.hooks["poststop"], state)
+
+
 def from_box(record: BoxRecord, kind: str, status: str) -> None:
     """poststart or poststop hooks kept in a box's record; failures are warnings."""
     hooks = from_record(record.extra.get("hooks"), kind)

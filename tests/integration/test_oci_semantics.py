@@ -706,3 +706,26 @@ def test_nofile_above_the_host_hard_limit_fails_as_runc_and_leaves_nothing(
     assert both.tb.names() == []
     assert_no_cgroup(cgpath(both.tb, name))
     assert both.runc(bundle, unique("r")).returncode != 0
+
+
+def test_run_without_hooks_loads_no_hook_runner(tb: TB, make_bundle: Callable[..., Path]) -> None:
+    import sys
+
+    code = (
+        "import sys\n"
+        "sys.argv = ['tuibox'] + sys.argv[1:]\n"
+        "from tuibox.cli import main\n"
+        "rc = main()\n"
+        "print('LOADED', [m for m in ('tuibox.runtime.hooks', 'json', 'subprocess', 'select')"
+        " if m in sys.modules])\n"
+    )
+
+    def loaded(**fields: Any) -> str:
+        argv = [sys.executable, "-c", code, "--root", str(tb.root), "run"]
+        argv += ["--bundle", str(make_bundle(**fields)), unique()]
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=30)
+        return proc.stdout.splitlines()[-1]
+
+    assert loaded() == "LOADED []"
+    hooked = loaded(hooks={"poststart": [{"path": "/bin/true"}]})
+    assert "tuibox.runtime.hooks" in hooked

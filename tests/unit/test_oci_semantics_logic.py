@@ -227,3 +227,17 @@ def test_record_round_trip() -> None:
     assert hooks.from_record(kept, "poststop") == spec.hooks["poststop"]
     assert hooks.from_record(None, "poststop") == () and hooks.from_record({"x": 1}, "x") == ()
     assert os.path.exists("/bin/sh")
+
+
+def test_runner_passes_no_fd_but_0_to_2(tmp_path: Path) -> None:
+    out = tmp_path / "fds"
+    leak = os.open("/dev/null", os.O_RDONLY)  # inheritable, as an engine's may be
+    os.set_inheritable(leak, True)
+    try:
+        hooks.run_hooks(
+            "prestart", (Hook("/bin/sh", ("sh", "-c", f"ls /proc/self/fd > {out}")),), b"{}"
+        )
+    finally:
+        os.close(leak)
+    # 0-2, and the fd ls opens to read the directory
+    assert len(out.read_text().split()) == 4, out.read_text()

@@ -28,6 +28,7 @@ import select
 import time
 
 from tuibox.runtime.errors import TuiboxError
+from tuibox.runtime.linux import syscalls as sc
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -117,6 +118,7 @@ def run_one(hook: Hook, state: bytes, field: str) -> None:
             os.dup2(stdin_r, 0)
             os.dup2(out_w, 1)
             os.dup2(out_w, 2)
+            sc.close_range(3)  # nothing of ours (nor an engine's inheritable fds) past 0-2
             for sig in (_signal.SIGPIPE, _signal.SIGXFSZ, _signal.SIGINT, _signal.SIGTERM):
                 _signal.signal(sig, _signal.SIG_DFL)
             _signal.pthread_sigmask(_signal.SIG_SETMASK, [])

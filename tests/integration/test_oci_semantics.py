@@ -273,6 +273,8 @@ def test_failing_hook_fails_create_as_runc_and_leaves_nothing(
     assert marker.read_text() == "ran\n"  # a failed create ends with poststop, as runc
     assert both.tb.names() == []
     assert_no_cgroup(cgpath(both.tb, name))
+    if kind == "createContainer":
+        return  # runc 1.1 waits 30 s for the hook's child holding its output
     theirs = both.runc(bundle, unique("r"))
     assert theirs.returncode != 0 and marker.read_text() == "ran\nran\n"
 

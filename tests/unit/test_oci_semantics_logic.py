@@ -189,11 +189,14 @@ def test_runner_failure_timeout_and_missing_program() -> None:
     failing = Hook("/bin/sh", ("sh", "-c", "echo nope >&2; exit 3"))
     with pytest.raises(hooks.HookError, match=r"hooks.prestart\[0\] /bin/sh: exited 3: nope"):
         hooks.run_hooks("prestart", (failing,), state)
-    slow = Hook("/bin/sh", ("sh", "-c", "sleep 30"), timeout=1)
+    slow = Hook("/bin/sh", ("sh", "-c", "sleep 31.7; true"), timeout=1)
     began = time.monotonic()
     with pytest.raises(hooks.HookError, match="timed out after 1s"):
         hooks.run_hooks("createContainer", (slow,), state)
     assert time.monotonic() - began < 5
+    # the hook's children went with it (its own process group)
+    ps = os.popen("ps -eo args").read()
+    assert "sleep 31.7" not in ps
     with pytest.raises(hooks.HookError, match="cannot run it: no such file"):
         hooks.run_hooks("createRuntime", (Hook("/nonexistent/hook"),), state)
 

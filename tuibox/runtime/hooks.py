@@ -119,6 +119,7 @@ def run_one(hook: Hook, state: bytes, field: str) -> None:
             os.dup2(out_w, 1)
             os.dup2(out_w, 2)
             sc.close_range(3)  # nothing of ours (nor an engine's inheritable fds) past 0-2
+            os.setpgid(0, 0)  # a timeout kills the hook's whole group, not the hook alone
             for sig in (_signal.SIGPIPE, _signal.SIGXFSZ, _signal.SIGINT, _signal.SIGTERM):
                 _signal.signal(sig, _signal.SIG_DFL)
             _signal.pthread_sigmask(_signal.SIG_SETMASK, [])
@@ -178,7 +179,10 @@ def _wait(pid: int, out: int, timeout: int | None) -> tuple[int, bytes, bool]:
                     pass
             return status, bytes(kept[:_OUTPUT_KEPT]), False
         if deadline is not None and time.monotonic() >= deadline:
-            os.kill(pid, _signal.SIGKILL)
+            try:
+                os.killpg(pid, _signal.SIGKILL)
+            except OSError:
+                os.kill(pid, _signal.SIGKILL)
             os.waitpid(pid, 0)
             return 0, b"", True
         wait = 0.05 if deadline is None else max(0.0, min(0.05, deadline - time.monotonic()))

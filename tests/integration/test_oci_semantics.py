@@ -731,3 +731,27 @@ def test_run_without_hooks_loads_no_hook_runner(tb: TB, make_bundle: Callable[..
     assert loaded() == "LOADED []"
     hooked = loaded(hooks={"poststart": [{"path": "/bin/true"}]})
     assert "tuibox.runtime.hooks" in hooked
+
+
+def test_every_rlimit_runc_knows_as_runc(both: Both, oci_bundle: Callable[..., Path]) -> None:
+    import resource
+
+    from tuibox.runtime.spec import RLIMITS
+
+    rlimits = []
+    for name, number in RLIMITS.items():
+        _, hard = resource.getrlimit(number)
+        soft = hard if hard == resource.RLIM_INFINITY else max(hard - 1, 0)
+        # the spec's numbers are unsigned 64-bit; RLIM_INFINITY is their maximum
+        big = 2**64 - 1
+        rlimits.append(
+            {
+                "type": name,
+                "soft": big if soft == resource.RLIM_INFINITY else soft,
+                "hard": big if hard == resource.RLIM_INFINITY else hard,
+            }
+        )
+    bundle = oci_bundle(["cat", "/proc/self/limits"], process={"rlimits": rlimits})
+    ours, theirs = both.run(bundle)
+    assert ours.returncode == theirs.returncode == 0, (ours.stderr, theirs.stderr)
+    assert ours.stdout == theirs.stdout and len(ours.stdout.splitlines()) == 17

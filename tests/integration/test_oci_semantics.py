@@ -755,3 +755,15 @@ def test_every_rlimit_runc_knows_as_runc(both: Both, oci_bundle: Callable[..., P
     ours, theirs = both.run(bundle)
     assert ours.returncode == theirs.returncode == 0, (ours.stderr, theirs.stderr)
     assert ours.stdout == theirs.stdout and len(ours.stdout.splitlines()) == 17
+
+
+def test_cgroup_mount_onto_a_file_is_one_line_and_leaves_nothing(
+    tb: TB, oci_bundle: Callable[..., Path]
+) -> None:
+    bad = {**CGROUP_MOUNT, "destination": "/bin/busybox"}
+    bundle = oci_bundle(["true"], mounts=[*json_mounts(), bad])
+    name = unique("bad")
+    err = tb.fails("run", "-d", "--bundle", str(bundle), name)
+    assert err == "tuibox: error: mounts: mount /bin/busybox: not a directory"
+    assert tb.names() == []
+    assert_no_cgroup(cgpath(tb, name))

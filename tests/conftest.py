@@ -170,6 +170,11 @@ def make_bundle(tmp_path: Path, busybox_rootfs: Path) -> Callable[..., Path]:
         for key, value in fields.items():
             if key == "process":
                 config["process"].update(value)
+            elif key == "linux" and "namespaces" not in value:
+                # A `linux` section without namespaces inherits them (runtime-spec): these
+                # tests mean box's own isolation, so they say so.
+                ns = ("pid", "network", "ipc", "uts", "mount")
+                config["linux"] = {"namespaces": [{"type": t} for t in ns], **value}
             else:
                 config[key] = value
         (bundle / "config.json").write_text(json.dumps(config))

@@ -37,9 +37,6 @@ def runc_spec_bundle(where: Path, rootfs: Path, args: list[str], terminal: bool 
     data["root"]["path"] = str(rootfs)
     data["process"]["args"] = args
     data["process"]["terminal"] = terminal
-    # TODO(H4): the cgroup mount runc spec adds is helper H4's (issue 11, item 4); drop this
-    # line once tuibox mounts type cgroup.
-    data["mounts"] = [m for m in data["mounts"] if m["type"] != "cgroup"]
     config.write_text(json.dumps(data))
     return where
 

@@ -309,14 +309,6 @@ def test_exec_process_json_with_an_apparmor_profile_is_refused(
 # ---- refused fields and warnings ---------------------------------------------------------
 
 
-def test_hooks_are_refused(tb: TB, make_bundle: Callable[..., Path], tmp_path: Path) -> None:
-    marker = tmp_path / "hook-ran"
-    hook = {"path": "/bin/sh", "args": ["sh", "-c", f"touch {marker}"]}
-    err = refused(tb, make_bundle(hooks={"createRuntime": [hook]}))
-    assert err.startswith("tuibox: error: config.json: hooks: OCI hooks are not run by tuibox")
-    assert not marker.exists()
-
-
 def test_time_namespace_is_refused(tb: TB, make_bundle: Callable[..., Path]) -> None:
     err = refused(tb, make_bundle(linux={"namespaces": [*OWN_NS, {"type": "time"}]}))
     assert err.startswith("tuibox: error: config.json: linux.namespaces[5].type: time")

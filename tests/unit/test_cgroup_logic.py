@@ -212,7 +212,6 @@ def test_unsupported_resources_are_reported_not_applied() -> None:
         ("hugepageLimits", [{"pageSize": "2MB", "limit": 1}]),
         ("network", {"classID": 1048577}),
         ("rdma", {"mlx5_1": {"hcaHandles": 3}}),
-        ("unified", {"memory.high": "1G"}),
     ],
 )
 def test_limits_tuibox_cannot_apply_are_refused(key: str, value: object) -> None:
@@ -323,6 +322,7 @@ def test_stat_file_parsers() -> None:
 V2_FILES = (
     "cgroup.procs",
     "cgroup.subtree_control",
+    "cgroup.max.depth",
     "cgroup.freeze",
     "cgroup.events",
     "cgroup.kill",
@@ -550,3 +550,46 @@ def test_oom_killed_picks_v1_memory_then_v2_memory_events(tmp_path: Path) -> Non
     record.extra["cgroup_dirs"] = {"v1": {"memory": str(tmp_path)}, "unified": None}
     assert not oom_killed(record)
     assert not oom_killed(BoxRecord("b", "stopped", "", ""))  # no cgroup at all
+
+
+def test_unified_keys_parse_and_refuse_actions() -> None:
+    res = parse_resources({"unified": {"memory.high": "1G", "cgroup.max.depth": "3"}})
+    assert res.unified == (("memory.high", "1G"), ("cgroup.max.depth", "3"))
+    for bad, said in (
+        ({"memory": "1"}, "is not a cgroup v2 file name"),
+        ({"../memory.max": "1"}, "is not a cgroup v2 file name"),
+        ({"cgroup.procs": "1"}, "an action on the cgroup"),
+        ({"memory.high": 1}, "must be a string"),
+    ):
+        with pytest.raises(SpecError, match=said):
+            parse_resources({"unified": bad})
+
+
+def test_unified_written_last_on_v2_refused_for_a_v1_controller(
+    tmp_path: Path, fake_kernel: None
+) -> None:
+    root = _v2_root(tmp_path)
+    h = Hierarchies({}, str(root), frozenset({"cpu", "memory", "pids", "io"}))
+    cg = BoxCgroup.create(h, "/tuibox/web")
+    box = Path(cg.unified or "")
+    res = parse_resources(
+        {
+            "memory": {"limit": 64 << 20},
+            "unified": {"memory.max": "33554432", "cgroup.max.depth": "2"},
+        }
+    )
+    cg.apply(res)
+    assert (box / "memory.max").read_text() == "33554432"  # unified overrides, as runc
+    assert (box / "cgroup.max.depth").read_text() == "2"
+    with pytest.raises(CgroupError, match="no hugetlb controller"):
+        cg.apply(parse_resources({"unified": {"hugetlb.2MB.max": "0"}}))
+    # a hybrid host (this project's machine): memory on v1, hugetlb on cgroup2
+    hybrid = BoxCgroup(
+        "/tuibox/web", {"memory": str(tmp_path / "m")}, str(box), frozenset({"hugetlb"})
+    )
+    with pytest.raises(CgroupError, match="memory controller is on cgroup v1 on this host"):
+        hybrid.apply(parse_resources({"unified": {"memory.high": "1G"}}))
+    with pytest.raises(CgroupError, match="io controller is on cgroup v1"):
+        BoxCgroup("/b", {"blkio": "/x"}, str(box))._unified_writes(
+            parse_resources({"unified": {"io.max": "8:0 rbps=1"}})
+        )

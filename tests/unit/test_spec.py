@@ -242,7 +242,8 @@ def test_empty_sections_are_not_defaults() -> None:
         "/b",
     )
     assert spec.mounts == () and not spec.default_mounts
-    assert spec.linux.namespaces == () and not spec.default_namespaces
+    # an empty list inherits every namespace but the mount one (always the box's own)
+    assert spec.linux.namespaces == (Namespace("mount"),) and not spec.default_namespaces
     assert spec.linux.devices == () and not spec.default_devices
     assert spec.linux.masked_paths == ()
     assert spec.linux.readonly_paths == defaults.READONLY_PATHS
@@ -280,7 +281,7 @@ def test_optional_fields_parse() -> None:
     assert (locks.resource, locks.soft) == (10, 5)
     assert spec.linux.rootfs_propagation == "rslave"
     assert spec.linux.devices == (Device("/dev/fifo", "p"),)
-    assert spec.linux.namespaces == (Namespace("pid"), Namespace("network"))
+    assert spec.linux.namespaces == (Namespace("pid"), Namespace("network"), Namespace("mount"))
     assert spec.mounts == (Mount("/data", "", ""),)
 
 
@@ -541,7 +542,9 @@ def test_each_unsupported_field_is_listed_not_an_error(name: str) -> None:
     spec = parse_spec(_with_unsupported(name), "/b")
     assert spec.unsupported == (name,)
     if name.startswith("linux.namespaces."):
-        assert spec.linux.namespaces == (Namespace("pid"),)
+        assert spec.linux.namespaces == (Namespace("pid"), Namespace("mount"))
+    elif name.startswith("linux."):  # a linux section without namespaces: inherited
+        assert spec.linux.namespaces == (Namespace("mount"),)
     else:
         assert spec.linux.namespaces == defaults.NAMESPACES
 

@@ -152,6 +152,10 @@ class Runtime(Actions):  # exec, ps, stats, wait, pause, resume, update: actions
         d = self.root.make_box_dir(req.name)
         with Undo() as undo:
             undo.callback(self.root.remove, req.name)
+            if "poststop" in spec.hooks:  # a failed create ends as a destroy does (runc)
+                from tuibox.runtime.hooks import after_failed_create
+
+                undo.callback(after_failed_create, spec, req.name)
             record = st.BoxRecord(
                 req.name,
                 "creating",
@@ -332,6 +336,10 @@ class Runtime(Actions):  # exec, ps, stats, wait, pause, resume, update: actions
         for stage in stages:
             if stage.attach is not None:
                 stage.attach(ctx)
+        if req.spec.hooks:
+            from tuibox.runtime.hooks import at_create
+
+            at_create(req.spec, record, pid)  # the init waits for `continue` meanwhile
         try:
             parent.send("continue")
         except BrokenPipeError:
@@ -358,6 +366,10 @@ class Runtime(Actions):  # exec, ps, stats, wait, pause, resume, update: actions
             record.status = "running"
             record.started = now_iso()
             self.root.write(record)
+        if "hooks" in record.extra:
+            from tuibox.runtime.hooks import from_box
+
+            from_box(record, "poststart", "running")
         return record
 
     def _release(self, record: st.BoxRecord, d: str) -> None:
@@ -521,6 +533,10 @@ class Runtime(Actions):  # exec, ps, stats, wait, pause, resume, update: actions
                 _remove_layer(record)
             if force:  # and what the name and the roots say, whatever the record says
                 st.remove_tree(self._disk_path(self._data_root(), name))
+            if record is not None and "hooks" in record.extra:
+                from tuibox.runtime.hooks import from_box
+
+                from_box(record, "poststop", "stopped")
             if failures:
                 raise TeardownError(name, failures)
 
@@ -556,6 +572,10 @@ class Runtime(Actions):  # exec, ps, stats, wait, pause, resume, update: actions
         if failures:
             raise TeardownError(record.id, failures)
         self.root.remove(record.id)
+        if "hooks" in record.extra:
+            from tuibox.runtime.hooks import from_box
+
+            from_box(record, "poststop", "stopped")
 
 
 # ---- process plumbing (module level: it runs in forked children too) ---------------------

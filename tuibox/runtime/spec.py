@@ -26,6 +26,7 @@ from tuibox.runtime.errors import SpecError
 from tuibox.runtime.spec_model import (
     Capabilities,
     Device,
+    Hook,
     IdMapping,
     Linux,
     Mount,
@@ -68,11 +69,6 @@ UNSUPPORTED_FIELDS: tuple[str, ...] = (
 # protected than the file asks: refused with one line naming the field (fail closed), never
 # run with a warning. Why each one weakens isolation is the message itself.
 REFUSED_FIELDS: dict[str, str] = {
-    "hooks": (
-        "OCI hooks are not run by tuibox, and skipping one is not safe (a prestart or "
-        "createRuntime hook may set up the firewall the box relies on, a poststop one may "
-        "close a port it opened); remove them and do the work around tuibox"
-    ),
     "vm": "tuibox runs boxes as containers, not in a virtual machine, which isolates less",
     "linux.intelRdt": (
         "Intel RDT cache and memory-bandwidth allocation is not implemented; without it the "
@@ -108,8 +104,29 @@ _IPC_SYSCTLS = frozenset(
 
 # The keys each object may hold that tuibox implements; anything else present is unsupported.
 _TOP_KEYS = frozenset(
-    {"ociVersion", "root", "process", "hostname", "domainname", "mounts", "linux", "annotations"}
+    {
+        "ociVersion",
+        "root",
+        "process",
+        "hostname",
+        "domainname",
+        "mounts",
+        "linux",
+        "annotations",
+        "hooks",
+    }
 )
+# runtime-spec's hook kinds, in the order of the lifecycle (prestart: deprecated, still sent
+# by docker for its network set-up).
+HOOK_KINDS = (
+    "prestart",
+    "createRuntime",
+    "createContainer",
+    "startContainer",
+    "poststart",
+    "poststop",
+)
+_HOOK_KEYS = frozenset({"path", "args", "env", "timeout"})
 _ROOT_KEYS = frozenset({"path", "readonly"})
 _PROCESS_KEYS = frozenset(
     {
@@ -494,6 +511,7 @@ class _Parser:
         linux, default_ns, default_dev = self.linux(top.get("linux"))
         if domainname and not any(ns.type == "uts" for ns in linux.namespaces):
             raise _Invalid("domainname", "needs a uts namespace of its own")
+        hooks = self.hooks(top["hooks"]) if top.get("hooks") is not None else {}
         annotations = (
             _str_map(top["annotations"], "annotations")
             if top.get("annotations") is not None
@@ -514,7 +532,43 @@ class _Parser:
             default_namespaces=default_ns,
             default_devices=default_dev,
             domainname=domainname,
+            hooks=hooks,
         )
+
+    def hooks(self, value: object) -> dict[str, tuple[Hook, ...]]:
+        obj = _obj(value, "hooks")
+        self._extra(obj, frozenset(HOOK_KINDS), "hooks.")
+        out: dict[str, tuple[Hook, ...]] = {}
+        for kind in HOOK_KINDS:
+            if obj.get(kind) is None:
+                continue
+            found = []
+            for i, item in enumerate(_list(obj[kind], f"hooks.{kind}", "objects")):
+                field = f"hooks.{kind}[{i}]"
+                hook = _obj(item, field)
+                self._extra(hook, _HOOK_KEYS, f"hooks.{kind}.")
+                if "path" not in hook:
+                    raise _Invalid(f"{field}.path", "is required")
+                timeout = None
+                if hook.get("timeout") is not None:
+                    timeout = _uint(hook["timeout"], f"{field}.timeout", 2**31 - 1)
+                    if timeout == 0:
+                        raise _Invalid(f"{field}.timeout", "must be greater than zero")
+                found.append(
+                    Hook(
+                        path=_abs_path(hook["path"], f"{field}.path"),
+                        args=_str_list(hook["args"], f"{field}.args")
+                        if hook.get("args") is not None
+                        else (),
+                        env=_str_list(hook["env"], f"{field}.env")
+                        if hook.get("env") is not None
+                        else (),
+                        timeout=timeout,
+                    )
+                )
+            if found:
+                out[kind] = tuple(found)
+        return out
 
     def root(self, value: object) -> Root:
         if value is None:
@@ -665,10 +719,18 @@ class _Parser:
     def linux(self, value: object) -> tuple[Linux, bool, bool]:
         obj = _obj(value, "linux") if value is not None else {}
         self._extra(obj, _LINUX_KEYS, "linux.")
-        if obj.get("namespaces") is None:
+        # No `linux` section (box's own minimal configs): box's isolation. A `linux` section
+        # without `namespaces`: inherit them, as runtime-spec says, all but the mount one:
+        # tuibox sets the root up in a mount namespace of the box's own, always (runc would
+        # chroot inside the caller's). docs/SPEC_FIELDS.md, "linux.namespaces".
+        if value is None:
             namespaces, default_ns = defaults.NAMESPACES, True
         else:
-            namespaces, default_ns = self.namespaces(obj["namespaces"]), False
+            given = obj.get("namespaces")
+            namespaces = self.namespaces(given) if given is not None else ()
+            default_ns = False
+            if not any(ns.type == "mount" for ns in namespaces):
+                namespaces = (*namespaces, Namespace("mount"))
         devices: tuple[Device, ...] = ()
         if obj.get("devices") is None:
             default_dev = True

@@ -125,6 +125,24 @@ class Mount(Plain):
         self.options = options
 
 
+class Hook(Plain):
+    """One OCI hook: a program the runtime runs at a point of the lifecycle (hooks.py)."""
+
+    __slots__ = ("args", "env", "path", "timeout")
+
+    def __init__(
+        self,
+        path: str,
+        args: tuple[str, ...] = (),
+        env: tuple[str, ...] = (),
+        timeout: int | None = None,
+    ) -> None:
+        self.path = path  # absolute, on the host (startContainer: inside the box)
+        self.args = args  # argv, argv[0] included (execv); empty: [path]
+        self.env = env  # the whole environment ("KEY=value")
+        self.timeout = timeout  # seconds; None: no limit
+
+
 class Namespace(Plain):
     __slots__ = ("path", "type")
 
@@ -281,6 +299,7 @@ class Spec(Plain):
         "default_mounts",
         "default_namespaces",
         "domainname",
+        "hooks",
         "hostname",
         "linux",
         "mounts",
@@ -307,6 +326,7 @@ class Spec(Plain):
         default_namespaces: bool = False,
         default_devices: bool = False,
         domainname: str | None = None,
+        hooks: dict[str, tuple[Hook, ...]] | None = None,
     ) -> None:
         self.oci_version = oci_version
         self.root = root
@@ -324,6 +344,8 @@ class Spec(Plain):
         self.default_namespaces = default_namespaces
         self.default_devices = default_devices
         self.domainname = domainname  # NIS domain name of the box's uts namespace
+        # kind (prestart, createRuntime, ...) -> hooks in order; only kinds that have some
+        self.hooks = hooks if hooks is not None else {}
 
     def namespace(self, kind: str) -> Namespace | None:
         for ns in self.linux.namespaces:

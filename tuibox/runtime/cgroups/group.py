@@ -167,9 +167,10 @@ class BoxCgroup:
             )
         if "memory" not in self.v1:
             warnings.extend(v2_warnings)
+        on_v2 += self._unified_writes(res)
         v1.apply(self.v1, on_v1)
         if on_v2 and self.unified is not None:
-            v2.apply(self.unified, on_v2, self.v2_controllers)
+            v2.apply(self.unified, on_v2, self.v2_controllers | {"cgroup"})
         if devices is not None:
             if "devices" in self.v1:
                 v1.apply_devices(self.v1["devices"], devices)
@@ -183,6 +184,26 @@ class BoxCgroup:
                     "no devices cgroup (neither v1 nor cgroup v2) to enforce the device allowlist"
                 )
         return warnings
+
+    def _unified_writes(self, res: Resources) -> list[tuple[str, str, str]]:
+        """linux.resources.unified as writes to the box's v2 cgroup. A key whose controller
+        this host serves on v1 (a hybrid host's memory, cpu...) is refused: the v2 file does
+        not exist there and the v1 one means something else (runc refuses unified on v1)."""
+        out = []
+        for key, value in res.unified:
+            controller = key.partition(".")[0]
+            field = f"linux.resources.unified.{key}"
+            if _v1_name(controller) in self.v1:
+                raise CgroupError(
+                    f"{field}: the {controller} controller is on cgroup v1 on this host; "
+                    "unified keys are cgroup v2 files"
+                )
+            if self.unified is None:
+                raise CgroupError(f"{field}: this host has no cgroup v2")
+            if controller != "cgroup" and controller not in self.v2_controllers:
+                raise CgroupError(f"{field}: no {controller} controller in this host's cgroup v2")
+            out.append((controller, key, value))
+        return out
 
     # ---- freezer --------------------------------------------------------------------------
 

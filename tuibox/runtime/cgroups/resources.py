@@ -62,6 +62,7 @@ class Resources(Plain):
         "memory_swap",
         "memory_swappiness",
         "pids_limit",
+        "unified",
         "unsupported",
     )
 
@@ -82,6 +83,7 @@ class Resources(Plain):
         blkio_weight: int | None = None,
         blkio_throttle: tuple[tuple[str, int, int, int], ...] = (),
         unsupported: tuple[str, ...] = (),
+        unified: tuple[tuple[str, str], ...] = (),
     ) -> None:
         self.memory_limit = memory_limit  # bytes; -1 unlimited
         self.memory_reservation = memory_reservation
@@ -99,6 +101,8 @@ class Resources(Plain):
         # (read_bps|write_bps|read_iops|write_iops, major, minor, rate)
         self.blkio_throttle = blkio_throttle
         self.unsupported = unsupported  # fields given that tuibox does not apply
+        # cgroup v2 (file, value) written as given, after everything else (runc's order)
+        self.unified = unified
 
 
 # ---- parsing linux.resources ----
@@ -181,8 +185,33 @@ REFUSED_RESOURCES: dict[str, str] = {
         "the class would miss the box"
     ),
     "rdma": "rdma limits are not implemented; the box could take every RDMA resource",
-    "unified": "cgroup v2 key/value settings are not implemented (they may be limits)",
 }
+# cgroup v2 files that act rather than set (move, kill, freeze processes, or change which
+# controllers the children get): not settings a config.json may write.
+_UNIFIED_ACTIONS = frozenset(
+    {"cgroup.procs", "cgroup.threads", "cgroup.kill", "cgroup.freeze", "cgroup.subtree_control"}
+)
+
+
+def _unified(raw: Any, where: str) -> tuple[tuple[str, str], ...]:
+    """linux.resources.unified: {"memory.high": "1G", ...}, names of files of the box's v2
+    cgroup. Which controller serves each is checked against the host at apply time."""
+    if raw is None:
+        return ()
+    if not isinstance(raw, dict):
+        raise SpecError(f"{where}: must be an object of file names and values")
+    out = []
+    for key, value in raw.items():
+        field = f"{where}.{key}"
+        controller, dot, rest = key.partition(".")
+        if not dot or not controller or not rest or "/" in key or "\0" in key:
+            raise SpecError(f"{field}: is not a cgroup v2 file name like memory.high")
+        if key in _UNIFIED_ACTIONS:
+            raise SpecError(f"{field}: is an action on the cgroup, not a setting")
+        if not isinstance(value, str):
+            raise SpecError(f"{field}: must be a string")
+        out.append((key, value))
+    return tuple(out)
 
 
 def parse_resources(raw: Any, where: str = WHERE) -> Resources:
@@ -275,6 +304,7 @@ def parse_resources(raw: Any, where: str = WHERE) -> Resources:
         blkio_weight=weight or None,
         blkio_throttle=tuple(throttle),
         unsupported=tuple(unsupported),
+        unified=_unified(top.get("unified"), f"{where}.unified"),
     )
 
 

@@ -11,8 +11,13 @@ import os
 import stat
 
 from tuibox.runtime.linux import syscalls as sc
+from tuibox.runtime.linux.cgroup_mount import CgroupView
 from tuibox.runtime.linux.paths import ensure_at, fd_path, open_in_root
 from tuibox.runtime.spec_model import Mount
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 # option -> (flags to set, flags to clear)
 _FLAGS: dict[str, tuple[int, int]] = {
@@ -162,6 +167,73 @@ def mount_one(rootfs: str, m: Mount, bundle: str, root_fd: int) -> None:
             os.close(fd)
 
 
+def mount_cgroup(
+    m: Mount, root_fd: int, rootfs: str, view: CgroupView, own_namespace: bool
+) -> None:
+    """A `type: cgroup` entry (cgroup_mount.py says what the box sees, and why)."""
+    flags, propagation, _ = parse_options(m.options)
+    flags &= ~(sc.MS_BIND | sc.MS_REC | sc.MS_REMOUNT)
+    dest = m.destination
+    fd = _target(root_fd, rootfs, dest, True)
+    try:
+        if view.v2_dir is not None:
+            if own_namespace:
+                # Inside the box's cgroup namespace: the new mount's root is the box's cgroup.
+                mount_at("cgroup2", fd, "cgroup2", flags, None, dest)
+            else:
+                _bind_with_flags(
+                    view.v2_dir, fd, flags, dest, lambda: _reopen(root_fd, rootfs, dest)
+                )
+        else:
+            # runc's flags for the tmpfs: rw, so that it stays a plain directory of views.
+            mount_at(
+                "tmpfs", fd, "tmpfs", sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC, "mode=755", dest
+            )
+    finally:
+        os.close(fd)
+    if view.v2_dir is None:
+        top = _reopen(root_fd, rootfs, dest)
+        try:
+            for name, host_dir, links in view.binds:
+                _cgroup_dir(top, name, host_dir, flags, f"{dest.rstrip('/')}/{name}")
+                for link in links:
+                    os.symlink(name, link, dir_fd=top)
+        finally:
+            os.close(top)
+    if propagation:
+        fd = _reopen(root_fd, rootfs, dest)
+        try:
+            for p in propagation:
+                mount_at(None, fd, None, p, None, dest)
+        finally:
+            os.close(fd)
+
+
+def _cgroup_dir(top: int, name: str, host_dir: str, flags: int, dest: str) -> None:
+    os.mkdir(name, 0o755, dir_fd=top)
+    fd = os.open(name, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=top)
+    try:
+
+        def reopen() -> int:
+            return os.open(name, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=top)
+
+        _bind_with_flags(host_dir, fd, flags, dest, reopen)
+    finally:
+        os.close(fd)
+
+
+def _bind_with_flags(
+    source: str, fd: int, flags: int, dest: str, reopen: Callable[[], int]
+) -> None:
+    mount_at(source, fd, None, sc.MS_BIND | sc.MS_REC, None, dest)
+    if flags:
+        again = reopen()
+        try:
+            mount_at(None, again, None, sc.MS_BIND | sc.MS_REMOUNT | flags, None, dest)
+        finally:
+            os.close(again)
+
+
 def mask_path(root_fd: int, rootfs: str, path: str) -> None:
     """Hide a path in the box: an empty read-only tmpfs over a directory, /dev/null over a file."""
     try:
@@ -172,9 +244,30 @@ def mask_path(root_fd: int, rootfs: str, path: str) -> None:
         if stat.S_ISDIR(os.fstat(fd).st_mode):
             mount_at("tmpfs", fd, "tmpfs", sc.MS_RDONLY, None, path)
         else:
-            mount_at("/dev/null", fd, None, sc.MS_BIND, None, path)
+            null = _box_null(root_fd, rootfs)
+            try:
+                mount_at(
+                    "/dev/null" if null < 0 else fd_path(null), fd, None, sc.MS_BIND, None, path
+                )
+            finally:
+                if null >= 0:
+                    os.close(null)
     finally:
         os.close(fd)
+
+
+def _box_null(root_fd: int, rootfs: str) -> int:
+    """The box's own /dev/null when it has one (runc binds that one): the host's would show
+    the box the host's devtmpfs and its size in mountinfo. -1: use the host's."""
+    try:
+        fd = open_in_root(root_fd, rootfs, "/dev/null")
+    except OSError:
+        return -1
+    st = os.fstat(fd)
+    if stat.S_ISCHR(st.st_mode) and st.st_rdev == os.makedev(1, 3):
+        return fd
+    os.close(fd)
+    return -1
 
 
 def readonly_path(root_fd: int, rootfs: str, path: str) -> None:

@@ -18,6 +18,7 @@ from tuibox.runtime import defaults
 from tuibox.runtime.linux import devices, lsm, mounts
 from tuibox.runtime.linux import syscalls as sc
 from tuibox.runtime.linux import sysctl as knobs
+from tuibox.runtime.linux.cgroup_mount import CgroupView, plan_view
 from tuibox.runtime.linux.paths import ensure_at, enter_cwd, find_program
 from tuibox.runtime.seccomp.load import agent_message, host_pid, load_filter, send_to_agent
 
@@ -81,6 +82,8 @@ class InitPlan:
         # itself once the init knows its host pid
         self.seccomp_agent: tuple[int, dict[str, object], str] | None = None
         self.seccomp_message = b""
+        self.cgroup_view: CgroupView | None = None  # for `type: cgroup` mounts
+        self.start_hooks: Callable[[], None] | None = None  # startContainer, made ready
 
 
 def _reset_process(plan: InitPlan, chan: Channel) -> None:
@@ -123,8 +126,11 @@ def _namespaces(plan: InitPlan, chan: Channel) -> None:
             raise OSError(e.errno, f"join {kind} namespace {path}: {e.strerror}") from None
         finally:
             os.close(fd)
-    if plan.unshare_flags:
-        sc.unshare(plan.unshare_flags)
+    # A cgroup namespace waits until we are in the box's cgroups (`_cgroup_namespace`):
+    # its root is the cgroup we are in when it is made.
+    flags = plan.unshare_flags & ~sc.CLONE_NEWCGROUP
+    if flags:
+        sc.unshare(flags)
 
 
 def _keyring(plan: InitPlan, chan: Channel) -> None:
@@ -192,10 +198,39 @@ def _rootfs(plan: InitPlan, chan: Channel) -> None:
     plan.root_fd = os.open(plan.rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
 
 
+def _read(path: str) -> str:
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        chunks = []
+        while chunk := os.read(fd, 65536):
+            chunks.append(chunk)
+        return b"".join(chunks).decode()
+    finally:
+        os.close(fd)
+
+
+def _cgroup_namespace(plan: InitPlan, chan: Channel) -> None:
+    # Both need the parent to have put us in the box's cgroups (stage attach) first.
+    view = any(m.type == "cgroup" for m in plan.spec.mounts)
+    new_ns = bool(plan.unshare_flags & sc.CLONE_NEWCGROUP)
+    if not (view or new_ns):
+        return
+    _await_host(plan, chan)
+    if view:
+        # Read before the namespace, which would show our cgroup paths as "/".
+        plan.cgroup_view = plan_view(_read("/proc/self/mountinfo"), _read("/proc/self/cgroup"))
+    if new_ns:
+        sc.unshare(sc.CLONE_NEWCGROUP)
+
+
 def _mounts(plan: InitPlan, chan: Channel) -> None:
     bundle = str(plan.spec.bundle)
+    own_ns = bool(plan.unshare_flags & sc.CLONE_NEWCGROUP)
     for m in lsm.labelled_mounts(plan.spec.mounts, plan.spec.linux.mount_label):
-        mounts.mount_one(plan.rootfs, m, bundle, plan.root_fd)
+        if m.type == "cgroup" and plan.cgroup_view is not None:
+            mounts.mount_cgroup(m, plan.root_fd, plan.rootfs, plan.cgroup_view, own_ns)
+        else:
+            mounts.mount_one(plan.rootfs, m, bundle, plan.root_fd)
 
 
 def _devices(plan: InitPlan, chan: Channel) -> None:
@@ -206,7 +241,10 @@ def _devices(plan: InitPlan, chan: Channel) -> None:
     for dev in wanted:
         devices.create_device(plan.rootfs, dev, plan.root_fd)
     if mounts.fresh_dev(plan.spec.mounts):
-        devices.create_symlinks(plan.rootfs, defaults.DEV_SYMLINKS, plan.root_fd)
+        # /dev/core only where the kernel has /proc/kcore (CONFIG_PROC_KCORE), as runc.
+        kcore = os.path.exists("/proc/kcore")
+        links = [ln for ln in defaults.DEV_SYMLINKS if kcore or ln[1] != "/proc/kcore"]
+        devices.create_symlinks(plan.rootfs, tuple(links), plan.root_fd)
 
 
 def _etc_files(plan: InitPlan, chan: Channel) -> None:
@@ -262,6 +300,35 @@ def _pivot_root(plan: InitPlan, chan: Channel) -> None:
     prop = plan.spec.linux.rootfs_propagation
     if prop is not None and prop not in _BEFORE_PIVOT:
         sc.mount(None, "/", None, mounts.PROPAGATION[prop], None)
+
+
+def _create_container_hooks(plan: InitPlan, chan: Channel) -> None:
+    hooks = plan.spec.hooks
+    if "createContainer" not in hooks and "startContainer" not in hooks:
+        return
+    # Imported and encoded now, while the host's library is at hand (pivot_root is next).
+    from tuibox.runtime import hooks as runner
+
+    _await_host(plan, chan)  # the parent ran prestart and createRuntime first
+    pid = host_pid()
+    spec = plan.spec
+
+    def state(status: str) -> bytes:
+        return runner.state_json(
+            spec.oci_version, plan.name, status, pid, spec.bundle, spec.annotations
+        )
+
+    runner.run_hooks("createContainer", hooks.get("createContainer", ()), state("creating"))
+    if "startContainer" in hooks:
+        started = state("created")
+        plan.start_hooks = lambda: runner.run_hooks(
+            "startContainer", hooks["startContainer"], started
+        )
+
+
+def _start_container_hooks(plan: InitPlan, chan: Channel) -> None:
+    if plan.start_hooks is not None:
+        plan.start_hooks()
 
 
 # Masking runs before pivot_root, on paths resolved inside the rootfs: the host's /dev/null
@@ -390,12 +457,14 @@ STEPS: tuple[tuple[str, Callable[[InitPlan, Channel], None]], ...] = (
     ("process.apparmorProfile", _apparmor),
     ("process.selinuxLabel", _selinux),
     ("rootfs", _rootfs),
+    ("cgroup-namespace", _cgroup_namespace),
     ("mounts", _mounts),
     ("devices", _devices),
     ("etc-files", _etc_files),
     ("cwd", _cwd_exists),
+    ("readonly-paths", _readonly_paths),  # then masking, as runc: a mask may sit below
     ("masked-paths", _masked_paths),
-    ("readonly-paths", _readonly_paths),
+    ("hooks.createContainer", _create_container_hooks),
     ("pivot_root", _pivot_root),
     ("console", _console),
     ("readonly-root", _readonly_root),
@@ -408,6 +477,7 @@ STEPS: tuple[tuple[str, Callable[[InitPlan, Channel], None]], ...] = (
     ("confine", _before_exec),
     ("host-setup", _await_host),
     ("start", _ready_then_wait_for_start),
+    ("hooks.startContainer", _start_container_hooks),
     ("seccomp", _seccomp_last),
 )
 

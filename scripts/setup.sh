@@ -3,7 +3,7 @@
 set -eu
 cd "$(dirname "$0")/.."
 
-PACKAGES="python3 python3-venv busybox-static runc crun iproute2 nftables iptables tmux hyperfine libseccomp2 gcc libc6-dev keyutils podman containerd"
+PACKAGES="python3 python3-venv busybox-static runc crun iproute2 nftables iptables tmux hyperfine libseccomp2 gcc libc6-dev keyutils podman catatonit containerd"
 missing=""
 for p in $PACKAGES; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

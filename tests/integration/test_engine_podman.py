@@ -87,3 +87,46 @@ def test_rm_f_of_a_running_container_leaves_nothing(podman: Podman, runtime: str
     podman("rm", "-f", "-t", "0", cid)
     assert podman("ps", "-aq").stdout.split() == []
     assert leftovers(podman, runtime) == CLEAN
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_signals_pause_top_stats_and_wait(podman: Podman, runtime: str) -> None:
+    program = (
+        "trap 'echo got-hup' HUP; i=0; while [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done; exit 7"
+    )
+    cid = podman.run(runtime, "-d", IMAGE, "sh", "-c", program, check=True).stdout.strip()
+    try:
+        podman("wait", "--condition", "running", cid)
+        podman("kill", "-s", "HUP", cid)
+        podman("pause", cid)
+        assert podman("inspect", "--format", "{{.State.Status}}", cid).stdout.strip() == "paused"
+        podman("unpause", cid)
+        assert podman("inspect", "--format", "{{.State.Status}}", cid).stdout.strip() == "running"
+        top = podman("top", cid, "pid", "args").stdout
+        assert "while" in top or "sh -c" in top, top
+        mem = podman("stats", "--no-stream", "--format", "{{.MemUsage}}", cid).stdout
+        assert "B /" in mem, mem  # usage / limit, read from the cgroup the runtime made
+        podman("kill", "-s", "KILL", cid)
+        assert podman("wait", cid).stdout.strip() == "137"
+        assert "got-hup" in podman("logs", cid).stdout
+    finally:
+        podman("rm", "-f", cid, check=False)
+    assert leftovers(podman, runtime) == CLEAN
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_init_privileged_and_limits(podman: Podman, runtime: str) -> None:
+    out = podman.run(runtime, "--rm", "--init", IMAGE, "sh", "-c", "cat /proc/1/cmdline")
+    # podman binds catatonit at /run/podman-init as pid 1, the program its child
+    assert out.stdout.startswith("/run/podman-init\x00--\x00sh"), (out.stdout, out.stderr)
+    caps = "grep CapEff /proc/self/status"
+    plain = podman.run(runtime, "--rm", IMAGE, "sh", "-c", caps)
+    privileged = podman.run(runtime, "--rm", "--privileged", IMAGE, "sh", "-c", caps)
+    assert plain.stdout == "CapEff:\t00000000a80425fb\n", plain.stderr  # podman 4.3 default set
+    assert privileged.stdout != plain.stdout and privileged.returncode == 0
+    limits = podman.run(
+        runtime, "--rm", "--memory", "64m", "--cpus", "0.5", IMAGE, "sh", "-c",
+        "cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/cpu/cpu.cfs_quota_us",
+    )  # fmt: skip
+    assert limits.stdout.split() == ["67108864", "50000"], limits.stderr
+    assert leftovers(podman, runtime) == CLEAN

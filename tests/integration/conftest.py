@@ -45,3 +45,10 @@ def containerd(
     tmp_path_factory: pytest.TempPathFactory, podman: engines.Podman
 ) -> Iterator[engines.Containerd]:
     yield from engines.start_containerd(tmp_path_factory, podman)
+
+
+@pytest.fixture(scope="session")
+def docker(
+    tmp_path_factory: pytest.TempPathFactory, podman: engines.Podman
+) -> Iterator[engines.Docker]:
+    yield from engines.start_docker(tmp_path_factory, podman)

@@ -223,3 +223,93 @@ def start_containerd(tmp_path_factory: pytest.TempPathFactory, pm: Podman) -> It
             _remove_cgroup_tree(d)
         if made_run_dir:
             shutil.rmtree("/run/containerd", ignore_errors=True)
+
+
+DOCKERD = "/usr/sbin/dockerd"
+DOCKER = "/usr/bin/docker"  # Debian's client, the daemon's own version
+
+
+class Docker:
+    def __init__(self, base: Path, cgroup_parent: str) -> None:
+        self.base = base
+        self.cgroup_parent = cgroup_parent
+        self.host = f"unix://{base}/docker.sock"
+
+    def __call__(
+        self, *args: str, check: bool = True, timeout: float = 90
+    ) -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run(
+            [DOCKER, "-H", self.host, *args],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            stdin=subprocess.DEVNULL,
+        )
+        if check and proc.returncode != 0:
+            raise AssertionError(f"docker {' '.join(args)}: {proc.returncode}\n{proc.stderr}")
+        return proc
+
+    def run(
+        self, runtime: str, *args: str, check: bool = False
+    ) -> subprocess.CompletedProcess[str]:
+        return self("run", "--runtime", runtime, "--network", "none", *args, check=check)
+
+    def state_root(self, runtime: str) -> Path:
+        # dockerd 20.10 gives every runtime runc's `--root <exec root>/runtime-runc/moby`
+        return self.base / "exec" / "runtime-runc" / "moby"
+
+
+def start_docker(tmp_path_factory: pytest.TempPathFactory, pm: Podman) -> Iterator[Docker]:
+    """dockerd with its own data root, exec root, socket and containerd, no bridge and no
+    iptables, started once, stopped by pid. It writes /etc/docker/key.json and /run/docker
+    whatever it is told: both removed at the end when this session made them."""
+    assert os.access(DOCKERD, os.X_OK), "docker.io is not installed: run ./scripts/setup.sh"
+    base = tmp_path_factory.mktemp("docker")
+    parent = f"/tuibox-docker-{uuid.uuid4().hex[:8]}"
+    dk = Docker(base, parent)
+    made = [p for p in ("/etc/docker", "/run/docker") if not os.path.exists(p)]
+    (base / "daemon.json").write_text("{}\n")
+    _wrapper(  # the marker: dockerd gives every runtime runc's root, so it cannot tell
+        base / "tuibox",
+        f": > {base}/tuibox-called\n"
+        f'PYTHONPATH={REPO} exec {sys.executable} -m tuibox --data-root {base}/tuibox-data "$@"',
+    )
+    with open(base / "dockerd.log", "wb") as log:
+        daemon = subprocess.Popen(
+            [
+                DOCKERD, "--data-root", f"{base}/data", "--exec-root", f"{base}/exec",
+                "--pidfile", f"{base}/docker.pid", "-H", dk.host,
+                "--config-file", f"{base}/daemon.json", "--cgroup-parent", parent,
+                "--bridge=none", "--iptables=false", "--ip6tables=false", "--ip-masq=false",
+                "--userland-proxy=false", "--add-runtime", f"tuibox={base}/tuibox",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while dk("version", check=False).returncode != 0:
+            assert daemon.poll() is None, (base / "dockerd.log").read_text()[-2000:]
+            assert time.monotonic() < deadline, "dockerd did not answer in 60 s"
+            time.sleep(0.2)
+        archive = base / "busybox-docker.tar"
+        pm("save", "--format", "docker-archive", "-o", str(archive), IMAGE)
+        dk("load", "-i", str(archive))
+        yield dk
+    finally:
+        left = dk("ps", "-aq", check=False).stdout.split()
+        if left:
+            dk("rm", "-f", *left, check=False)
+        daemon.send_signal(signal.SIGTERM)
+        try:
+            daemon.wait(30)
+        except subprocess.TimeoutExpired:
+            daemon.kill()
+            daemon.wait()
+        subprocess.run(["umount", "-R", f"{base}/data"], capture_output=True)
+        subprocess.run(["umount", "-R", f"{base}/exec"], capture_output=True)
+        for d in cgroup_dirs(parent):
+            _remove_cgroup_tree(d)
+        for path in made:
+            shutil.rmtree(path, ignore_errors=True)

@@ -130,3 +130,64 @@ def test_init_privileged_and_limits(podman: Podman, runtime: str) -> None:
     )  # fmt: skip
     assert limits.stdout.split() == ["67108864", "50000"], limits.stderr
     assert leftovers(podman, runtime) == CLEAN
+
+
+def _on_a_pty(argv: list[str], env: dict[str, str], send: bytes) -> tuple[int, bytes]:
+    """Run argv with a pty as its terminal, type `send`, return (exit code, all it printed)."""
+    import pty
+    import select
+    import subprocess
+    import time
+
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave, env=env,
+                            start_new_session=True)  # fmt: skip
+    os.close(slave)
+    out = b""
+    deadline = time.monotonic() + 60
+    sent = False
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([master], [], [], 0.2)
+            if ready:
+                try:
+                    chunk = os.read(master, 4096)
+                except OSError:  # EIO: the other side is gone
+                    break
+                if not chunk:
+                    break
+                out += chunk
+            if not sent and b"READY" in out:
+                os.write(master, send)
+                sent = True
+            if proc.poll() is not None and not ready:
+                break
+        return proc.wait(30), out
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        os.close(master)
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_run_it_and_exec_it_through_a_terminal(podman: Podman, runtime: str) -> None:
+    args = ["--runtime", runtime, "run", "-it", "--rm", "--network", "none", "--pull", "never"]
+    code, out = _on_a_pty(
+        podman.argv(*args, IMAGE, "sh", "-c", "echo READY; read line; echo got-$line; tty; exit 4"),
+        podman.env,
+        b"hello\r",
+    )
+    assert code == 4, out
+    assert b"got-hello" in out and b"/dev/pts/0" in out, out
+    cid = podman.run(runtime, "-d", IMAGE, "sleep", "1000", check=True).stdout.strip()
+    try:
+        code, out = _on_a_pty(
+            podman.argv("exec", "-it", cid, "sh", "-c", "echo READY; read x; tty; exit 6"),
+            podman.env,
+            b"go\r",
+        )
+        assert code == 6 and b"/dev/pts/" in out, out
+    finally:
+        podman("rm", "-f", "-t", "0", cid, check=False)
+    assert leftovers(podman, runtime) == CLEAN

@@ -3,13 +3,20 @@
 set -eu
 cd "$(dirname "$0")/.."
 
-PACKAGES="python3 python3-venv busybox-static runc crun iproute2 nftables iptables tmux hyperfine libseccomp2 gcc libc6-dev keyutils podman catatonit containerd docker.io"
+PACKAGES="python3 python3-venv busybox-static runc crun iproute2 nftables iptables tmux hyperfine libseccomp2 gcc libc6-dev keyutils"
+# The engines the tests drive tuibox with (tests/integration/engines/): no recommends
+# (rootful, CNI: netavark, slirp4netns, fuse-overlayfs, uidmap are not used).
+ENGINES="podman docker.io containerd catatonit"
 missing=""
 for p in $PACKAGES; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
 done
-if [ -n "$missing" ]; then
-  echo "setup: installing$missing"
+engines=""
+for p in $ENGINES; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || engines="$engines $p"
+done
+if [ -n "$missing$engines" ]; then
+  echo "setup: installing$missing$engines"
   apt-get update -qq
   # The engines (podman, containerd, docker.io) are for the tests, which start their own
   # with private storage: a policy-rc.d that says no keeps apt from starting the host's.
@@ -19,7 +26,12 @@ if [ -n "$missing" ]; then
     chmod +x /usr/sbin/policy-rc.d
     guard=1
   fi
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null
+  if [ -n "$missing" ]; then
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null
+  fi
+  if [ -n "$engines" ]; then
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $engines >/dev/null
+  fi
   if [ -n "$guard" ]; then rm -f /usr/sbin/policy-rc.d; fi
 fi
 

@@ -8,12 +8,9 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-from tests.integration import engines
 
 PROBE_SOURCE = Path(__file__).resolve().parents[1] / "probe" / "probe.c"
 
@@ -31,24 +28,3 @@ def probe_rootfs(busybox_rootfs: Path, tmp_path_factory: pytest.TempPathFactory)
         capture_output=True,
     )
     return dest
-
-
-@pytest.fixture(scope="session")
-def podman(
-    tmp_path_factory: pytest.TempPathFactory, busybox_rootfs: Path
-) -> Iterator[engines.Podman]:
-    yield from engines.start_podman(tmp_path_factory, busybox_rootfs)
-
-
-@pytest.fixture(scope="session")
-def containerd(
-    tmp_path_factory: pytest.TempPathFactory, podman: engines.Podman
-) -> Iterator[engines.Containerd]:
-    yield from engines.start_containerd(tmp_path_factory, podman)
-
-
-@pytest.fixture(scope="session")
-def docker(
-    tmp_path_factory: pytest.TempPathFactory, podman: engines.Podman
-) -> Iterator[engines.Docker]:
-    yield from engines.start_docker(tmp_path_factory, podman)

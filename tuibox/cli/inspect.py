@@ -47,7 +47,9 @@ def do_inspect(opts: InspectOptions, g: Globals) -> int:
     return 0
 
 
-VERBS: dict[str, Callable[[list[str], Globals], int]] = {"inspect": entry(InspectOptions, do_inspect)}
+VERBS: dict[str, Callable[[list[str], Globals], int]] = {
+    "inspect": entry(InspectOptions, do_inspect)
+}
 
 
 def dispatch(verb: str, words: list[str], g: Globals) -> int:

@@ -236,7 +236,8 @@ def mask_env(env: list[str], show: bool) -> list[str]:
 
 
 def _namespaces(pid: int, others: dict[str, int]) -> dict[str, Any]:
-    """Each namespace's inode, and whether the host (the caller's namespaces) or another box shares it."""
+    """Each namespace's inode, and whether the host (the caller's namespaces) or another box
+    shares it."""
     host: dict[str, int] = {}
     for ns in NS_NAMES:
         try:

@@ -8,7 +8,7 @@ from typing import Any
 
 from conftest import refresh, text_of
 from textual.containers import VerticalScroll
-from textual.widgets import Collapsible, DataTable, Static
+from textual.widgets import DataTable, Static
 
 from tuibox.app import TuiboxApp
 from tuibox.screens.boxes import BoxesScreen
@@ -38,8 +38,8 @@ async def test_y_opens_inspect_and_esc_goes_back(make_app: Callable[..., TuiboxA
     async with app.run_test(size=SIZE) as pilot:
         screen = await open_inspect(pilot)
         assert screen.box_name == "web"
-        sections = [c.id for c in screen.query(Collapsible)]
-        assert sections[0] == "in-network"  # where to reach the box comes first
+        sections = [key for key, _ in screen.section_lines]
+        assert sections[:2] == ["summary", "network"]  # where to reach the box comes first
         text = body_text(screen)
         assert "address: 10.88.0.2" in text and "8080:80" in text
         assert "TOKEN=*****" in text and "s3cret" not in text
@@ -76,6 +76,12 @@ async def test_inspect_scrolls_from_the_keyboard(make_app: Callable[..., TuiboxA
         await pilot.press("pagedown")
         await pilot.pause()
         assert body.scroll_y > 2
+        await pilot.press("g", "n")
+        await pilot.pause()
+        assert body.scroll_y == screen.section_lines[1][1] and screen.current_section() == "network"
+        await pilot.press("z")
+        await pilot.pause()
+        assert screen.folded == {"network"} and "10.88.0.2" not in body_text(screen)
         await pilot.press("c")
         await pilot.pause()
-        assert all(c.collapsed for c in screen.query(Collapsible))
+        assert screen.folded == {key for key, _ in screen.section_lines}

@@ -416,6 +416,25 @@ def _nat_rules(table: str, address: str) -> list[str]:
     return lines
 
 
+def _other_inits(rt: Runtime, own: str) -> dict[str, int]:
+    """Other boxes' init pids, from their records as written: refreshing each status (what
+    `list` does) would cost more than the whole rest of an inspect with 50 boxes, and a dead
+    pid simply has no namespaces to match."""
+    from tuibox.runtime.errors import TuiboxError
+
+    out = {}
+    for name in rt.root.names():
+        if name == own:
+            continue
+        try:
+            r = rt.root.read(name)
+        except TuiboxError:
+            continue
+        if r.pid and r.status != "stopped" and _alive(r.pid, r.starttime):
+            out[name] = r.pid
+    return out
+
+
 def inspect(rt: Runtime, name: str, show_env: bool = False) -> dict[str, Any]:
     """Everything about one box; raises BoxNotFound for an unknown name."""
     record = rt.get(name)
@@ -468,9 +487,7 @@ def inspect(rt: Runtime, name: str, show_env: bool = False) -> dict[str, Any]:
     status_text = _read(f"/proc/{pid}/status") if live else None
     status = parse_status(status_text) if status_text is not None else None
     if live:
-        others = {
-            r.id: r.pid for r in rt.list() if r.id != record.id and r.status != "stopped" and r.pid
-        }
+        others = _other_inits(rt, record.id)
         out["namespaces"] = _namespaces(pid, others)
         mi = _read(f"/proc/{pid}/mountinfo")
         out["mounts"] = parse_mountinfo(mi) if mi is not None else []

@@ -1,5 +1,5 @@
 """A box inspected full-screen (k9s `describe`): every section of `tuibox inspect`,
-collapsible, scrollable from the keyboard, env values masked until `v`."""
+foldable and jumpable (n/N), scrollable from the keyboard, env values masked until `v`."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Collapsible, Footer, Header, Static
+from textual.widgets import Footer, Header, Static
 
 from tuibox.service import ServiceError, inspect_text
 
@@ -52,7 +52,8 @@ class InspectScreen(Screen[None]):
         Binding("G,end", "edge(1)", "Bottom", id="inspect.bottom", show=False),
         Binding("n", "jump(1)", "Next section", id="inspect.next"),
         Binding("N", "jump(-1)", "Previous section", id="inspect.prev", show=False),
-        Binding("c", "collapse", "Collapse/expand all", id="inspect.collapse"),
+        Binding("c", "collapse", "Fold/unfold all", id="inspect.collapse"),
+        Binding("z,enter", "fold", "Fold section", id="inspect.fold"),
         Binding("r", "reload", "Reload", id="inspect.reload", show=False),
     ]
 
@@ -62,6 +63,8 @@ class InspectScreen(Screen[None]):
         self.data: dict[str, Any] | None = None
         self.show_env = False
         self.error: str | None = None
+        self.folded: set[str] = set()
+        self.section_lines: list[tuple[str, int]] = []
 
     @property
     def tapp(self) -> TuiboxApp:
@@ -92,40 +95,51 @@ class InspectScreen(Screen[None]):
         self.data = data
         await self.render_data()
 
-    async def render_data(self) -> None:
-        to_text = inspect_text
-        data = self.data
-        if data is None:
-            return
-        body = self.query_one("#in-body", VerticalScroll)
-        collapsed = {c.id: c.collapsed for c in body.query(Collapsible)}
-        await body.remove_children()
-        summary = {k: data[k] for k in SCALARS if k in data}
-        widgets: list[Any] = [Static(to_text(summary).rstrip(), id="in-summary")]
+    def sections(self) -> list[tuple[str, str, str]]:
+        """(key, title, text) of each section, in screen order."""
+        data = self.data or {}
+        out = [("summary", "summary", inspect_text({k: data[k] for k in SCALARS if k in data}))]
         for key in section_order(data):
             value = data[key]
+            title = key
             if key == "env" and isinstance(value, list):
                 value = masked_env([str(e) for e in value], self.show_env)
-                title = "env" + ("" if self.show_env else " (values masked: v shows)")
-            else:
-                title = key
+                title = "env" + ("" if self.show_env else "  (values masked: v shows them)")
             if isinstance(value, dict):
-                text = to_text(value).rstrip() or "-"
+                text = inspect_text(value)
             elif isinstance(value, list):
-                text = to_text({"": value}).rstrip() if value else "-"
+                text = inspect_text({"": value}) if value else "-"
                 text = "\n".join(line.removeprefix(": ") for line in text.splitlines())
             else:
                 text = "-" if value is None else str(value)
-            sid = f"in-{key}"
-            widgets.append(
-                Collapsible(
-                    Static(Text(text), classes="in-text"),
-                    title=title,
-                    id=sid,
-                    collapsed=collapsed.get(sid, False),
-                )
-            )
-        await body.mount_all(widgets)
+            out.append((key, title, text.rstrip() or "-"))
+        return out
+
+    async def render_data(self) -> None:
+        # One Static for the whole body: a widget per section (Collapsible) cost ~10 ms each
+        # to mount, the whole budget of the screen with a few of them.
+        if self.data is None:
+            return
+        body = self.query_one("#in-body", VerticalScroll)
+        text = Text()
+        self.section_lines = []
+        line = 0
+        for key, title, content in self.sections():
+            folded = key in self.folded
+            self.section_lines.append((key, line))
+            text.append(f"{'▶' if folded else '▼'} {title}\n", style="bold reverse")
+            line += 1
+            if not folded:
+                text.append(content + "\n\n")
+                line += content.count("\n") + 2
+        wait = self.query("#in-wait")
+        if wait:
+            await wait.remove()
+        shown = self.query("#in-text")
+        if shown:
+            shown.first(Static).update(text)
+        else:
+            await body.mount(Static(text, id="in-text"))
 
     def action_back(self) -> None:
         self.app.pop_screen()
@@ -154,19 +168,32 @@ class InspectScreen(Screen[None]):
 
     def action_jump(self, direction: int) -> None:
         body = self.query_one("#in-body", VerticalScroll)
-        sections = list(body.query(Collapsible))
-        if not sections:
+        tops = [line for _, line in self.section_lines]
+        if not tops:
             return
         y = body.scroll_y
-        tops = [s.virtual_region.y for s in sections]
         if direction > 0:
             target = next((t for t in tops if t > y + 0.5), tops[-1])
         else:
             target = next((t for t in reversed(tops) if t < y - 0.5), 0)
         body.scroll_to(y=target, animate=False)
 
-    def action_collapse(self) -> None:
-        sections = list(self.query_one("#in-body").query(Collapsible))
-        fold = not all(s.collapsed for s in sections)
-        for s in sections:
-            s.collapsed = fold
+    def current_section(self) -> str | None:
+        y = self.query_one("#in-body", VerticalScroll).scroll_y
+        current = None
+        for key, line in self.section_lines:
+            if line <= y + 0.5:
+                current = key
+        return current
+
+    async def action_fold(self) -> None:
+        """Fold (or unfold) the section at the top of the view."""
+        key = self.current_section()
+        if key is not None:
+            self.folded ^= {key}
+            await self.render_data()
+
+    async def action_collapse(self) -> None:
+        keys = {key for key, _ in self.section_lines}
+        self.folded = set() if keys <= self.folded else keys
+        await self.render_data()

@@ -114,3 +114,27 @@ def test_inspect_bad_input(tb: TB) -> None:
     tb.fails("inspect", "--format", "yaml", "x")
     assert "must be json or text" in tb.fails("inspect", "--format", "yaml", "x")
     assert tb.names() == []
+
+
+def test_inspect_image_box_seccomp_and_both_backends(tb: TB) -> None:
+    """An image box gets the default seccomp profile: mode filter, a digest that two boxes
+    share; the TUI's two backends report what the CLI does."""
+    import asyncio
+
+    from tuibox.service import CliBackend, InProcessBackend
+
+    a, b = unique("ia"), unique("ib")
+    for name in (a, b):
+        tb("run", "-d", "--image", "busybox", name, "sleep", "1000")
+    info = inspect(tb, a)
+    pid = tb.state(a)["pid"]
+    assert re.search(r"Seccomp:\s*2\n", Path(f"/proc/{pid}/status").read_text())
+    assert info["seccomp"]["mode"] == "filter" and info["seccomp"]["filters"] >= 1
+    assert info["seccomp"]["digest"] == inspect(tb, b)["seccomp"]["digest"]
+    assert info["namespaces"]["net"]["shared_with"] == []
+    via_cli = asyncio.run(CliBackend(str(tb.root), str(tb.data_root)).inspect(a))
+    in_proc = asyncio.run(InProcessBackend(str(tb.root), str(tb.data_root)).inspect(a))
+    for got in (via_cli, in_proc):
+        assert got["namespaces"]["pid"]["inode"] == os.stat(f"/proc/{pid}/ns/pid").st_ino
+        assert not any(e.endswith("=*****") for e in got["env"])  # the screen masks them
+    tb("destroy", "--force", a, b)

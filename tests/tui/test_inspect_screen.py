@@ -3,10 +3,14 @@ stay masked until `v`, scroll keys work, Esc and q go back to the list without q
 
 from __future__ import annotations
 
+import os
+import uuid
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
-from conftest import refresh, text_of
+import pytest
+from conftest import refresh, text_of, wait_until
 from textual.containers import VerticalScroll
 from textual.widgets import DataTable, Static
 
@@ -85,3 +89,28 @@ async def test_inspect_scrolls_from_the_keyboard(make_app: Callable[..., TuiboxA
         await pilot.press("c")
         await pilot.pause()
         assert screen.folded == {key for key, _ in screen.section_lines}
+
+
+@pytest.mark.root
+async def test_inspect_a_real_box(real_app: TuiboxApp, tb: Any, busybox_rootfs: Path) -> None:
+    """On the real runtime: the screen shows the box's init pid and its own namespaces."""
+    name = f"tui-{uuid.uuid4().hex[:6]}"
+    tb("run", "-d", "--rootfs", str(busybox_rootfs), name, "sleep", "1000")
+    pid = tb.state(name)["pid"]
+    app = real_app
+    async with app.run_test(size=(120, 40)) as pilot:
+        table = app.screen.query_one("#boxes", DataTable)
+        await wait_until(pilot, lambda: table.row_count == 1)  # the only box in this root
+        table.move_cursor(row=0)
+        await pilot.pause()
+        await pilot.press("y")
+        await wait_until(pilot, lambda: isinstance(app.screen, InspectScreen))
+        screen = app.screen
+        assert isinstance(screen, InspectScreen)
+        await wait_until(pilot, lambda: bool(screen.query("#in-text")))
+        text = body_text(screen)
+        assert f"init: {pid}" in text
+        assert f"inode: {os.stat(f'/proc/{pid}/ns/pid').st_ino}" in text
+        await pilot.press("escape")
+        await pilot.pause()
+        assert isinstance(app.screen, BoxesScreen) and app.is_running

@@ -442,6 +442,7 @@ class Backend(Protocol):
     async def destroy(self, name: str, force: bool = False) -> None: ...
     async def signal_process(self, box: BoxRow, process: ProcessRow, sig: str) -> None: ...
     async def spec(self, box: BoxRow) -> SpecSummary | None: ...
+    async def inspect(self, name: str) -> dict[str, Any]: ...
     async def read_log(self, path: str, offset: int) -> LogChunk: ...
     def shell_command(self, name: str, shell: str = "/bin/sh") -> list[str]: ...
     def terminal_command(self, name: str, mode: str, shell: str = "/bin/sh") -> TerminalCommand: ...
@@ -605,6 +606,11 @@ class CliBackend:
             # A CLI without `kill --pid`: the same check, done here.
             await asyncio.to_thread(_signal_in_box, box, process, sig)
 
+    async def inspect(self, name: str) -> dict[str, Any]:
+        """Everything `tuibox inspect` knows, env values included (the screen masks them)."""
+        data: dict[str, Any] = json.loads(await self.call("inspect", "--show-env", name))
+        return data
+
     async def spec(self, box: BoxRow) -> SpecSummary | None:
         # The state dir keeps a copy of the spec the box was made from; the bundle may be gone.
         for path in (Path(self.root) / box.name / "config.json", Path(box.bundle) / "config.json"):
@@ -752,6 +758,11 @@ class InProcessBackend(CliBackend):
                 self._samples[key] = sample
         return rows
 
+    async def inspect(self, name: str) -> dict[str, Any]:
+        from tuibox.runtime.inspect import inspect
+
+        return await self._in_thread("inspect", inspect, self.runtime, name, True)
+
     async def processes(self, name: str) -> list[ProcessRow]:
         rows = await self._in_thread("ps", self.runtime.ps, name)
         return [ProcessRow.from_json(d) for d in rows]
@@ -764,6 +775,13 @@ class InProcessBackend(CliBackend):
 
     async def debris(self) -> list[DebrisRow]:
         return await self._in_thread("gc", self._find_debris)
+
+
+def inspect_text(data: dict[str, Any]) -> str:
+    """`tuibox inspect --format text`'s rendering, for the inspect screen."""
+    from tuibox.runtime.inspect import to_text
+
+    return to_text(data)
 
 
 def make_backend(root: str | None, data_root: str | None) -> Backend:

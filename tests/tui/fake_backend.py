@@ -10,6 +10,7 @@ import asyncio
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from tuibox.runtime.errors import BoxExists, BoxNotFound, InvalidState, TuiboxError
 from tuibox.runtime.state import check_name
@@ -229,6 +230,24 @@ class FakeBackend:
 
     async def signal_process(self, box: BoxRow, process: ProcessRow, sig: str) -> None:
         self._check("signal", box.name, str(process.pid), sig)
+
+    async def inspect(self, name: str) -> dict[str, Any]:
+        self._check("inspect", name)
+        box = self._get(name, "inspect")
+        live = box.status in ("running", "paused")
+        absent = {"absent": "the box is not running"}
+        return {
+            "id": box.name,
+            "status": box.status,
+            "pids": {"init": box.pid if live else None, "monitor": None},
+            "env": ["PATH=/bin", "TOKEN=s3cret"],
+            "namespaces": {"net": {"inode": 4026532178, "shared_with_host": False}}
+            if live
+            else absent,
+            "network": {"address": box.address, "ports": list(box.ports), "bridge": "tuibox0"},
+            "cgroup": {"path": f"/tuibox/{box.name}"},
+            "exit": {"status": box.exit_status, "oom_killed": False},
+        }
 
     async def spec(self, box: BoxRow) -> SpecSummary | None:
         return SpecSummary(

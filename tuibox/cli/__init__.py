@@ -29,6 +29,7 @@ VERBS: dict[str, tuple[str, str]] = {
     "exec": ("actions", "run a command inside a running box"),
     "attach": ("attach", "attach your terminal to the console of a box made with -t"),
     "ps": ("actions", "list the processes of a box"),
+    "inspect": ("inspect", "show everything the runtime knows about a box (JSON)"),
     "stats": ("actions", "show CPU, memory, pids, network and I/O of boxes"),
     "wait": ("actions", "wait for a box to stop and print its exit status"),
     "pause": ("actions", "freeze every process of a box"),

@@ -12,6 +12,8 @@ the same keyword options (limits, network, ports, env, user, terminal, seccomp, 
 `Runtime` verbs: create, start, run, kill, stop, destroy, get, state, list, exec, ps, stats,
 stats_stream, wait, kill_processes, pause, resume, update, logs, attach (a socket speaking
 the console protocol: FrameReader, send_input, send_resize). docs/API.md has examples.
+`inspect_box(runtime, name, show_env=False)` gathers what only the runtime knows about a box
+(namespaces, cgroup limits and usage, mounts, capabilities, seccomp, network, env masked).
 `parse_size` and `parse_signal` are the parsers the CLI and the TUI use.
 
 The forking verbs (create, run, exec) must be called from a single-threaded process:
@@ -72,6 +74,7 @@ if TYPE_CHECKING:
         Unsupported,
     )
     from tuibox.runtime.guards import GUARDS, can
+    from tuibox.runtime.inspect import inspect as inspect_box
     from tuibox.runtime.process.exec import ExecHandle, ExecRequest
     from tuibox.runtime.request import CreateRequest
     from tuibox.runtime.request import CreateRequest as BoxRequest
@@ -109,6 +112,7 @@ __all__ = [
     "TuiboxError",
     "Unsupported",
     "can",
+    "inspect_box",
     "load_spec",
     "parse_signal",
     "parse_size",
@@ -129,6 +133,7 @@ _WHERE: dict[str, tuple[str, str]] = {
     "ExecHandle": ("tuibox.runtime.process.exec", "ExecHandle"),
     "BoxRecord": ("tuibox.runtime.state", "BoxRecord"),
     "Spec": ("tuibox.runtime.spec_model", "Spec"),
+    "inspect_box": ("tuibox.runtime.inspect", "inspect"),
     "load_spec": ("tuibox.runtime.spec", "load_spec"),
     "parse_spec": ("tuibox.runtime.spec", "parse_spec"),
     "starter_spec": ("tuibox.runtime.spec", "starter_spec"),

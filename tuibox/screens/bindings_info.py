@@ -114,6 +114,7 @@ def hidden_keys(app: TuiboxApp, screen: Screen[Any]) -> list[KeyInfo]:
 def other_keys(app: TuiboxApp, screen: Screen[Any]) -> list[KeyInfo]:
     """Keys of the main screens that are not open, as their classes declare them."""
     from tuibox.screens.boxes import BoxesScreen
+    from tuibox.screens.inspect import InspectScreen
     from tuibox.screens.logs import LogsScreen
     from tuibox.screens.processes import ProcessesScreen
     from tuibox.widgets.terminal import TerminalPane
@@ -123,6 +124,7 @@ def other_keys(app: TuiboxApp, screen: Screen[Any]) -> list[KeyInfo]:
         (BoxesScreen, BoxesScreen.HELP_TITLE),
         (ProcessesScreen, ProcessesScreen.HELP_TITLE),
         (LogsScreen, LogsScreen.HELP_TITLE),
+        (InspectScreen, InspectScreen.HELP_TITLE),
         # The pane's keys (its leave key above all) are worth knowing before opening one.
         (TerminalPane, "terminal pane"),
     ]

@@ -170,6 +170,7 @@ class BoxesScreen(Screen[None], BoxesAware):
         Binding("z", "zoom_pane", "Zoom pane", id="pane.zoom", show=False),
         Binding("t", "processes", "Processes", id="box.processes"),
         Binding("l", "logs", "Logs", id="box.logs"),
+        Binding("y", "inspect", "Inspect", id="box.inspect", tooltip="Everything about the box"),
         Binding("k", "kill", "Kill", id="box.kill", tooltip="Send a signal to the box's init"),
         Binding("slash", "filter", "Filter", id="box.filter"),
         Binding(
@@ -605,6 +606,13 @@ class BoxesScreen(Screen[None], BoxesAware):
         box = self.current_box()
         if box:
             self.app.push_screen(ProcessesScreen(box.name))
+
+    def action_inspect(self) -> None:
+        from tuibox.screens.inspect import InspectScreen
+
+        box = self.current_box()
+        if box:
+            self.app.push_screen(InspectScreen(box.name))
 
     def action_logs(self) -> None:
         from tuibox.screens.logs import LogsScreen

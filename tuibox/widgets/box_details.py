@@ -33,6 +33,9 @@ def describe(box: BoxRow, spec: SpecSummary | None, now: datetime) -> Renderable
     if box.status in ("running", "paused"):
         state.append(f"  up {human_duration(since(box.started, now))}", style="default")
     row("box", Text(box.name, style="bold"))
+    # Where to reach the box first: the pane is short, and these are what users look for.
+    row("address", box.address or "no network")
+    row("ports", ", ".join(box.ports) or "-")
     row("state", state)
     row("pid", str(box.pid) if box.pid else "-")
     exit_text = "-" if box.exit_status is None else str(box.exit_status)
@@ -53,8 +56,6 @@ def describe(box: BoxRow, spec: SpecSummary | None, now: datetime) -> Renderable
         f"cpus {lim.cpus if lim.cpus else 'none'}, "
         f"pids {lim.pids if lim.pids else 'none'}",
     )
-    row("address", box.address or "no network")
-    row("ports", ", ".join(box.ports) or "-")
     row("log", box.log or "-")
     parts: list[RenderableType] = [grid]
     if spec is not None:

@@ -53,7 +53,8 @@ def main() -> int:
         )
 
         roots = {"runc": base / "root-runc", "tuibox": base / "root-tuibox"}
-        binaries = {"runc": [RUNC], "tuibox": [str(launcher)]}
+        # tuibox's own data root too: a created box keeps its log dir there
+        binaries = {"runc": [RUNC], "tuibox": [str(launcher), "--data-root", str(base / "data")]}
         for rt in ("runc", "tuibox"):
             subprocess.run(
                 [

@@ -30,7 +30,6 @@ from tuibox.runtime.linux import proc
 from tuibox.runtime.linux import syscalls as sc
 from tuibox.runtime.process import init as box_init
 from tuibox.runtime.process.monitor import (
-    exit_code,
     fork_monitor,
     monitors_in,
     monitors_of,
@@ -436,7 +435,7 @@ class Runtime(Actions):  # exec, ps, stats, wait, pause, resume, update: actions
                 from tuibox.runtime.console import relay_foreground  # loaded by its stage
 
                 relayed = relay_foreground(req.name, record.pid)
-            code = exit_code(wait_child(record.pid)) if relayed is None else relayed
+            code = proc.exit_code(wait_child(record.pid)) if relayed is None else relayed
             # The caller gets `code` either way; a full state disk only loses it for a later
             # `wait` on a kept box, which then says the status is unknown.
             st.record_exit(self.root.box_dir(req.name), code, attempts=3)

@@ -39,6 +39,7 @@ from tuibox.runtime.linux import lsm
 from tuibox.runtime.linux import syscalls as sc
 from tuibox.runtime.linux import sysctl as knobs
 from tuibox.runtime.linux.paths import enter_cwd, find_program
+from tuibox.runtime.linux.proc import exit_code
 from tuibox.runtime.plain import Plain
 from tuibox.runtime.process.sync import Channel, error_from_message
 from tuibox.runtime.seccomp.load import (
@@ -317,11 +318,6 @@ class ExecHandle:
             self.master_fd = None
 
 
-def exit_code(status: int) -> int:
-    code = os.waitstatus_to_exitcode(status)
-    return 128 - code if code < 0 else code
-
-
 # ---- ptys ----------------------------------------------------------------------------------------
 
 
@@ -571,7 +567,8 @@ def _child(
         for target, fd in enumerate(stdio):
             if fd != target:
                 os.dup2(fd, target)
-        _close_all_but(chan.wfd, *((agent[0],) if agent is not None else ()), *preserved)
+        # No upper bound: an fd the caller opened above 65535 must not reach a box either.
+        sc.close_fds_except({chan.wfd, *((agent[0],) if agent is not None else ()), *preserved})
         for fd in preserved:  # --preserve-fds: these outlive execve
             os.set_inheritable(fd, True)
         step = "rlimits"
@@ -626,10 +623,6 @@ def _close(fd: int) -> None:
         os.close(fd)
     except OSError:
         pass
-
-
-def _close_all_but(*keep: int) -> None:
-    sc.close_fds_except(set(keep))
 
 
 def _lookup(plan: _Plan) -> str:

@@ -28,8 +28,9 @@ import select
 
 from tuibox.runtime import console
 from tuibox.runtime import state as st
+from tuibox.runtime.linux.proc import exit_code
 from tuibox.runtime.logfile import CappedLog
-from tuibox.runtime.process.exec import exit_code, set_size
+from tuibox.runtime.process.exec import set_size
 
 CLIENT_BACKLOG = 4 * 1024 * 1024
 INPUT_BACKLOG = 64 * 1024

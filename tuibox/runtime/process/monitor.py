@@ -14,6 +14,7 @@ from tuibox.runtime import state as st
 from tuibox.runtime.errors import TuiboxError
 from tuibox.runtime.linux import proc
 from tuibox.runtime.linux import syscalls as sc
+from tuibox.runtime.linux.proc import exit_code
 from tuibox.runtime.process.init import InitPlan
 from tuibox.runtime.process.init import run as init_run
 
@@ -84,11 +85,6 @@ def fork_monitor(plan: InitPlan, child: Channel, parent: Channel, box_dir: str) 
     return int(raw), monitor
 
 
-def exit_code(status: int) -> int:
-    code = os.waitstatus_to_exitcode(status)
-    return 128 - code if code < 0 else code
-
-
 def spawn_init(plan: InitPlan, child: Channel, parent: Channel | None) -> int:
     """Fork the init inside the box's PID namespace (new or joined); return its host pid."""
     pid_ns = plan.spec.namespace("pid")
@@ -116,7 +112,7 @@ def spawn_init(plan: InitPlan, child: Channel, parent: Channel | None) -> int:
         _restore_pid_ns(own)
         raise
     if pid == 0:  # pragma: no cover - the box's init
-        _close_all_but({*child.fds(), plan.fifo_fd, *(plan.stdio or ()), *plan.keep_fds})
+        sc.close_fds_except({*child.fds(), plan.fifo_fd, *(plan.stdio or ()), *plan.keep_fds})
         init_run(plan, child)
     _restore_pid_ns(own)
     if userns is not None:
@@ -149,7 +145,7 @@ def monitor_main(
             os.dup2(null, fd)
         keeper_fds = plan.console.monitor_fds() if plan.console is not None else None
         pipe = plan.log_pipe
-        _close_all_but({0, 1, 2, *(keeper_fds or ()), *((pipe,) if pipe >= 0 else ())})
+        sc.close_fds_except({0, 1, 2, *(keeper_fds or ()), *((pipe,) if pipe >= 0 else ())})
         if keeper_fds is not None:
             # A detached terminal box: this monitor also keeps its console. Imported only
             # now, in this process, so the CLI pays nothing; it records the exit itself.
@@ -178,11 +174,6 @@ def monitor_main(
     except BaseException:
         pass
     os._exit(code)
-
-
-def _close_all_but(keep: set[int]) -> None:
-    # No upper bound: an fd the caller opened above 65535 must not reach a box either.
-    sc.close_fds_except(keep)
 
 
 def wait_child(pid: int) -> int:

@@ -126,6 +126,19 @@ class TB:
     def cleanup(self) -> None:
         for name in self.names():
             self("destroy", "--force", name, check=False)
+        if self._debris_cgroups():
+            # a test that failed after deleting a box dir (debris tests do) leaves its cgroup
+            self("gc", "--yes", check=False)
+
+    def _debris_cgroups(self) -> list[str]:
+        """This root's box cgroups (their names carry its tag), looked up without a CLI call."""
+        from tuibox.runtime.cgroups.hierarchy import default_leaf
+
+        tag = default_leaf("", str(self.root)).rpartition("/")[2]
+        for parent in ("/sys/fs/cgroup/pids/tuibox", "/sys/fs/cgroup/tuibox"):  # v1, pure v2
+            if os.path.isdir(parent):
+                return [n for n in os.listdir(parent) if n.startswith(tag)]
+        return []
 
 
 @contextlib.contextmanager

@@ -137,21 +137,21 @@ async def test_clean_up_real_debris(
     real_app: TuiboxApp, tb: Any, busybox_rootfs: Path, tmp_path: Path
 ) -> None:
     app = real_app
-    # A running box whose dir was deleted: its processes and cgroups are left.
-    gone = unique("gone")
-    # the shell's $0 names this test's dir: `processes` finds it by that
-    program = ["sh", "-c", "sleep 1000", str(tmp_path)]
-    tb("run", "-d", "--rootfs", str(busybox_rootfs), gone, *program)
-    subprocess.run(["rm", "-rf", str(tb.root / gone)], check=True)
-    # A create killed after its intent and cgroups: a box dir that is only debris.
-    dead = unique("dead")
-    env = {**os.environ, "TUIBOX_FAULT": "cgroups"}
-    argv = tb.argv("run", "-d", "--rootfs", str(busybox_rootfs), dead, *program)
-    proc = subprocess.run(argv, env=env, capture_output=True, stdin=subprocess.DEVNULL)
-    assert proc.returncode == -signal.SIGKILL, proc.stderr
-    assert len(processes(str(tmp_path))) == 1 and cgroups(tb.root)
-
     try:
+        # A running box whose dir was deleted: its processes and cgroups are left.
+        gone = unique("gone")
+        # the shell's $0 names this test's dir: `processes` finds it by that
+        program = ["sh", "-c", "sleep 1000", str(tmp_path)]
+        tb("run", "-d", "--rootfs", str(busybox_rootfs), gone, *program)
+        subprocess.run(["rm", "-rf", str(tb.root / gone)], check=True)
+        # A create killed after its intent and cgroups: a box dir that is only debris.
+        dead = unique("dead")
+        env = {**os.environ, "TUIBOX_FAULT": "cgroups"}
+        argv = tb.argv("run", "-d", "--rootfs", str(busybox_rootfs), dead, *program)
+        proc = subprocess.run(argv, env=env, capture_output=True, stdin=subprocess.DEVNULL)
+        assert proc.returncode == -signal.SIGKILL, proc.stderr
+        assert len(processes(str(tmp_path))) == 1 and cgroups(tb.root)
+
         async with app.run_test(size=(140, 45)) as pilot:
             await wait_until(pilot, lambda: isinstance(app.screen, BoxesScreen))
             # the deleted box's cgroup and its log dir on the data root; the killed create

@@ -13,6 +13,7 @@ import hashlib
 import os
 from typing import TYPE_CHECKING, Any
 
+from tuibox.runtime.cgroups.hierarchy import unescape_mountinfo
 from tuibox.runtime.defaults import CAPABILITY_NAMES
 
 if TYPE_CHECKING:
@@ -110,31 +111,16 @@ def parse_mountinfo(text: str) -> list[dict[str, Any]]:
                 "id": int(a[0]),
                 "parent": int(a[1]),
                 "major_minor": a[2],
-                "root": _unescape(a[3]),
-                "target": _unescape(a[4]),
+                "root": unescape_mountinfo(a[3]),
+                "target": unescape_mountinfo(a[4]),
                 "options": a[5],
                 "propagation": a[6:],
                 "type": b[0],
-                "source": _unescape(b[1]),
+                "source": unescape_mountinfo(b[1]),
                 "super_options": b[2] if len(b) > 2 else "",
             }
         )
     return out
-
-
-def _unescape(s: str) -> str:
-    # The kernel escapes space, tab, newline and backslash as \ooo octal.
-    if "\\" not in s:
-        return s
-    out, i = [], 0
-    while i < len(s):
-        if s[i] == "\\" and i + 4 <= len(s) and s[i + 1 : i + 4].isdigit():
-            out.append(chr(int(s[i + 1 : i + 4], 8)))
-            i += 4
-        else:
-            out.append(s[i])
-            i += 1
-    return "".join(out)
 
 
 def parse_status(text: str) -> dict[str, str]:

@@ -62,7 +62,8 @@ class Hierarchies(Plain):
         return None
 
 
-def _unescape(field: str) -> str:
+def unescape_mountinfo(field: str) -> str:
+    """A mountinfo field as the path it names."""
     # mountinfo escapes space, tab, newline and backslash as \ooo
     if "\\" not in field:
         return field
@@ -92,7 +93,7 @@ def parse_mountinfo(text: str) -> tuple[dict[str, str], str | None]:
         if len(fields) < sep + 4:
             continue
         fstype = fields[sep + 1]
-        point = _unescape(fields[4])
+        point = unescape_mountinfo(fields[4])
         if fstype == "cgroup2":
             # The first one wins: later ones are usually bind mounts into containers.
             if unified is None:

@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import os
 
+from tuibox.runtime.cgroups.hierarchy import unescape_mountinfo
+
 # Real v1 controllers; a named hierarchy (name=systemd) is shown too, as runc does.
 _V1 = frozenset(
     {
@@ -39,23 +41,6 @@ _V1 = frozenset(
         "rdma",
     }
 )
-
-
-def _unescape(field: str) -> str:
-    # mountinfo escapes space, tab, newline and backslash as \ooo
-    if "\\" not in field:
-        return field
-    out = []
-    i = 0
-    while i < len(field):
-        code = field[i + 1 : i + 4]
-        if field[i] == "\\" and len(code) == 3 and code.isdigit():
-            out.append(chr(int(code, 8)))
-            i += 4
-        else:
-            out.append(field[i])
-            i += 1
-    return "".join(out)
 
 
 def _own_paths(cgroup_text: str) -> dict[frozenset[str], str]:
@@ -105,7 +90,7 @@ def plan_view(mountinfo_text: str, cgroup_text: str) -> CgroupView:
         if len(fields) < sep + 4:
             continue
         fstype = fields[sep + 1]
-        mount_root, point = _unescape(fields[3]), _unescape(fields[4])
+        mount_root, point = unescape_mountinfo(fields[3]), unescape_mountinfo(fields[4])
         if fstype == "cgroup2":
             if unified is None:
                 unified = (mount_root, point)

@@ -159,12 +159,7 @@ def mount_one(rootfs: str, m: Mount, bundle: str, root_fd: int) -> None:
         finally:
             os.close(fd)
     if propagation:
-        fd = _reopen(root_fd, rootfs, dest)
-        try:
-            for p in propagation:
-                mount_at(None, fd, None, p, None, dest)
-        finally:
-            os.close(fd)
+        _propagate(root_fd, rootfs, dest, propagation)
 
 
 def mount_cgroup(
@@ -201,12 +196,16 @@ def mount_cgroup(
         finally:
             os.close(top)
     if propagation:
-        fd = _reopen(root_fd, rootfs, dest)
-        try:
-            for p in propagation:
-                mount_at(None, fd, None, p, None, dest)
-        finally:
-            os.close(fd)
+        _propagate(root_fd, rootfs, dest, propagation)
+
+
+def _propagate(root_fd: int, rootfs: str, dest: str, propagation: list[int]) -> None:
+    fd = _reopen(root_fd, rootfs, dest)
+    try:
+        for p in propagation:
+            mount_at(None, fd, None, p, None, dest)
+    finally:
+        os.close(fd)
 
 
 def _cgroup_dir(top: int, name: str, host_dir: str, flags: int, dest: str) -> None:

@@ -21,23 +21,18 @@ def test_run_rm(podman: Podman, runtime: str, args: list[str], code: int, out: s
     assert_nothing_left(name, podman.state[runtime])
 
 
+def detached(podman: Podman, runtime: str, name: str, script: str) -> str:
+    """`run -d` of `sh -c script` with no network; the container's full id."""
+    podman.ok(runtime, "run", "-d", "--name", name, "--network", "none", IMAGE, "sh", "-c", script)
+    return podman.full_id(runtime, name)
+
+
 @pytest.mark.parametrize("runtime", RUNTIMES)
 def test_detached_logs_exec_stop_rm(podman: Podman, runtime: str) -> None:
     name = engine_id()
-    podman.ok(
-        runtime,
-        "run",
-        "-d",
-        "--name",
-        name,
-        "--network",
-        "none",
-        IMAGE,
-        "sh",
-        "-c",
-        "echo started; trap 'exit 0' TERM; while :; do sleep 0.1; done",
+    cid = detached(
+        podman, runtime, name, "echo started; trap 'exit 0' TERM; while :; do sleep 0.1; done"
     )
-    cid = podman.full_id(runtime, name)
     try:
         assert podman.ok(runtime, "exec", name, "echo", "in") == "in\n"
         assert podman(runtime, "exec", name, "sh", "-c", "exit 5").returncode == 5
@@ -52,20 +47,7 @@ def test_detached_logs_exec_stop_rm(podman: Podman, runtime: str) -> None:
 @pytest.mark.parametrize("runtime", RUNTIMES)
 def test_exec_options_and_control(podman: Podman, runtime: str) -> None:
     name = engine_id()
-    podman.ok(
-        runtime,
-        "run",
-        "-d",
-        "--name",
-        name,
-        "--network",
-        "none",
-        IMAGE,
-        "sh",
-        "-c",
-        "trap 'echo hup' HUP; while :; do sleep 0.1; done",
-    )
-    cid = podman.full_id(runtime, name)
+    cid = detached(podman, runtime, name, "trap 'echo hup' HUP; while :; do sleep 0.1; done")
     try:
         out = podman.ok(
             runtime,

@@ -26,6 +26,22 @@ from typing import Any
 PR_SET_CHILD_SUBREAPER = 36
 
 
+def console_socket(path: str, got: dict[str, Any]) -> threading.Thread:
+    """A console socket as an engine has one: the first peer's message and fds go to `got`."""
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(path)
+    server.listen(1)
+
+    def serve() -> None:
+        conn, _ = server.accept()
+        with conn:
+            got["msg"], got["fds"], _, _ = socket.recv_fds(conn, 1024, 4)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    return thread  # its closure keeps the listening socket open
+
+
 def children(pid: int) -> list[int]:
     out = []
     for entry in os.listdir("/proc"):
@@ -97,21 +113,10 @@ def main() -> None:
     null = os.open("/dev/null", os.O_RDONLY)
     create = [*rt, "create", "--bundle", conf["bundle"], "--pid-file", pid_file]
     got: dict[str, Any] = {}
-    server = None
     pass_fds: tuple[int, ...] = ()
     if mode == "console":
         path = os.path.join(work, "console.sock")
-        server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        server.bind(path)
-        server.listen(1)
-
-        def serve() -> None:
-            conn, _ = server.accept()
-            with conn:
-                got["msg"], got["fds"], _, _ = socket.recv_fds(conn, 1024, 4)
-
-        thread = threading.Thread(target=serve, daemon=True)
-        thread.start()
+        thread = console_socket(path, got)
         create += ["--console-socket", path]
     if mode == "preserve":
         pass_fds = (3,)
@@ -149,17 +154,7 @@ def main() -> None:
                 f,
             )
         path = os.path.join(work, "exec.sock")
-        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        listener.bind(path)
-        listener.listen(1)
-
-        def serve_exec() -> None:
-            conn, _ = listener.accept()
-            with conn:
-                got["msg"], got["fds"], _, _ = socket.recv_fds(conn, 1024, 4)
-
-        waiter = threading.Thread(target=serve_exec, daemon=True)
-        waiter.start()
+        waiter = console_socket(path, got)
         exec_pid_file = os.path.join(work, "exec.pid")
         ex = subprocess.run(
             [

@@ -16,6 +16,7 @@ import pytest
 
 from tests.conftest import TB, unique
 from tests.integration.actions_helpers import assert_no_cgroup, cgpath
+from tuibox.runtime import defaults
 from tuibox.runtime.cgroups.hierarchy import detect
 
 pytestmark = [
@@ -512,22 +513,7 @@ def test_unified_keys_written_to_the_box_cgroup2_or_refused_for_a_v1_controller(
 
 # ---- a config.json shaped like docker's: the fields engines set, compared field by field ----
 
-DOCKER_CAPS = [
-    "CAP_CHOWN",
-    "CAP_DAC_OVERRIDE",
-    "CAP_FSETID",
-    "CAP_FOWNER",
-    "CAP_MKNOD",
-    "CAP_NET_RAW",
-    "CAP_SETGID",
-    "CAP_SETUID",
-    "CAP_SETFCAP",
-    "CAP_SETPCAP",
-    "CAP_NET_BIND_SERVICE",
-    "CAP_SYS_CHROOT",
-    "CAP_KILL",
-    "CAP_AUDIT_WRITE",
-]
+DOCKER_CAPS = list(defaults.CAPABILITIES)  # docker's default set, which tuibox's is
 # moby's default device rules (oci/defaults.go and its devices allowlist)
 DOCKER_DEVICE_RULES = [
     {"allow": False, "access": "rwm"},

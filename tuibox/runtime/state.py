@@ -209,7 +209,16 @@ class BoxRecord:
             "cgroup": extra.get("cgroup"),
             "limits": extra.get("limits", {"memory": None, "cpus": None, "pids": None}),
             "problem": extra.get("problem"),  # why the status is unknown
+            "restart": _restart_summary(extra.get("restart")),
         }
+
+
+def _restart_summary(policy: object) -> dict[str, Any] | None:
+    """A restart policy's public part (restart_policy.py): None for a box without one."""
+    if not isinstance(policy, dict):
+        return None
+    keys = ("policy", "max", "count", "last_exit", "user_stopped", "error")
+    return {k: policy.get(k) for k in keys}
 
 
 def atomic_write(path: str, data: bytes, mode: int = 0o600) -> None:

@@ -190,7 +190,13 @@ def start_again(rt: Runtime, name: str, restarted: bool = False) -> st.BoxRecord
         _finish_worker(req)
         raise
     try:
-        rt.create(req, again=again)
+        try:
+            rt.create(req, again=again)
+        except BaseException:
+            # create puts the stopped record back itself once it has begun; a check that
+            # failed before that (its root.path gone) must not leave our claim behind.
+            _unclaim(rt, again, record.extra["creator"])
+            raise
         out = rt.start(name)
     except TuiboxError as e:
         if restarted:
@@ -198,6 +204,16 @@ def start_again(rt: Runtime, name: str, restarted: bool = False) -> st.BoxRecord
         raise
     rt.warnings = list(req.warnings)
     return out
+
+
+def _unclaim(rt: Runtime, again: st.BoxRecord, creator: list[int | None]) -> None:
+    try:
+        with rt.root.locked(again.id):
+            now = rt.root.read(again.id)
+            if now.status == "creating" and now.extra.get("creator") == creator:
+                rt.root.write(again)
+    except (TuiboxError, OSError):
+        pass  # the record stays a claim whose creator is gone: read as stopped
 
 
 def _note_error(rt: Runtime, name: str, message: str) -> None:

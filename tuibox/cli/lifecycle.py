@@ -496,10 +496,9 @@ def do_restart(opts: RestartOptions, g: Globals) -> int:
 
 def do_boot(opts: BootOptions, g: Globals) -> int:
     from tuibox.cli import fail
-    from tuibox.runtime.recreate import boot
 
     failed = 0
-    for name, problem in boot(runtime(g)):
+    for name, problem in runtime(g).boot():
         if problem is None:
             sys.stdout.write(name + "\n")
         else:

@@ -541,6 +541,14 @@ class Runtime(Actions):  # exec, ps, stats, wait, pause, resume, update: actions
         self.stop(name, timeout)
         return self.start(name)
 
+    def boot(self) -> builtins.list[tuple[str, str | None]]:
+        """Start the stopped boxes whose restart policy says so after a reboot (`always`;
+        `unless-stopped` unless a user stopped it): (name, None) for each started, (name,
+        why) for each that could not be. What `tuibox boot` runs (recreate.py)."""
+        from tuibox.runtime.recreate import boot
+
+        return boot(self)
+
     def destroy(self, name: str, force: bool = False) -> None:
         """Tear the box down and remove its state dir.
 

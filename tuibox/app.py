@@ -26,7 +26,6 @@ from tuibox.service import (
     ServiceError,
     ServiceUnavailable,
     StatsRow,
-    allowed,
     make_backend,
 )
 from tuibox.widgets.sparklines import StatsHistory
@@ -262,10 +261,7 @@ class TuiboxApp(App[int]):
         elif verb == "destroy":
             await b.destroy(name, force=status not in GUARDS["destroy"])
         elif verb == "restart":
-            if allowed("stop", status):
-                await b.stop(name, options.get("timeout"))
-            # If the runtime cannot start a stopped box, its own refusal is what the user sees.
-            await b.start(name)
+            await b.restart(name, options.get("timeout"))
         else:
             raise ServiceError(f"unknown action {verb!r}")
 

@@ -112,6 +112,10 @@ class BoxRow:
     namespaces: tuple[str, ...] = ()
     cgroup: str | None = None
     limits: Limits = field(default_factory=Limits)
+    # Its restart policy (None: none), the restarts it made and the last run's exit status.
+    restart_policy: str | None = None
+    restarts: int = 0
+    last_exit: int | None = None
 
     @property
     def name(self) -> str:
@@ -126,6 +130,11 @@ class BoxRow:
     def from_json(cls, d: dict[str, Any]) -> BoxRow:
         # Tolerant on purpose: the CLI grows fields stage by stage, the list must not break.
         lim = d.get("limits") or {}
+        given = d.get("restart")
+        restart: dict[str, Any] = given if isinstance(given, dict) else {}
+        policy = restart.get("policy")
+        if policy == "on-failure" and restart.get("max"):
+            policy = f"on-failure:{restart['max']}"
         return cls(
             id=str(d["id"]),
             status=str(d.get("status", "unknown")),
@@ -150,6 +159,9 @@ class BoxRow:
                 cpus=_opt_float(lim.get("cpus")),
                 pids=_opt_int(lim.get("pids")),
             ),
+            restart_policy=str(policy) if policy else None,
+            restarts=_opt_int(restart.get("count")) or 0,
+            last_exit=_opt_int(restart.get("last_exit")),
         )
 
 
@@ -436,6 +448,7 @@ class Backend(Protocol):
     async def create_from_bundle(self, name: str, bundle: str) -> None: ...
     async def start(self, name: str) -> None: ...
     async def stop(self, name: str, timeout: float | None = None) -> None: ...
+    async def restart(self, name: str, timeout: float | None = None) -> None: ...
     async def kill(self, name: str, sig: str = "TERM") -> None: ...
     async def pause(self, name: str) -> None: ...
     async def resume(self, name: str) -> None: ...
@@ -580,6 +593,11 @@ class CliBackend:
     async def stop(self, name: str, timeout: float | None = None) -> None:
         args = ["stop", name] if timeout is None else ["stop", "--timeout", f"{timeout:g}", name]
         await self.call(*args, timeout=(timeout or 10.0) + 30.0, mutating=True)
+
+    async def restart(self, name: str, timeout: float | None = None) -> None:
+        """`tuibox restart`: stop, then start again (a stopped box is made anew)."""
+        args = ["restart", name] if timeout is None else ["restart", "-t", f"{timeout:g}", name]
+        await self.call(*args, timeout=(timeout or 10.0) + 120.0, mutating=True)
 
     async def kill(self, name: str, sig: str = "TERM") -> None:
         await self.call("kill", name, sig, mutating=True)

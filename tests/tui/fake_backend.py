@@ -36,7 +36,7 @@ from tuibox.service import (
 
 NOW = datetime(2026, 11, 28, 12, 0, 0, tzinfo=UTC)
 WANTED = {
-    "start": "created",
+    "start": "created or stopped",
     "pause": "running",
     "resume": "paused",
     "kill": "created, running or paused",
@@ -193,7 +193,16 @@ class FakeBackend:
         self._check("start", name)
         box = self._get(name, "start")
         self._guard("start", box)
-        self._set(box, status="running", started=NOW)
+        if box.status == "stopped":  # made again: a new init (as the runtime's recreate.py)
+            self._next_pid += 10
+            self._set(box, status="running", started=NOW, pid=self._next_pid, exit_status=None)
+        else:
+            self._set(box, status="running", started=NOW)
+
+    async def restart(self, name: str, timeout: float | None = None) -> None:
+        self._check("restart", name)
+        await self.stop(name, timeout)
+        await self.start(name)
 
     async def stop(self, name: str, timeout: float | None = None) -> None:
         self._check("stop", name)

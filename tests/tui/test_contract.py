@@ -143,8 +143,30 @@ async def test_start_twice_and_create_twice(side: Side) -> None:
     check_error(
         await side.error(side.b.start(name)),
         "invalid-state",
-        f"cannot start box {name!r}: it is running, it must be created",
+        f"cannot start box {name!r}: it is running, it must be created or stopped",
     )
+    await side.b.destroy(name, force=True)
+    assert await side.status(name) == "gone"
+
+
+async def test_start_of_a_stopped_box_and_restart(side: Side) -> None:
+    # docker's and podman's: a stopped box starts again (a new init, the same box).
+    name = new_name()
+    await side.run(name)
+    await side.ready(name)
+    first = await side.box(name)
+    await side.b.stop(name, timeout=5)
+    assert await side.exit_status(name) == 143
+    await side.b.start(name)
+    assert await side.status(name) == "running"
+    again = await side.box(name)
+    assert first is not None and again is not None
+    assert again.pid not in (0, first.pid) and again.exit_status is None, again
+    await side.ready(name)
+    await side.b.restart(name, timeout=5)
+    third = await side.box(name)
+    assert third is not None and third.status == "running", third
+    assert third.pid not in (0, again.pid), third
     await side.b.destroy(name, force=True)
     assert await side.status(name) == "gone"
 

@@ -25,7 +25,7 @@ def test_check_names_both_states() -> None:
     guards.check("start", "b", "created")
     with pytest.raises(InvalidState) as e:
         guards.check("start", "b", "running")
-    assert str(e.value) == "cannot start box 'b': it is running, it must be created"
+    assert str(e.value) == "cannot start box 'b': it is running, it must be created or stopped"
     for verb in guards.GUARDS:
         refused = STATUSES - guards.GUARDS[verb]
         for status in refused:

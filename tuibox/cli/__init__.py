@@ -17,10 +17,12 @@ if TYPE_CHECKING:
 # verb -> (module, one-line help). Aliases point at the same module.
 VERBS: dict[str, tuple[str, str]] = {
     "create": ("lifecycle", "create a box from a bundle; its program waits for start"),
-    "start": ("lifecycle", "start the program of a created box"),
+    "start": ("lifecycle", "start a created box, or a stopped one again"),
     "run": ("lifecycle", "create and start a box (foreground unless -d)"),
     "kill": ("lifecycle", "send a signal to a box's init (or its processes)"),
     "stop": ("lifecycle", "SIGTERM a box, then SIGKILL after a timeout"),
+    "restart": ("lifecycle", "stop boxes, then start them again"),
+    "boot": ("lifecycle", "start the boxes whose restart policy says so (at boot)"),
     "destroy": ("lifecycle", "remove a box and everything it left (alias: delete, rm)"),
     "state": ("lifecycle", "print a box's OCI state JSON"),
     "list": ("lifecycle", "list boxes (alias: ls)"),
@@ -51,6 +53,7 @@ FAST_VERBS = frozenset(
         "run",
         "kill",
         "stop",
+        "restart",
         "destroy",
         "state",
         "list",

@@ -1,4 +1,5 @@
-"""Lifecycle verbs: create, start, run, kill, stop, destroy, state, list, logs, spec."""
+"""Lifecycle verbs: create, start, run, kill, stop, restart, destroy, state, list, logs, spec,
+boot."""
 
 from __future__ import annotations
 
@@ -72,6 +73,13 @@ SPEC_OPTS = (
         "SIZE",
         help="cap a detached box's log (default 10m; -1: no cap); rotated to box.log.1",
     ),
+    Opt(
+        ("--restart",),
+        "restart",
+        "POLICY",
+        help="no, on-failure[:N], always or unless-stopped: its monitor starts the program "
+        "again when it exits (detached boxes)",
+    ),
     *LIMIT_OPTS,
     *NET_OPTS,
 )
@@ -102,6 +110,7 @@ class CreateOptions(LimitOptions):
         "preserve_fds",
         "publish",
         "read_only",
+        "restart",
         "rootfs",
         "security_opt",
         "spec",
@@ -115,6 +124,7 @@ class CreateOptions(LimitOptions):
     rootfs: str | None
     image: str | None
     log_max_size: str | None
+    restart: str | None
     hostname: str | None
     env: list[str]
     cwd: str | None
@@ -162,8 +172,46 @@ class NameOptions(Options):
     name: str
 
 
-class StartOptions(NameOptions):
-    COMMAND = Command("start", "Start the program of a created box.", (), (NAME,))
+class StartOptions(Options):
+    COMMAND = Command(
+        "start",
+        "Start the program of a created box; a stopped one is made again from its request\n"
+        "(same config, writable layer, limits, ports; its address when still free).",
+        (
+            Opt(
+                ("--restarted",),
+                "restarted",
+                help="(the box's monitor) a restart by its policy: counted, and skipped "
+                "if a user stopped or started the box meanwhile",
+            ),
+        ),
+        (NAME,),
+    )
+    __slots__ = ("name", "restarted")
+    name: str
+    restarted: bool
+
+
+class RestartOptions(Options):
+    COMMAND = Command(
+        "restart",
+        "Stop boxes (SIGTERM, then SIGKILL after the timeout) and start them again.",
+        (Opt(("-t", "--timeout", "--time"), "timeout", "SECONDS", default="10"),),
+        (Arg("names", rest=True),),
+    )
+    __slots__ = ("names", "timeout")
+    timeout: str
+    names: list[str]
+
+
+class BootOptions(Options):
+    COMMAND = Command(
+        "boot",
+        "Start the stopped boxes whose restart policy is always, or unless-stopped and not\n"
+        "stopped by a user: run it once at boot (a systemd unit or rc.local; see README).",
+        (),
+        (),
+    )
     __slots__ = ()
 
 
@@ -279,6 +327,7 @@ FLAG_NAMES = {
     "terminal": "-t",
     "console_socket": "--console-socket",
     "log_max_size": "--log-max-size",
+    "restart": "--restart",
     "preserve_fds": "--preserve-fds",
     "network": "--network",
     "netconf": "--netconf",
@@ -361,6 +410,7 @@ def load_request(opts: CreateOptions, g: Globals, detach: bool) -> CreateRequest
         "preserve_fds": opts.preserve_fds,
         "no_pivot": opts.no_pivot,
         "pid_file": opts.pid_file,
+        "restart": opts.restart,
         "names": FLAG_NAMES,
     }
     if opts.rootfs:
@@ -377,6 +427,8 @@ def load_request(opts: CreateOptions, g: Globals, detach: bool) -> CreateRequest
     if g.systemd_cgroup and cg_path and ":" in cg_path:
         linux = req.spec.linux.replace(cgroups_path=systemd_path(cg_path))
         req.spec = req.spec.replace(linux=linux)
+        if req.recipe is not None:  # a start of the stopped box translates it no more
+            req.recipe["cgroups_path"] = linux.cgroups_path
     for line in req.warnings:
         warn(line)
     return req
@@ -409,8 +461,49 @@ def do_run(opts: RunOptions, g: Globals) -> int:
 
 
 def do_start(opts: StartOptions, g: Globals) -> int:
-    runtime(g).start(opts.name)
+    rt = runtime(g)
+    if opts.restarted:
+        from tuibox.runtime.recreate import start_again
+
+        start_again(rt, opts.name, restarted=True)
+    else:
+        rt.start(opts.name)
+    for line in rt.warnings:
+        warn(line)
     return 0
+
+
+def _timeout(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise SpecError(f"--timeout {text!r}: must be a number of seconds") from None
+
+
+def do_restart(opts: RestartOptions, g: Globals) -> int:
+    if not opts.names:
+        raise UsageError("restart: missing NAME")
+    timeout = _timeout(opts.timeout)
+    rt = runtime(g)
+
+    def restart(name: str) -> None:
+        rt.restart(name, timeout)
+        for line in rt.warnings:
+            warn(line)
+
+    return for_each(opts.names, restart)
+
+
+def do_boot(opts: BootOptions, g: Globals) -> int:
+    from tuibox.cli import fail
+
+    failed = 0
+    for name, problem in runtime(g).boot():
+        if problem is None:
+            sys.stdout.write(name + "\n")
+        else:
+            failed = fail(problem if repr(name) in problem else f"box {name!r}: {problem}")
+    return failed
 
 
 def do_kill(opts: KillOptions, g: Globals) -> int:
@@ -428,11 +521,7 @@ def do_kill(opts: KillOptions, g: Globals) -> int:
 
 
 def do_stop(opts: StopOptions, g: Globals) -> int:
-    try:
-        timeout = float(opts.timeout)
-    except ValueError:
-        raise SpecError(f"--timeout {opts.timeout!r}: must be a number of seconds") from None
-    runtime(g).stop(opts.name, timeout)
+    runtime(g).stop(opts.name, _timeout(opts.timeout))
     return 0
 
 
@@ -476,16 +565,25 @@ def do_list(opts: ListOptions, g: Globals) -> int:
     if opts.quiet:
         sys.stdout.write("".join(r.id + "\n" for r in records))
         return 0
-    rows = [("NAME", "STATUS", "PID", "CREATED", "COMMAND")]
+    rows = [("NAME", "STATUS", "PID", "CREATED", "RESTARTS", "COMMAND")]
     for r in records:
         what = " ".join(r.command)[:40] if r.status != "unknown" else str(r.extra.get("problem"))
-        rows.append((r.id, r.status, str(r.pid or "-"), r.created, what))
-    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+        rows.append((r.id, r.status, str(r.pid or "-"), r.created, _restarts(r), what))
+    widths = [max(len(row[i]) for row in rows) for i in range(5)]
     for row in rows:
         sys.stdout.write(
-            "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=False)) + "  " + row[4] + "\n"
+            "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=False)) + "  " + row[5] + "\n"
         )
     return 0
+
+
+def _restarts(r: BoxRecord) -> str:
+    """'-' without a policy, else the count and the last run's exit: '3 (exit 1)'."""
+    policy = r.extra.get("restart")
+    if not isinstance(policy, dict):
+        return "-"
+    last = policy.get("last_exit")
+    return f"{policy.get('count', 0)}" + ("" if last is None else f" (exit {last})")
 
 
 def do_logs(opts: LogsOptions, g: Globals) -> int:
@@ -520,6 +618,8 @@ VERBS: dict[str, Callable[[list[str], Globals], int]] = {
     "start": entry(StartOptions, do_start),
     "kill": entry(KillOptions, do_kill),
     "stop": entry(StopOptions, do_stop),
+    "restart": entry(RestartOptions, do_restart),
+    "boot": entry(BootOptions, do_boot),
     "destroy": entry(DestroyOptions, do_destroy),
     "state": entry(StateOptions, do_state),
     "list": entry(ListOptions, do_list),

@@ -69,6 +69,9 @@ class Runtime(Actions):  # exec, ps, stats, wait, pause, resume, update: actions
         # Where images live (None: $TUIBOX_DATA, else /var/lib/tuibox); see `images`.
         self.data_root = None if data_root is None else os.fspath(data_root)
         self._channels: dict[str, Channel] = {}
+        # What the last start of a stopped box has to say (another address: its own was
+        # taken); the CLI prints it.
+        self.warnings: builtins.list[str] = []
 
     @property
     def images(self) -> ImageStore:
@@ -128,8 +131,12 @@ class Runtime(Actions):  # exec, ps, stats, wait, pause, resume, update: actions
 
     # ---- create / start ------------------------------------------------------------------
 
-    def create(self, req: CreateRequest) -> st.BoxRecord:
-        """Set the box up completely; its program waits for `start`."""
+    def create(self, req: CreateRequest, again: st.BoxRecord | None = None) -> st.BoxRecord:
+        """Set the box up completely; its program waits for `start`.
+
+        `again` (recreate.py only): the stopped record of the box being started again, whose
+        old resources were released already; it keeps its dir, writable layer and log, and a
+        failure writes `again` back (the box stays stopped) instead of removing the dir."""
         refuse_threads("create")
         spec = req.spec
         rootfs = os.fspath(spec.root.path)
@@ -148,9 +155,12 @@ class Runtime(Actions):  # exec, ps, stats, wait, pause, resume, update: actions
         if spec.linux.seccomp is not None:
             req.options.setdefault("seccomp", {})  # runtime/seccomp/stage.py
         stages = for_request(req)
-        d = self.root.make_box_dir(req.name)
+        d = self.root.make_box_dir(req.name) if again is None else self.root.box_dir(req.name)
         with Undo() as undo:
-            undo.callback(self.root.remove, req.name)
+            if again is None:
+                undo.callback(self.root.remove, req.name)
+            else:
+                undo.callback(self._put_back, again)
             if "poststop" in spec.hooks:  # a failed create ends as a destroy does (runc)
                 from tuibox.runtime.hooks import after_failed_create
 
@@ -160,7 +170,7 @@ class Runtime(Actions):  # exec, ps, stats, wait, pause, resume, update: actions
                 "creating",
                 os.fspath(spec.bundle),
                 rootfs,
-                created=now_iso(),
+                created=now_iso() if again is None else again.created,
                 command=list(spec.process.args),
                 hostname=spec.hostname or req.name,
                 terminal=spec.process.terminal,
@@ -182,13 +192,27 @@ class Runtime(Actions):  # exec, ps, stats, wait, pause, resume, update: actions
                 # RAM-backed state root; named here, made by `_plan`.
                 data = req.overlay[1] if req.overlay is not None else self._data_root()
                 disk = self._disk_path(data, req.name)
-                record.extra["layer" if req.overlay is not None else "disk"] = disk
+                key = "layer" if req.overlay is not None else "disk"
+                if again is not None:  # kept where it is (another --data-root may start it)
+                    disk = str(again.extra.get(key) or disk)
+                record.extra[key] = disk
+            if req.restart is not None:
+                record.extra["restart"] = req.restart
+            if again is not None:
+                # Until the new init is ready: a start killed half-way leaves a stopped box
+                # (state.live_status), whose next start or destroy releases what it made.
+                record.extra["recreate"] = True
+                if "restart" in again.extra:  # the policy's state goes on (count, exits)
+                    record.extra["restart"] = again.extra["restart"]
             # Until the intent is on disk, the lock says "being created" (gc leaves it alone).
             with self.root.locked(req.name):
                 fault("mkdir")
                 self.root.write(record)
             fault("record")
-            undo.callback(_remove_layer, record)
+            if again is None:
+                undo.callback(_remove_layer, record)
+                if req.recipe is not None and req.detach and not req.engine:
+                    _save_recipe(req.recipe, d)
             plan = self._plan(req, record, d)
             undo.callback(_close_quietly, plan.fifo_fd)
             ctx = SetupContext(self, req, record, d, plan, undo)
@@ -210,13 +234,14 @@ class Runtime(Actions):  # exec, ps, stats, wait, pause, resume, update: actions
         overlay = None
         logged = req.detach and req.stdio is None and not req.engine
         disk = str(record.extra.get("layer") or record.extra.get("disk") or "")
+        again = bool(record.extra.get("recreate"))  # a stopped box started again: keep it
         if disk:  # named in the first record (create): a crash from here on cannot leak it
-            self._make_disk(disk)
+            self._make_disk(disk, keep=again)
         if req.overlay is not None:
             lower = req.overlay[0]
             for sub in ("upper", "work"):
-                os.mkdir(os.path.join(disk, sub), 0o755)
-            os.mkdir(os.path.join(d, "rootfs"), 0o755)
+                _mkdir(os.path.join(disk, sub), 0o755, again)
+            _mkdir(os.path.join(d, "rootfs"), 0o755, again)
             rootfs = record.rootfs = os.path.join(d, "rootfs")
             # `image rm` asks which boxes use an image; the name alone is ambiguous when
             # two data roots share one state root.
@@ -259,6 +284,7 @@ class Runtime(Actions):  # exec, ps, stats, wait, pause, resume, update: actions
             plan.log_path = record.extra["log"] = os.path.join(disk, NAME)
             cap = req.options.get("log_max_size", DEFAULT_MAX_SIZE)
             plan.log_max_size = record.extra["log_max_size"] = cap
+        plan.restart = "restart" in record.extra
         plan.new_keyring = not req.options.get("no_new_keyring", False)
         plan.die_with_parent = not req.detach
         record.extra["no_new_keyring"] = not plan.new_keyring
@@ -280,12 +306,18 @@ class Runtime(Actions):  # exec, ps, stats, wait, pause, resume, update: actions
         the name, the state root and the data root (destroy --force, gc)."""
         return layer_path(data_root, self.root.path, name)
 
-    def _make_disk(self, path: str) -> None:
+    def _make_disk(self, path: str, keep: bool = False) -> None:
         """Made afresh (0700): a left-over of a box of this name that died before its
-        record named it is removed first."""
+        record named it is removed first. `keep`: the box's own, from its last run."""
         os.makedirs(os.path.dirname(path), 0o700, exist_ok=True)
-        st.remove_tree(path)
-        os.mkdir(path, 0o700)
+        if not keep:
+            st.remove_tree(path)
+        _mkdir(path, 0o700, keep)
+
+    def _put_back(self, record: st.BoxRecord) -> None:
+        """A failed start of a stopped box: its record as it was (stopped), for a retry."""
+        with self.root.locked(record.id):
+            self._note(record)
 
     def _launch(self, ctx: SetupContext, stages: builtins.list[Stage]) -> None:
         """Fork the init (through a monitor when detached) and walk it to `ready`.
@@ -358,13 +390,22 @@ class Runtime(Actions):  # exec, ps, stats, wait, pause, resume, update: actions
             st.atomic_write(pid_file, str(pid).encode(), 0o644)
 
     def start(self, name: str) -> st.BoxRecord:
+        """Let a created box's program run. A stopped box is made again from the request it
+        was created with and started (runtime/recreate.py; not an engine's box)."""
         with self.root.locked(name) as d:
             record = self.get(name)
-            check("start", name, record.status)
-            self._release(record, d)
-            record.status = "running"
-            record.started = now_iso()
-            self.root.write(record)
+            again = record.status == "stopped"
+            if not again:
+                check("start", name, record.status)
+                self._release(record, d)
+                record.status = "running"
+                record.started = now_iso()
+                record.extra.pop("recreate", None)
+                self.root.write(record)
+        if again:
+            from tuibox.runtime.recreate import start_again
+
+            return start_again(self, name)
         if "hooks" in record.extra:
             from tuibox.runtime.hooks import from_box
 
@@ -401,6 +442,8 @@ class Runtime(Actions):  # exec, ps, stats, wait, pause, resume, update: actions
         forwarded = (_signal.SIGINT, _signal.SIGTERM, _signal.SIGHUP, _signal.SIGQUIT)
         old = {s: _signal.getsignal(s) for s in forwarded}
         record = self.create(req)
+        if keep and req.recipe is not None:  # a kept box can be started again (detached)
+            _save_recipe(req.recipe, self.root.box_dir(req.name))
         if not keep:
             # Should this CLI be SIGKILLed, PDEATHSIG takes the init; this mark lets `gc`
             # remove the stopped box the run would have removed (docker's --rm).
@@ -458,12 +501,29 @@ class Runtime(Actions):  # exec, ps, stats, wait, pause, resume, update: actions
     def kill(self, name: str, sig: int = _signal.SIGTERM) -> None:
         record = self.get(name)
         check("kill", name, record.status)
+        if "restart" in record.extra:
+            from tuibox.runtime.restart_policy import STOP_SIGNALS
+
+            if sig in STOP_SIGNALS:
+                self._stopped_by_user(name)
         os.kill(record.pid, sig)
+
+    def _stopped_by_user(self, name: str) -> None:
+        """Before the signal: the monitor must know, when the init exits, that a user
+        stopped it (no restart; `start` clears it)."""
+        with self.root.locked(name):
+            record = self.root.read(name)
+            policy = record.extra.get("restart")
+            if isinstance(policy, dict) and not policy.get("user_stopped"):
+                policy["user_stopped"] = True
+                self.root.write(record)
 
     def stop(self, name: str, timeout: float = 10.0) -> st.BoxRecord:
         """SIGTERM, then SIGKILL after timeout seconds, like docker stop."""
         record = self.get(name)
         if record.status == "stopped":
+            if "restart" in record.extra:  # perhaps between two runs: none comes now
+                self._stopped_by_user(name)
             return record  # already what stop wants (guards.py)
         check("stop", name, record.status)
         self.kill(name, _signal.SIGTERM)
@@ -473,6 +533,20 @@ class Runtime(Actions):  # exec, ps, stats, wait, pause, resume, update: actions
             _kill_box(record)
             proc.wait_gone(record.pid, record.starttime, 5.0)
         return self.get(name)
+
+    def restart(self, name: str, timeout: float = 10.0) -> st.BoxRecord:
+        """`stop` (SIGTERM, SIGKILL after `timeout`), then `start`: a new init in the same
+        box (writable layer, limits, ports; its address when still free)."""
+        self.stop(name, timeout)
+        return self.start(name)
+
+    def boot(self) -> builtins.list[tuple[str, str | None]]:
+        """Start the stopped boxes whose restart policy says so after a reboot (`always`;
+        `unless-stopped` unless a user stopped it): (name, None) for each started, (name,
+        why) for each that could not be. What `tuibox boot` runs (recreate.py)."""
+        from tuibox.runtime.recreate import boot
+
+        return boot(self)
 
     def destroy(self, name: str, force: bool = False) -> None:
         """Tear the box down and remove its state dir.
@@ -580,10 +654,35 @@ class Runtime(Actions):  # exec, ps, stats, wait, pause, resume, update: actions
 # ---- process plumbing (module level: it runs in forked children too) ---------------------
 
 
-def _write(path: str, text: str) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+def _mkdir(path: str, mode: int, exist_ok: bool) -> None:
     try:
-        os.write(fd, text.encode())
+        os.mkdir(path, mode)
+    except FileExistsError:
+        if not exist_ok:
+            raise
+
+
+def _save_recipe(recipe: dict[str, Any], d: str) -> None:
+    """request.json (0600: env may hold secrets), what `start` of the stopped box rebuilds
+    its request from (recreate.py); a bundle's config.json is kept beside it, so the box
+    starts again with the config it was made with."""
+    from tuibox.runtime import fastjson
+
+    recipe = dict(recipe)
+    if recipe.get("kind") == "bundle":
+        with open(recipe["config"], "rb") as f:
+            _write(os.path.join(d, "config.json"), f.read(), 0o600)
+        recipe["config"] = "config.json"  # in the box dir
+    _write(os.path.join(d, "request.json"), fastjson.dumps(recipe, indent=1), 0o600)
+
+
+def _write(path: str, text: str | bytes, mode: int = 0o644) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
+    data = text.encode() if isinstance(text, str) else text
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
     finally:
         os.close(fd)
 

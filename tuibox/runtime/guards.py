@@ -24,7 +24,12 @@ STATUSES = (
 _LIVE = frozenset({"created", "running", "paused"})
 
 GUARDS: dict[str, frozenset[str]] = {
-    "start": frozenset({"created"}),
+    # stopped: made again from its recorded request (recreate.py; not an engine's box)
+    "start": frozenset({"created", "stopped"}),
+    # An engine's box (extra["engine"]): its caller owns the lifecycle (runc refuses to
+    # start a stopped container); and the re-check of a start of a stopped box under its lock.
+    "start-engine": frozenset({"created"}),
+    "start-again": frozenset({"stopped"}),
     "kill": _LIVE,
     "stop": _LIVE,  # a stopped box is already what `stop` wants: a no-op, not a refusal
     "destroy": frozenset({"created", "stopped"}),
@@ -39,7 +44,9 @@ GUARDS: dict[str, frozenset[str]] = {
 
 # How a refusal reads: "cannot <verb words> box 'x': it is <status>, it must be <wanted>".
 _WORDS: dict[str, tuple[str, str]] = {
-    "start": ("start", "created"),
+    "start": ("start", "created or stopped"),
+    "start-engine": ("start", "created (an engine's box is made anew by its engine)"),
+    "start-again": ("start", "stopped (someone else started it meanwhile)"),
     "kill": ("kill", "created, running or paused"),
     "stop": ("stop", "created, running or paused"),
     "destroy": ("destroy", "stopped or created (or use --force)"),

@@ -35,6 +35,8 @@ options (all keyword-only, all optional):
     preserve_fds       N: the caller's fds 3 .. 3+N-1 reach the box program (runc's)
     no_pivot           MS_MOVE + chroot instead of pivot_root (runc's --no-pivot)
     pid_file           write the init's host pid there (atomically) before create returns
+    restart            "no", "on-failure[:N]", "always" or "unless-stopped" (docker's
+                       policies; needs detach): the box's monitor restarts its program
     names              how errors name each option: {"memory": "--memory", ...}; default
                        the option's own name (the CLI passes its flags)
 
@@ -87,8 +89,12 @@ OPTIONS = (
     "preserve_fds",
     "no_pivot",
     "pid_file",
+    "restart",
     "names",
 )
+# What a stopped box is started again from (`recipe`): every option but those that name the
+# creating caller's own fds, files or role (docs/RELIABILITY.md, "Starting a stopped box").
+_NOT_RECORDED = frozenset({"detach", "engine", "preserve_fds", "pid_file", "names"})
 LIMITS = ("memory", "memory_swap", "cpus", "cpu_shares", "cpuset_cpus", "cpuset_mems", "pids_limit")
 
 
@@ -116,6 +122,11 @@ class CreateRequest:
         # Engine mode (runc's create): the caller's stdio, no monitor (box.py `_launch`).
         self.engine = False
         self.warnings: list[str] = []  # for the caller to show: what this host ignores
+        # A restart policy's state (restart_policy.py), kept as the record's extra["restart"].
+        self.restart: dict[str, Any] | None = None
+        # How the builder was called, for starting the box again once stopped (box.py writes
+        # it to request.json, recreate.py reads it); None: built by hand, not restartable.
+        self.recipe: dict[str, Any] | None = None
 
     # ---- builders ------------------------------------------------------------------------
 
@@ -127,11 +138,17 @@ class CreateRequest:
         without a bundle), its root.path relative to the bundle."""
         from tuibox.runtime.spec import load_spec
 
+        config_path = _config_path(bundle, config)
         return _build(
             name,
             options,
-            lambda: (load_spec(_config_path(bundle, config), _real(bundle)), None, None),
+            lambda: (load_spec(config_path, _real(bundle)), None, None),
             generated=False,
+            recipe={
+                "kind": "bundle",
+                "bundle": _real(bundle) or os.path.dirname(os.path.abspath(config_path)),
+                "config": os.path.abspath(config_path),
+            },
         )
 
     @classmethod
@@ -151,7 +168,8 @@ class CreateRequest:
             data = spec_mod.starter_spec(list(command or ["/bin/sh"]), rootfs=path)
             return spec_mod.parse_spec(data, os.getcwd(), "generated spec"), None, None
 
-        return _build(name, {**options, "command": command}, load, generated=True)
+        recipe = {"kind": "rootfs", "rootfs": os.path.abspath(rootfs)}
+        return _build(name, {**options, "command": command}, load, generated=True, recipe=recipe)
 
     @classmethod
     def from_image(
@@ -173,7 +191,8 @@ class CreateRequest:
         def load() -> tuple[Spec, str | None, tuple[str, str] | None]:
             return spec_for_image(image, list(command or ()), data_root, root)
 
-        return _build(name, options, load, generated=True, image_command=True)
+        recipe = {"kind": "image", "image": image, "command": list(command or ())}
+        return _build(name, options, load, generated=True, image_command=True, recipe=recipe)
 
 
 def _config_path(bundle: str | None, config: str | None) -> str:
@@ -192,6 +211,7 @@ def _build(
     load: Any,
     generated: bool,
     image_command: bool = False,
+    recipe: dict[str, Any] | None = None,
 ) -> CreateRequest:
     from tuibox.runtime.state import check_name
 
@@ -270,11 +290,46 @@ def _build(
         preserve = opt("preserve_fds")
         if preserve:
             req.options["preserve_fds"] = check_preserve_fds(preserve, shown("preserve_fds"))
+        restart = opt("restart")
+        if restart is not None and restart != "no":
+            from tuibox.runtime.restart_policy import parse_policy
+
+            req.restart = parse_policy(str(restart), shown("restart"))
+            if not detach or req.engine:
+                what = "a detached box (-d)" if not detach else "a box of tuibox's own"
+                raise SpecError(
+                    f"{shown('restart')} {restart!r}: needs {what}: its monitor restarts it"
+                )
+        if recipe is not None:
+            if overlay is not None:
+                recipe["data_root"] = overlay[1]  # the store the image was found in
+            recipe["options"] = recorded_options(options)
+            req.recipe = recipe
     except BaseException:
         if net is not None and net.get("worker") is not None:
             net["worker"].finish()
         raise
     return req
+
+
+def recorded_options(options: dict[str, Any]) -> dict[str, Any]:
+    """The builder's options as JSON that rebuilds the same request: env with this
+    process's values for bare keys, paths absolute, a user tuple as "UID:GID"."""
+    out: dict[str, Any] = {}
+    for key, value in options.items():
+        if key in _NOT_RECORDED or value is None or value == [] or value is False:
+            continue
+        if key == "env":
+            items = [f"{k}={v}" for k, v in value.items()] if isinstance(value, dict) else value
+            value = [i if "=" in i else f"{i}={os.environ.get(i, '')}" for i in items]
+        elif key == "user" and isinstance(value, tuple):
+            value = f"{value[0]}:{value[1]}"
+        elif key in ("netconf", "console_socket") or (key == "seccomp" and value != "unconfined"):
+            value = os.path.abspath(str(value))
+        elif isinstance(value, tuple):
+            value = list(value)
+        out[key] = value
+    return out
 
 
 def check_preserve_fds(value: object, what: str = "preserve_fds") -> int:

@@ -209,7 +209,16 @@ class BoxRecord:
             "cgroup": extra.get("cgroup"),
             "limits": extra.get("limits", {"memory": None, "cpus": None, "pids": None}),
             "problem": extra.get("problem"),  # why the status is unknown
+            "restart": _restart_summary(extra.get("restart")),
         }
+
+
+def _restart_summary(policy: object) -> dict[str, Any] | None:
+    """A restart policy's public part (restart_policy.py): None for a box without one."""
+    if not isinstance(policy, dict):
+        return None
+    keys = ("policy", "max", "count", "last_exit", "user_stopped", "error")
+    return {k: policy.get(k) for k in keys}
 
 
 def atomic_write(path: str, data: bytes, mode: int = 0o600) -> None:
@@ -434,10 +443,15 @@ def boot_id() -> str:
 
 def live_status(record: BoxRecord, box_dir: str) -> str:
     """The box's status from kernel facts: the init's pid + start time, and the exec fifo."""
+    # A stopped box being started again (recreate.py) whose starter died is still a box,
+    # stopped: its next start or destroy releases what the dead start made.
+    dead_actor = "stopped" if record.extra.get("recreate") else "debris"
     made_in = record.extra.get("boot_id")
     if isinstance(made_in, str) and made_in and boot_id() and made_in != boot_id():
         # Also for creating/destroying: that creator pid is from the other boot too.
-        return "stopped" if record.status not in ("creating", "destroying") else "debris"
+        if record.status == "creating":
+            return dead_actor
+        return "stopped" if record.status != "destroying" else "debris"
     if record.status in ("creating", "destroying"):
         # Written before any side effect (intent): the box is being made (or torn down) while
         # the process doing it lives; once that one is dead it is debris for destroy --force
@@ -446,7 +460,7 @@ def live_status(record: BoxRecord, box_dir: str) -> str:
         if isinstance(actor, list) and len(actor) == 2:
             if proc.is_alive(actor[0], actor[1]):
                 return record.status
-            return "debris"
+            return dead_actor if record.status == "creating" else "debris"
     if record.status in ("creating", "created", "running", "paused") and proc.is_alive(
         record.pid, record.starttime
     ):

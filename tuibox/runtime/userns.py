@@ -106,12 +106,16 @@ def _lease_path(root: str, name: str) -> str:
 
 def lease(root: str, name: str) -> tuple[int, int]:
     """Lease a range for box `name` (its state dir must exist already); crash-safe enough:
-    a lease whose box dir is gone is reclaimed here."""
+    a lease whose box dir is gone is reclaimed here. A box started again keeps its own
+    (recreate.py): its writable layer's files are owned by those ids."""
     d = os.path.join(root, LEASE_DIR)
     os.makedirs(d, 0o700, exist_ok=True)
     lock = os.open(os.path.join(d, ".lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     try:
         fcntl.flock(lock, fcntl.LOCK_EX)
+        own = (_read(_lease_path(root, name)) or "").split()
+        if len(own) == 2 and own[0].isdigit() and own[1].isdigit():
+            return int(own[0]), int(own[1])
         taken: list[tuple[int, int]] = []
         for entry in os.listdir(d):
             if not entry.endswith(".lease"):

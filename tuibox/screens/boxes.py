@@ -57,7 +57,7 @@ PAUSE_RESUME = Binding.Group("Pause/Resume", compact=True)
 VERB_OF: dict[str, str] = {
     "start": "start",
     "stop": "stop",
-    "restart": "start",
+    "restart": "restart",
     "pause": "pause",
     "resume": "resume",
     "kill": "kill",
@@ -261,6 +261,8 @@ class BoxesScreen(Screen[None], BoxesAware):
         state = status_text(box.status)
         if box.status == "stopped" and box.exit_status is not None:
             state.append(f" ({box.exit_status}{' OOM' if box.oom_killed else ''})")
+        if box.restarts:
+            state.append(f" ↻{box.restarts}", style="yellow")
         chosen = box.name in self.selected
         return [
             Text(SELECTED_MARK, style="bold yellow") if chosen else " ",

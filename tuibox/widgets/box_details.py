@@ -40,6 +40,11 @@ def describe(box: BoxRow, spec: SpecSummary | None, now: datetime) -> Renderable
     row("pid", str(box.pid) if box.pid else "-")
     exit_text = "-" if box.exit_status is None else str(box.exit_status)
     row("exit status", exit_text + (", OOM killed" if box.oom_killed else ""))
+    if box.restart_policy:
+        restarts = f"{box.restart_policy}, {box.restarts} restart{'' if box.restarts == 1 else 's'}"
+        if box.last_exit is not None:
+            restarts += f", last exit {box.last_exit}"
+        row("restart", restarts)
     row("image", box.image or "-")
     row("rootfs", box.rootfs or "-")
     row("bundle", box.bundle or "-")

@@ -187,7 +187,8 @@ def prepare(ctx: SetupContext) -> None:
     record.extra[NAME] = net
     ctx.undo.callback(_leave_quietly, root, record)
     if conf.bridge is not None:
-        _join_bridge(root, ctx.box_dir, record, conf, netdef, mappings, hostname)
+        prefer = opts.get("prefer")  # a stopped box started again: the address it had
+        _join_bridge(root, ctx.box_dir, record, conf, netdef, mappings, hostname, prefer, req)
     else:
         _write_own_files(ctx.box_dir, record, [], hostname, conf)
     first = ifaces[0]["address"] if ifaces else None
@@ -217,6 +218,8 @@ def _join_bridge(
     netdef: NetworkDef | None,
     mappings: tuple[netconf.PortMapping, ...],
     hostname: str,
+    prefer: str | None = None,
+    req: CreateRequest | None = None,
 ) -> None:
     net = record.extra[NAME]
     bridge = str(conf.bridge)
@@ -265,7 +268,16 @@ def _join_bridge(
                     raise NetworkError(
                         f'{where}.peer_ip: "auto" needs an IPv4 address on bridge {bridge!r}'
                     )
-                got = _allocate(leases, subnet, record.id, hostname, reserved)
+                got = None
+                if prefer and i == 0:
+                    got = _claim_again(leases, subnet, record.id, hostname, reserved, prefer)
+                if got is None:
+                    got = _allocate(leases, subnet, record.id, hostname, reserved)
+                    if prefer and i == 0 and req is not None:
+                        req.warnings.append(
+                            f"box {record.id!r}: address {prefer} is taken, it now has "
+                            f"{ip4.fmt(got)}"
+                        )
                 addr = Cidr(got, subnet.prefix)
                 iface["address"] = str(addr)
             net["leases"].append(ip4.fmt(addr.ip))
@@ -293,6 +305,26 @@ def _peers(leases: list[ipam.Lease], root: str) -> list[tuple[int, str, str]]:
 
 def _lease_subnet(net: dict[str, Any]) -> Cidr:
     return Cidr.parse(net["interfaces"][0]["address"]).subnet
+
+
+def _claim_again(
+    leases: ipam.Leases, subnet: Cidr, box: str, hostname: str, reserved: list[int], text: str
+) -> int | None:
+    """The address a stopped box had, if it is still free (or still its own: a start that
+    died before its record named the lease); None otherwise."""
+    try:
+        address = ip4.parse(text)
+    except ValueError:
+        return None
+    edges = (subnet.network, subnet.broadcast) if subnet.prefix < 31 else ()
+    if address not in subnet or address in reserved or address in edges:
+        return None
+    if leases.claim(address, box, hostname):
+        return address
+    holder = leases.holder(address)
+    if holder is not None and holder.box == box and holder.root == leases.root:
+        return address
+    return None
 
 
 def _allocate(

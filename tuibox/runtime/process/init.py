@@ -84,6 +84,7 @@ class InitPlan:
         self.seccomp_message = b""
         self.cgroup_view: CgroupView | None = None  # for `type: cgroup` mounts
         self.start_hooks: Callable[[], None] | None = None  # startContainer, made ready
+        self.restart = False  # a restart policy: the monitor consults process/restart.py
 
 
 def _reset_process(plan: InitPlan, chan: Channel) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import _signal
 import os
+import time
 
 from tuibox.runtime import state as st
 from tuibox.runtime.errors import TuiboxError
@@ -136,6 +137,7 @@ def monitor_main(
         os.setsid()
         for s in (_signal.SIGINT, _signal.SIGHUP, _signal.SIGTERM, _signal.SIGQUIT):
             _signal.signal(s, _signal.SIG_IGN)
+        began = time.monotonic()
         init_pid = spawn_init(plan, child, None)
         sc.set_comm(MONITOR_COMM)  # after the fork: the init must not inherit the name
         os.chdir(box_dir)  # how `monitors_in` knows its box when no record names it
@@ -151,7 +153,7 @@ def monitor_main(
             # now, in this process, so the CLI pays nothing; it records the exit itself.
             from tuibox.runtime.process.keeper import keep_console
 
-            keep_console(*keeper_fds, init_pid, box_dir, plan.log_path, plan.log_max_size)
+            status = keep_console(*keeper_fds, init_pid, box_dir, plan.log_path, plan.log_max_size)
         elif pipe >= 0:
             # The box's 1-2 are a pipe: copy it into the capped log (logpump.py), drained
             # before the exit is recorded so the last line is in the log when `wait` returns.
@@ -163,13 +165,19 @@ def monitor_main(
                 status = pump.until_exit(init_pid)
             except Exception:
                 status = wait_child(init_pid)  # a broken pump must not lose the exit
-            st.record_exit(box_dir, exit_code(status), attempts=120)
+            status = exit_code(status)
+            st.record_exit(box_dir, status, attempts=120)
             if pump is not None:
                 pump.to_end()
         else:
-            code = exit_code(wait_child(init_pid))
+            status = exit_code(wait_child(init_pid))
             # A full state disk must not lose it: this process has nothing else to do.
-            st.record_exit(box_dir, code, attempts=120)
+            st.record_exit(box_dir, status, attempts=120)
+        if plan.restart:
+            # Its policy may start the box again (after a backoff): process/restart.py.
+            from tuibox.runtime.process.restart import after_exit
+
+            after_exit(box_dir, status, time.monotonic() - began)
         code = 0
     except BaseException:
         pass

@@ -599,19 +599,22 @@ class Runtime(Actions):  # exec, ps, stats, wait, pause, resume, update: actions
                 raise TeardownError(name, failures)
             fault("destroy-teardown")
             self.root.remove(name)
-            for pid, started in monitors:  # it records the exit and leaves; wait for that
-                proc.wait_gone(pid, started, 5.0)
-            # After the monitor left: its log pump no longer writes (or rotates) there.
-            if record is not None:
-                _remove_layer(record)
-            if force:  # and what the name and the roots say, whatever the record says
-                st.remove_tree(self._disk_path(self._data_root(), name))
-            if record is not None and "hooks" in record.extra:
-                from tuibox.runtime.hooks import from_box
+        # Outside the lock: a monitor sleeping out a restart backoff may be waiting on a
+        # `start --restarted` that blocks on this lock; it gives up once the lock is free
+        # (the record is gone), and the monitor leaves.
+        for pid, started in monitors:  # it records the exit and leaves; wait for that
+            proc.wait_gone(pid, started, 5.0)
+        # After the monitor left: its log pump no longer writes (or rotates) there.
+        if record is not None:
+            _remove_layer(record)
+        if force:  # and what the name and the roots say, whatever the record says
+            st.remove_tree(self._disk_path(self._data_root(), name))
+        if record is not None and "hooks" in record.extra:
+            from tuibox.runtime.hooks import from_box
 
-                from_box(record, "poststop", "stopped")
-            if failures:
-                raise TeardownError(name, failures)
+            from_box(record, "poststop", "stopped")
+        if failures:
+            raise TeardownError(name, failures)
 
     def _note(self, record: st.BoxRecord) -> None:
         """A destroy's own record writes are best effort: a full state disk must not make a

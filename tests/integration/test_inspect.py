@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -117,20 +118,26 @@ def test_inspect_bad_input(tb: TB) -> None:
 
 
 def test_inspect_image_box_seccomp_and_both_backends(tb: TB) -> None:
-    """An image box gets the default seccomp profile: mode filter, a digest that two boxes
-    share; the TUI's two backends report what the CLI does."""
+    """An image box gets the default seccomp profile: mode filter, named "default"; a box
+    given the same profile as a file shows that file and the same program's digest; the
+    TUI's two backends report what the CLI does."""
     import asyncio
 
+    from tuibox.runtime.seccomp.profile import DEFAULT_PROFILE
     from tuibox.service import CliBackend, InProcessBackend
 
     a, b = unique("ia"), unique("ib")
-    for name in (a, b):
-        tb("run", "-d", "--image", "busybox", name, "sleep", "1000")
+    copy = tb.root.parent / "my-profile.json"
+    shutil.copyfile(DEFAULT_PROFILE, copy)
+    tb("run", "-d", "--image", "busybox", a, "sleep", "1000")
+    tb("run", "-d", "--security-opt", f"seccomp={copy}", "--image", "busybox", b, "sleep", "1000")
     info = inspect(tb, a)
     pid = tb.state(a)["pid"]
     assert re.search(r"Seccomp:\s*2\n", Path(f"/proc/{pid}/status").read_text())
     assert info["seccomp"]["mode"] == "filter" and info["seccomp"]["filters"] >= 1
-    assert info["seccomp"]["digest"] == inspect(tb, b)["seccomp"]["digest"]
+    assert info["seccomp"]["profile"] == "default"
+    other = inspect(tb, b)["seccomp"]
+    assert other["profile"] == str(copy) and other["digest"] == info["seccomp"]["digest"]
     assert info["namespaces"]["net"]["shared_with"] == []
     via_cli = asyncio.run(CliBackend(str(tb.root), str(tb.data_root)).inspect(a))
     in_proc = asyncio.run(InProcessBackend(str(tb.root), str(tb.data_root)).inspect(a))

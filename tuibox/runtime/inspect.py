@@ -345,7 +345,7 @@ def _seccomp(record: BoxRecord, status: dict[str, str] | None) -> dict[str, Any]
         import base64
 
         bpf = base64.b64decode(filt["bpf"])
-        out["profile"] = "filter"
+        out["profile"] = filt.get("profile") or "filter"
         out["instructions"] = len(bpf) // 8
         out["flags"] = filt.get("flags", 0)
         out["digest"] = "sha256:" + hashlib.sha256(bpf).hexdigest()

@@ -127,6 +127,8 @@ class CreateRequest:
         # How the builder was called, for starting the box again once stopped (box.py writes
         # it to request.json, recreate.py reads it); None: built by hand, not restartable.
         self.recipe: dict[str, Any] | None = None
+        # Where linux.seccomp came from, for `inspect`: "default", "config.json" or a file.
+        self.seccomp_profile = "config.json"
 
     # ---- builders ------------------------------------------------------------------------
 
@@ -248,6 +250,11 @@ def _build(
         detach = bool(opt("detach", True))
         req = CreateRequest(name=name, spec=spec, detach=detach, image=image, overlay=overlay)
         req.warnings = warnings
+        choice = opt("seccomp")
+        if choice is None:
+            req.seccomp_profile = "default" if generated else "config.json"
+        elif choice != "unconfined":
+            req.seccomp_profile = os.path.abspath(choice)
         userns = opt("userns") or "host"
         if userns == "auto":
             from tuibox.runtime.userns import auto_spec

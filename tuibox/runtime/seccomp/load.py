@@ -88,12 +88,14 @@ def send_to_agent(sock_fd: int, notify_fd: int, message: bytes) -> None:
 
 # The box's record keeps the program, so `exec` loads exactly what the init loaded.
 def record_entry(
-    program: bytes, flags: int, listener: tuple[str, str] | None = None
+    program: bytes, flags: int, listener: tuple[str, str] | None = None, profile: str = ""
 ) -> dict[str, object]:
     entry: dict[str, object] = {
         "bpf": binascii.b2a_base64(program, newline=False).decode(),
         "flags": flags,
     }
+    if profile:  # what `inspect` names: "default", "config.json" or the profile's path
+        entry["profile"] = profile
     if listener is not None:
         entry["listener"] = {"path": listener[0], "metadata": listener[1]}
     return entry

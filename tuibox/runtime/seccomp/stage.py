@@ -110,7 +110,9 @@ def _prepare(ctx: SetupContext) -> None:
         }
         ctx.plan.seccomp_agent = (sock, state, seccomp.listener_metadata)
         ctx.undo.callback(_close_agent, ctx.plan)
-    ctx.record.extra["seccomp"] = record_entry(program, flags, listener)
+    ctx.record.extra["seccomp"] = record_entry(
+        program, flags, listener, ctx.request.seccomp_profile
+    )
 
 
 def _attach(ctx: SetupContext) -> None:

@@ -15,7 +15,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-TUIBOX = [str(Path(sys.executable).with_name("tuibox"))]
+# TUIBOX_BIN: another launcher (a worktree's own, whose sys.path names that checkout).
+TUIBOX = [os.environ.get("TUIBOX_BIN") or str(Path(sys.executable).with_name("tuibox"))]
 
 
 def in_private_mount_ns() -> None:

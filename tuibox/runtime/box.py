@@ -594,14 +594,14 @@ class Runtime(Queries, Actions):
 
     def _teardown(self, record: st.BoxRecord) -> builtins.list[str]:
         """Every stage's teardown, in reverse order; one line per failure."""
-        from tuibox.runtime.stages.order import by_names
+        from tuibox.runtime.stages.order import with_teardown
 
         chan = self._channels.pop(record.id, None)
         if chan is not None:  # a foreground create that was never `run`
             chan.close()
         d = self.root.box_dir(record.id)
         failures = []
-        for stage in reversed(by_names(record.extra.get("stages", []))):
+        for stage in reversed(with_teardown(record.extra.get("stages", []))):
             if stage.teardown is not None:
                 try:
                     stage.teardown(self, record, d)

@@ -352,7 +352,8 @@ class Runtime(Queries, Actions):
         self.root.write(record)
         pid_file = req.options.get("pid_file")
         if pid_file:  # runc's --pid-file: there before create returns (a foreground run too)
-            st.atomic_write(pid_file, str(pid).encode(), 0o644)
+            # Read by the caller right away; meaningless after a reboot: no fsync (as runc).
+            st.atomic_write(pid_file, str(pid).encode(), 0o644, durable=False)
 
     def start(self, name: str) -> st.BoxRecord:
         """Let a created box's program run. A stopped box is made again from the request it
@@ -449,7 +450,8 @@ class Runtime(Queries, Actions):
             code = proc.exit_code(wait_child(record.pid)) if relayed is None else relayed
             # The caller gets `code` either way; a full state disk only loses it for a later
             # `wait` on a kept box, which then says the status is unknown.
-            st.record_exit(self.root.box_dir(req.name), code, attempts=3)
+            # Durable only for a kept box: the others' dirs go right after.
+            st.record_exit(self.root.box_dir(req.name), code, attempts=3, durable=keep)
         except BaseException:
             _kill_and_reap(record.pid, True)
             try:

@@ -535,7 +535,10 @@ class Runtime(Queries, Actions):
                     raise
                 record = None
             # A create killed early has a monitor its record does not name: only /proc knows.
-            monitors = monitors_in(self.root.box_dir(name)) if force else []
+            # An engine's box never has one (`_launch`), and engines always delete --force:
+            # no walk of every process's comm for them.
+            engine = record is not None and record.extra.get("engine") is True
+            monitors = monitors_in(self.root.box_dir(name)) if force and not engine else []
             if record is not None:
                 check("destroy-force" if force else "destroy", name, record.status)
                 # A create killed before its last record names no pid or monitor: the

@@ -13,7 +13,6 @@ This module is on every verb's start-up path: plain str paths and fastjson, no p
 
 from __future__ import annotations
 
-import fcntl
 import os
 
 from tuibox.runtime import fastjson
@@ -298,6 +297,8 @@ class _Lock:
             )
         except FileNotFoundError:
             raise BoxNotFound(self.name) from None
+        import fcntl  # here: `state` and `list` never lock
+
         fcntl.flock(self.fd, fcntl.LOCK_EX)
         return self.path
 

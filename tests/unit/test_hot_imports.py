@@ -67,7 +67,10 @@ DELETE = LIFECYCLE | {
     "tuibox.runtime.cgroups.v1",
     "tuibox.runtime.cgroups.v2",
 }
-ALLOWED = {"state": QUERY, "list": QUERY, "kill": LIFECYCLE, "delete": DELETE}
+# delete --force, as every engine removes a container: also the teardown from kernel facts
+# (recovery.py; the writable layer's path comes from the image store's data root).
+FORCE = DELETE | {"tuibox.runtime.recovery", "tuibox.runtime.images", "tuibox.runtime.images.store"}
+ALLOWED = {"state": QUERY, "list": QUERY, "kill": LIFECYCLE, "delete": DELETE, "force": FORCE}
 
 # Standard modules none of them may load: each costs milliseconds (json and typing pull in
 # re and enum) or means the create path leaked in (ctypes).
@@ -125,7 +128,12 @@ def root(tmp_path: Path) -> Iterator[tuple[Path, subprocess.Popen[bytes]]]:
     (freezer / "freezer.state").write_text("THAWED\n")
     sleeper = subprocess.Popen(["sleep", "60"])
     try:
-        for name, status, pid in (("stopped", "stopped", 0), ("live", "running", sleeper.pid)):
+        boxes = (
+            ("stopped", "stopped", 0),
+            ("live", "running", sleeper.pid),
+            ("engine", "stopped", 0),
+        )
+        for name, status, pid in boxes:
             states.make_box_dir(name)
             record = st.BoxRecord(
                 name,
@@ -138,6 +146,8 @@ def root(tmp_path: Path) -> Iterator[tuple[Path, subprocess.Popen[bytes]]]:
                 # what a real box's record says: the stages its create used
                 extra={"stages": ["confine", "cgroups", "seccomp"], "boot_id": st.boot_id()},
             )
+            if name == "engine":  # made by an engine's create (docs/OCI_CLI.md)
+                record.extra["engine"] = True
             if pid:  # a live box's status also asks its freezer
                 record.extra["cgroup"] = "/tuibox/live"
                 record.extra["cgroup_dirs"] = {"v1": {"freezer": str(freezer)}}
@@ -155,13 +165,16 @@ def root(tmp_path: Path) -> Iterator[tuple[Path, subprocess.Popen[bytes]]]:
         ("list", ["list", "--format", "json"]),
         ("kill", ["kill", "live", "KILL"]),
         ("delete", ["delete", "stopped"]),
+        ("force", ["delete", "--force", "engine"]),
     ],
 )
 def test_a_hot_verb_imports_only_its_list(
     root: tuple[Path, subprocess.Popen[bytes]], verb: str, words: list[str]
 ) -> None:
     state_root, sleeper = root
-    rc, loaded = _imports(["--root", str(state_root), *words])
+    rc, loaded = _imports(
+        ["--root", str(state_root), "--data-root", str(state_root.parent / "data"), *words]
+    )
     assert rc == 0
     ours = {m for m in loaded if m == "tuibox" or m.startswith("tuibox.")}
     assert ours - ALLOWED[verb] == set(), f"{verb} imports more than its list"
@@ -172,12 +185,25 @@ def test_a_hot_verb_imports_only_its_list(
         assert sleeper.wait(timeout=10) == -9
     if verb == "delete":
         assert not (state_root / "stopped").exists()
+    if verb == "force":
+        assert not (state_root / "engine").exists()
 
 
 def test_the_lists_are_not_stale(root: tuple[Path, subprocess.Popen[bytes]]) -> None:
     # A list that names modules no verb loads any more would let one creep back unseen.
     state_root, _ = root
-    _, q = _imports(["--root", str(state_root), "state", "live"])
+    _, q = _imports(
+        ["--root", str(state_root), "--data-root", str(state_root.parent / "data"), "state", "live"]
+    )
     assert q >= QUERY
-    _, d = _imports(["--root", str(state_root), "delete", "stopped"])
+    _, d = _imports(
+        [
+            "--root",
+            str(state_root),
+            "--data-root",
+            str(state_root.parent / "data"),
+            "delete",
+            "stopped",
+        ]
+    )
     assert {m for m in d if m.startswith("tuibox")} == DELETE

@@ -12,9 +12,10 @@ imports: it moves itself into the cgroup it is already in (`0` in its own `cgrou
 which takes the same lock and changes nothing), once (that write pays the grace period,
 while the CLI imports and validates on the other core), then every 2 ms until `stop()`.
 The box's own migrations then find the rwsem in writer mode. `stop()` is called once they
-are done (cgroups stage attach, exec's child joined) and again when the CLI returns; it
-reaps the helper, so no process of tuibox's outlives the verb (an engine's subreaper must
-never inherit one). The helper imports nothing, holds no fd of the caller's (the box's stdio
+are done (cgroups stage attach, exec's child joined: told only, not waited for) and reaped soon
+after (a foreground run's start, the CLI's return), so no process of tuibox's outlives the
+verb (an engine's subreaper must never inherit one) and none lingers as a zombie.
+The helper imports nothing, holds no fd of the caller's (the box's stdio
 pipes stay closable) and gives up on its own after `MAX_SECONDS` or if the CLI dies.
 
 Measured on this 2-core VM: a cold first migration 5-14 ms, with the helper 0.3 ms
@@ -26,8 +27,8 @@ from __future__ import annotations
 import os
 import sys
 
-# [pid, write end of its stop pipe, our pid] while a helper runs (a fork of ours, the init
-# or a monitor, must not stop or reap it).
+# [pid, write end of its stop pipe (-1 once told to stop), our pid] until it is reaped (a
+# fork of ours, the init or a monitor, must not stop or reap it).
 _HELPER: list[int] = []
 INTERVAL = 0.002  # one grace period is ~10 ms: writes every 2 ms never let it lapse
 MAX_SECONDS = 5.0
@@ -115,18 +116,23 @@ def start() -> None:
     _HELPER[:] = [pid, w, parent]
 
 
-def stop() -> None:
-    """Tell the helper to leave and reap it (at most one grace period if it is still in its
-    first write); a no-op without one."""
+def stop(wait: bool = True) -> None:
+    """Tell the helper to leave; with `wait`, reap it too (at most one grace period if it is
+    still in its first write). `wait=False` keeps the reaping (a few hundred us: the helper
+    must wake up and exit) off the critical path, for a later `stop()`. A no-op without one."""
     if not _HELPER or _HELPER[2] != os.getpid():
         return
     pid, w, _ = _HELPER
+    if w >= 0:
+        try:
+            os.write(w, b"x")
+        except OSError:
+            pass
+        os.close(w)
+        _HELPER[1] = -1
+    if not wait:
+        return
     _HELPER.clear()
-    try:
-        os.write(w, b"x")
-    except OSError:
-        pass
-    os.close(w)
     while True:
         try:
             os.waitpid(pid, 0)

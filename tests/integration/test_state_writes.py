@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import os
 import subprocess
-from collections.abc import Iterator
+import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.conftest import TB, unique
 from tuibox.runtime.state import atomic_write
 
 pytestmark = pytest.mark.root
@@ -53,3 +55,59 @@ def test_a_full_disk_leaves_the_old_record_whole(small_fs: Path) -> None:
     assert "cannot write" in error and "no space left" in error, error
     # No temp file is left to fill the disk further.
     assert sorted(os.listdir(small_fs)) == ["filler", "state.json"]
+
+
+# ---- which writes are fsync'ed (docs/RELIABILITY.md, "What an fsync is for") -------------
+
+FSYNC_PROBE = """
+import os, sys
+synced = []
+real = os.fsync
+def counting(fd):
+    synced.append(os.path.basename(os.readlink(f"/proc/self/fd/{fd}")).split(".")[0])
+    real(fd)
+os.fsync = counting
+from tuibox.cli import main
+code = main(sys.argv[1:])
+sys.stdout.flush()
+print("\\nSYNCED", code, " ".join(synced))
+"""
+
+
+def _fsyncs(tb: TB, *args: str) -> list[str]:
+    """The files (name before the first dot: temp files are `state.json.<pid>.tmp`) the CLI
+    process itself fsync'ed while running `args` (its forks, the monitor, count apart)."""
+    # Files, not pipes: an engine-mode box keeps the CLI's stdio for itself.
+    out, err = tb.root.parent / "probe.out", tb.root.parent / "probe.err"
+    with open(out, "w") as o, open(err, "w") as e:
+        proc = subprocess.run(
+            [sys.executable, "-c", FSYNC_PROBE, *tb.argv(*args)[3:]],
+            stdout=o,
+            stderr=e,
+            timeout=60,
+            stdin=subprocess.DEVNULL,
+        )
+    assert proc.returncode == 0, err.read_text()
+    line = next(ln for ln in out.read_text().splitlines() if ln.startswith("SYNCED "))
+    _, code, *files = line.split(" ")
+    assert code == "0", err.read_text()
+    return [f for f in files if f]
+
+
+def test_fsync_only_what_must_survive_a_power_cut(
+    tb: TB, make_bundle: Callable[..., Path], tmp_path: Path
+) -> None:
+    # A foreground run's box dies with its CLI: none of its records is worth an fsync.
+    assert _fsyncs(tb, "run", "--bundle", str(make_bundle(["true"])), unique()) == []
+    # --keep: the box outlives the run, so its exit status is durable.
+    kept = unique()
+    assert _fsyncs(tb, "run", "--keep", "--bundle", str(make_bundle(["true"])), kept) == ["exit"]
+    # A detached box outlives the CLI: every record is durable; an engine's pid file is not
+    # (read at once, meaningless after a reboot; runc does not sync it either).
+    name, pid_file = unique(), tmp_path / "pid"
+    bundle = make_bundle(["sleep", "100"])
+    synced = _fsyncs(tb, "create", "--pid-file", str(pid_file), "--bundle", str(bundle), name)
+    assert synced == ["state", "state", "state"]
+    assert int(pid_file.read_text()) == tb.state(name)["pid"]
+    tb("destroy", "-f", name)
+    tb("destroy", kept)

@@ -66,7 +66,21 @@ def test_signals(text: str | None, num: int) -> None:
     assert parse_signal(text) == num
 
 
-@pytest.mark.parametrize("bad", ["NOPE", "0", "65", "-9", "", "SIG"])
+def test_signal_names_as_the_signal_module_knows_them() -> None:
+    # parse_signal reads _signal's constants (no enum on `kill`'s path): the same answers,
+    # aliases (IOT, CLD, POLL) included, in either spelling.
+    import signal
+
+    for sig in signal.Signals:
+        for text in (sig.name, sig.name.removeprefix("SIG").lower()):
+            assert parse_signal(text) == int(sig), text
+    for alias in ("SIGIOT", "SIGCLD", "SIGPOLL"):
+        assert parse_signal(alias) == int(getattr(signal, alias))
+
+
+@pytest.mark.parametrize(
+    "bad", ["NOPE", "0", "65", "-9", "", "SIG", "_DFL", "SIG_IGN", "SIG_BLOCK", "NSIG"]
+)
 def test_bad_signals(bad: str) -> None:
     with pytest.raises(SpecError, match=f"invalid signal {bad!r}"):
         parse_signal(bad)

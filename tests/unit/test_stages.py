@@ -27,6 +27,16 @@ def test_every_module_defines_its_stage_and_registers_nothing() -> None:
         assert stage.name == name, module
 
 
+def test_no_teardown_names_exactly_the_stages_without_one() -> None:
+    for name, module, _needed in stages.ORDER:
+        stage = stages.by_names([name])[0]
+        assert (name in stages.NO_TEARDOWN) == (stage.teardown is None), module
+    every = [name for name, _module, _needed in stages.ORDER]
+    assert [s.name for s in stages.with_teardown(every)] == [
+        n for n in every if n not in stages.NO_TEARDOWN
+    ]
+
+
 def test_a_plain_request_loads_no_optional_stage() -> None:
     req = CreateRequest("b", parse_spec(starter_spec(["true"]), "/tmp"))
     assert [s.name for s in stages.for_request(req)] == ["confine", "cgroups"]

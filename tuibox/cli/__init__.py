@@ -24,8 +24,8 @@ VERBS: dict[str, tuple[str, str]] = {
     "restart": ("lifecycle", "stop boxes, then start them again"),
     "boot": ("lifecycle", "start the boxes whose restart policy says so (at boot)"),
     "destroy": ("lifecycle", "remove a box and everything it left (alias: delete, rm)"),
-    "state": ("lifecycle", "print a box's OCI state JSON"),
-    "list": ("lifecycle", "list boxes (alias: ls)"),
+    "state": ("query", "print a box's OCI state JSON"),
+    "list": ("query", "list boxes (alias: ls)"),
     "logs": ("lifecycle", "print the output of a detached box"),
     "spec": ("lifecycle", "write a starter config.json"),
     "exec": ("actions", "run a command inside a running box"),
@@ -71,6 +71,9 @@ FAST_VERBS = frozenset(
         "features",
     }
 )
+
+# Verbs that move a process into a cgroup: they start the warmer (runtime/process/warmer.py).
+WARM_VERBS = frozenset({"run", "create", "exec"})
 
 GLOBAL_HELP = """usage: tuibox [--root DIR] [--data-root DIR] VERB [OPTIONS] [ARGS]
 
@@ -250,6 +253,10 @@ def main(argv: list[str] | None = None) -> int:
         from tuibox import sitepath
 
         sitepath.ensure()
+    if verb in WARM_VERBS:
+        from tuibox.runtime.process import warmer
+
+        warmer.start()  # first thing: its grace period passes while we import
     __import__(f"tuibox.cli.{entry[0]}")
     module = sys.modules[f"tuibox.cli.{entry[0]}"]
     from tuibox.cli.args import HelpRequested, UsageError
@@ -272,6 +279,9 @@ def main(argv: list[str] | None = None) -> int:
         where = f": {e.filename}" if e.filename else ""
         kind = "permission" if isinstance(e, PermissionError) else "os"
         return fail(f"{(e.strerror or str(e)).lower()}{where}", 125, kind, type(e).__name__)
+    finally:
+        if verb in WARM_VERBS:
+            sys.modules["tuibox.runtime.process.warmer"].stop()
 
 
 def _tui(g: Globals) -> int:

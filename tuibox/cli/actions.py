@@ -278,7 +278,8 @@ def _exec(
     if opts.pid_file:
         from tuibox.runtime.state import atomic_write
 
-        atomic_write(os.path.abspath(opts.pid_file), str(handle.pid).encode())
+        # whole for its reader (rename); no fsync: a pid means nothing after a reboot (runc)
+        atomic_write(os.path.abspath(opts.pid_file), str(handle.pid).encode(), durable=False)
     if req.detach:
         return 0
     if tty:

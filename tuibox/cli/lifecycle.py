@@ -1,5 +1,7 @@
-"""Lifecycle verbs: create, start, run, kill, stop, restart, destroy, state, list, logs, spec,
-boot."""
+"""Lifecycle verbs: create, start, run, kill, stop, restart, destroy, logs, spec, boot.
+
+The queries `state` and `list` are in cli/query.py (engines call `state` often: it loads
+none of the option tables below)."""
 
 from __future__ import annotations
 
@@ -215,11 +217,6 @@ class BootOptions(Options):
     __slots__ = ()
 
 
-class StateOptions(NameOptions):
-    COMMAND = Command("state", "Print a box's OCI state JSON.", (), (NAME,))
-    __slots__ = ()
-
-
 class KillOptions(Options):
     COMMAND = Command(
         "kill",
@@ -260,21 +257,6 @@ class DestroyOptions(Options):
     __slots__ = ("force", "names")
     force: bool
     names: list[str]
-
-
-class ListOptions(Options):
-    COMMAND = Command(
-        "list",
-        "List boxes.",
-        (
-            Opt(("-f", "--format"), "format", "table|json", default="table"),
-            Opt(("-q", "--quiet"), "quiet", help="names only"),
-        ),
-        (),
-    )
-    __slots__ = ("format", "quiet")
-    format: str
-    quiet: bool
 
 
 class LogsOptions(Options):
@@ -544,46 +526,9 @@ def do_destroy(opts: DestroyOptions, g: Globals) -> int:
     return for_each(names, destroy)
 
 
-def do_state(opts: StateOptions, g: Globals) -> int:
-    sys.stdout.write(fastjson.dumps(runtime(g).state(opts.name), indent=2) + "\n")
-    return 0
-
-
 def record_json(r: BoxRecord, root: str) -> dict[str, Any]:
     # Kept for callers of the old name; the mapping lives on the record (runtime/state.py).
     return r.summary(root)
-
-
-def do_list(opts: ListOptions, g: Globals) -> int:
-    rt = runtime(g)
-    records = rt.list()
-    if opts.format == "json":
-        sys.stdout.write(fastjson.dumps([r.summary(rt.root.path) for r in records]) + "\n")
-        return 0
-    if opts.format != "table":
-        raise SpecError(f"--format {opts.format!r}: must be table or json")
-    if opts.quiet:
-        sys.stdout.write("".join(r.id + "\n" for r in records))
-        return 0
-    rows = [("NAME", "STATUS", "PID", "CREATED", "RESTARTS", "COMMAND")]
-    for r in records:
-        what = " ".join(r.command)[:40] if r.status != "unknown" else str(r.extra.get("problem"))
-        rows.append((r.id, r.status, str(r.pid or "-"), r.created, _restarts(r), what))
-    widths = [max(len(row[i]) for row in rows) for i in range(5)]
-    for row in rows:
-        sys.stdout.write(
-            "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=False)) + "  " + row[5] + "\n"
-        )
-    return 0
-
-
-def _restarts(r: BoxRecord) -> str:
-    """'-' without a policy, else the count and the last run's exit: '3 (exit 1)'."""
-    policy = r.extra.get("restart")
-    if not isinstance(policy, dict):
-        return "-"
-    last = policy.get("last_exit")
-    return f"{policy.get('count', 0)}" + ("" if last is None else f" (exit {last})")
 
 
 def do_logs(opts: LogsOptions, g: Globals) -> int:
@@ -621,8 +566,6 @@ VERBS: dict[str, Callable[[list[str], Globals], int]] = {
     "restart": entry(RestartOptions, do_restart),
     "boot": entry(BootOptions, do_boot),
     "destroy": entry(DestroyOptions, do_destroy),
-    "state": entry(StateOptions, do_state),
-    "list": entry(ListOptions, do_list),
     "logs": entry(LogsOptions, do_logs),
     "spec": entry(SpecOptions, do_spec),
 }

@@ -27,47 +27,51 @@ from tuibox.runtime.errors import (
 )
 from tuibox.runtime.guards import GUARDS, can, check, refuse_threads
 from tuibox.runtime.linux import proc
-from tuibox.runtime.linux import syscalls as sc
-from tuibox.runtime.process import init as box_init
-from tuibox.runtime.process.monitor import (
-    fork_monitor,
-    monitors_in,
-    monitors_of,
-    spawn_init,
-    wait_child,
-)
-from tuibox.runtime.process.sync import Channel, error_from_message
-from tuibox.runtime.request import CreateRequest
-from tuibox.runtime.stages.base import SetupContext
-from tuibox.runtime.stages.order import by_names, for_request
-from tuibox.runtime.undo import Undo
+from tuibox.runtime.queries import OCI_VERSION as OCI_VERSION
+from tuibox.runtime.queries import Queries
 
+# What only create, run and destroy need (the init's code, ctypes, the spec model, the
+# stages) is imported inside them: `state`, `list`, `kill` and `start` stay lean
+# (tests/unit/test_hot_imports.py holds each verb's import set).
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
     from tuibox.runtime.images.store import ImageStore
+    from tuibox.runtime.process import init as box_init
+    from tuibox.runtime.process.sync import Channel
+    from tuibox.runtime.request import CreateRequest
     from tuibox.runtime.spec_model import Spec
-    from tuibox.runtime.stages.base import Stage
+    from tuibox.runtime.stages.base import SetupContext, Stage
 
 __all__ = ["GUARDS", "CreateRequest", "Runtime", "SetupContext", "can"]
 
-OCI_VERSION = "1.0.2"
+
+def __getattr__(name: str) -> object:
+    # The two re-exports in __all__, loaded on first use like the package's own API.
+    if name == "CreateRequest":
+        from tuibox.runtime.request import CreateRequest
+
+        return CreateRequest
+    if name == "SetupContext":
+        from tuibox.runtime.stages.base import SetupContext
+
+        return SetupContext
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def now_iso() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
-class Runtime(Actions):  # exec, ps, stats, wait, pause, resume, update: actions.py
+# get, list, state: queries.py; exec, ps, stats, wait, pause, resume, update: actions.py
+class Runtime(Queries, Actions):
     def __init__(
         self,
         root: str | os.PathLike[str] | None = None,
         data_root: str | os.PathLike[str] | None = None,
     ) -> None:
-        self.root = st.StateRoot(root)
-        # Where images live (None: $TUIBOX_DATA, else /var/lib/tuibox); see `images`.
-        self.data_root = None if data_root is None else os.fspath(data_root)
+        super().__init__(root, data_root)
         self._channels: dict[str, Channel] = {}
         # What the last start of a stopped box has to say (another address: its own was
         # taken); the CLI prints it.
@@ -80,55 +84,6 @@ class Runtime(Actions):  # exec, ps, stats, wait, pause, resume, update: actions
 
         return ImageStore(self.data_root)
 
-    # ---- queries -------------------------------------------------------------------------
-
-    def get(self, name: str) -> st.BoxRecord:
-        """The box's record with its status refreshed from kernel facts."""
-        return self._refresh(self.root.read(name))
-
-    def _refresh(self, record: st.BoxRecord) -> st.BoxRecord:
-        d = self.root.box_dir(record.id)
-        status = st.live_status(record, d)
-        if status == "stopped":
-            if record.exit_status is None:
-                record.exit_status = st.read_exit_status(d)
-            if not record.oom_killed and record.exit_status == 137:
-                from tuibox.runtime.cgroups import oom_killed
-
-                record.oom_killed = st.read_oom_killed(d) or oom_killed(record)
-            record.pid = 0
-        record.status = status
-        return record
-
-    def list(self) -> list[st.BoxRecord]:
-        out = []
-        for name in self.root.names():
-            try:
-                out.append(self.get(name))
-            except CorruptRecord as e:
-                # Shown, not hidden: `destroy --force` can still tear it down.
-                out.append(st.BoxRecord(name, "unknown", "", "", extra={"problem": e.reason}))
-            except TuiboxError:
-                continue  # a box destroyed right now
-        return out
-
-    def state(self, name: str) -> dict[str, Any]:
-        """runc's state JSON: its keys in its order (annotations only when there are some)."""
-        r = self.get(name)
-        out: dict[str, Any] = {
-            "ociVersion": OCI_VERSION,
-            "id": r.id,
-            "pid": r.pid,
-            "status": r.status,
-            "bundle": r.bundle,
-            "rootfs": r.rootfs,
-            "created": r.created,
-            "owner": "",
-        }
-        if r.annotations:
-            out["annotations"] = r.annotations
-        return out
-
     # ---- create / start ------------------------------------------------------------------
 
     def create(self, req: CreateRequest, again: st.BoxRecord | None = None) -> st.BoxRecord:
@@ -138,6 +93,10 @@ class Runtime(Actions):  # exec, ps, stats, wait, pause, resume, update: actions
         old resources were released already; it keeps its dir, writable layer and log, and a
         failure writes `again` back (the box stays stopped) instead of removing the dir."""
         refuse_threads("create")
+        from tuibox.runtime.stages.base import SetupContext
+        from tuibox.runtime.stages.order import for_request
+        from tuibox.runtime.undo import Undo
+
         spec = req.spec
         rootfs = os.fspath(spec.root.path)
         if req.overlay is None and not os.path.isdir(rootfs):
@@ -229,6 +188,9 @@ class Runtime(Actions):  # exec, ps, stats, wait, pause, resume, update: actions
         return record
 
     def _plan(self, req: CreateRequest, record: st.BoxRecord, d: str) -> box_init.InitPlan:
+        from tuibox.runtime.linux import syscalls as sc
+        from tuibox.runtime.process import init as box_init
+
         spec = req.spec
         rootfs = record.rootfs
         overlay = None
@@ -324,6 +286,9 @@ class Runtime(Actions):  # exec, ps, stats, wait, pause, resume, update: actions
 
         In engine mode (runc's create) there is no monitor: the init is this process's child
         with its stdio, and once we exit, the caller's subreaper (conmon, a shim) reaps it."""
+        from tuibox.runtime.process.monitor import fork_monitor, spawn_init
+        from tuibox.runtime.process.sync import Channel
+
         req, record, d = ctx.request, ctx.record, ctx.box_dir
         parent, child = Channel.pair()
         ctx.undo.callback(parent.close)
@@ -387,7 +352,8 @@ class Runtime(Actions):  # exec, ps, stats, wait, pause, resume, update: actions
         self.root.write(record)
         pid_file = req.options.get("pid_file")
         if pid_file:  # runc's --pid-file: there before create returns (a foreground run too)
-            st.atomic_write(pid_file, str(pid).encode(), 0o644)
+            # Read by the caller right away; meaningless after a reboot: no fsync (as runc).
+            st.atomic_write(pid_file, str(pid).encode(), 0o644, durable=False)
 
     def start(self, name: str) -> st.BoxRecord:
         """Let a created box's program run. A stopped box is made again from the request it
@@ -438,6 +404,10 @@ class Runtime(Actions):  # exec, ps, stats, wait, pause, resume, update: actions
     def run(self, req: CreateRequest, keep: bool = False) -> int:
         """create + start in the foreground; returns the program's exit status."""
         refuse_threads("run")
+        from tuibox.runtime.process import warmer
+        from tuibox.runtime.process.monitor import wait_child
+        from tuibox.runtime.process.sync import error_from_message
+
         req.detach = False
         forwarded = (_signal.SIGINT, _signal.SIGTERM, _signal.SIGHUP, _signal.SIGQUIT)
         old = {s: _signal.getsignal(s) for s in forwarded}
@@ -463,6 +433,7 @@ class Runtime(Actions):  # exec, ps, stats, wait, pause, resume, update: actions
             chan = self._channels.pop(req.name)
             try:
                 self.start(req.name)
+                warmer.stop()  # told to leave at attach (cgroups stage): reaped, no zombie
             except TuiboxError:
                 # The init's own account of why it died beats "it is stopped".
                 msg = chan.recv()
@@ -481,7 +452,8 @@ class Runtime(Actions):  # exec, ps, stats, wait, pause, resume, update: actions
             code = proc.exit_code(wait_child(record.pid)) if relayed is None else relayed
             # The caller gets `code` either way; a full state disk only loses it for a later
             # `wait` on a kept box, which then says the status is unknown.
-            st.record_exit(self.root.box_dir(req.name), code, attempts=3)
+            # Durable only for a kept box: the others' dirs go right after.
+            st.record_exit(self.root.box_dir(req.name), code, attempts=3, durable=keep)
         except BaseException:
             _kill_and_reap(record.pid, True)
             try:
@@ -555,6 +527,8 @@ class Runtime(Actions):  # exec, ps, stats, wait, pause, resume, update: actions
         state dir, so a retry knows what to release. With `force`, an unreadable record or a
         killed create is torn down from kernel facts (`recovery.py`), every step that can be
         done is done, the dir goes, and failures are still raised."""
+        from tuibox.runtime.process.monitor import monitors_in, monitors_of
+
         with self.root.locked(name):
             try:
                 record: st.BoxRecord | None = self.get(name)
@@ -563,7 +537,10 @@ class Runtime(Actions):  # exec, ps, stats, wait, pause, resume, update: actions
                     raise
                 record = None
             # A create killed early has a monitor its record does not name: only /proc knows.
-            monitors = monitors_in(self.root.box_dir(name)) if force else []
+            # An engine's box never has one (`_launch`), and engines always delete --force:
+            # no walk of every process's comm for them.
+            engine = record is not None and record.extra.get("engine") is True
+            monitors = monitors_in(self.root.box_dir(name)) if force and not engine else []
             if record is not None:
                 check("destroy-force" if force else "destroy", name, record.status)
                 # A create killed before its last record names no pid or monitor: the
@@ -627,12 +604,14 @@ class Runtime(Actions):  # exec, ps, stats, wait, pause, resume, update: actions
 
     def _teardown(self, record: st.BoxRecord) -> builtins.list[str]:
         """Every stage's teardown, in reverse order; one line per failure."""
+        from tuibox.runtime.stages.order import with_teardown
+
         chan = self._channels.pop(record.id, None)
         if chan is not None:  # a foreground create that was never `run`
             chan.close()
         d = self.root.box_dir(record.id)
         failures = []
-        for stage in reversed(by_names(record.extra.get("stages", []))):
+        for stage in reversed(with_teardown(record.extra.get("stages", []))):
             if stage.teardown is not None:
                 try:
                     stage.teardown(self, record, d)

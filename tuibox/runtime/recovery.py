@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import _signal
 import os
-from typing import TYPE_CHECKING, Any
 
 from tuibox.runtime.cgroups.group import BoxCgroup
 from tuibox.runtime.cgroups.hierarchy import box_path, default_leaf, detect
@@ -21,7 +20,11 @@ from tuibox.runtime.errors import TuiboxError
 from tuibox.runtime.linux import proc
 from tuibox.runtime.state import BoxRecord, remove_tree
 
+# `delete --force` is how every engine removes a container: no typing (re, enum) at run time.
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
     from tuibox.runtime.box import Runtime
 
 
@@ -74,12 +77,13 @@ def force_teardown(rt: Runtime, name: str, record: BoxRecord | None) -> list[str
             failures.append(f"cgroup {path}: {e}")
     for pid, started in monitors:  # each records its box's exit and leaves
         proc.wait_gone(pid, started, 5.0)
-    from tuibox.runtime import userns
+    if _userns_used(root):
+        from tuibox.runtime import userns
 
-    try:
-        userns.release(root, name)
-    except OSError as e:
-        failures.append(f"userns lease: {e.strerror or e}")
+        try:
+            userns.release(root, name)
+        except OSError as e:
+            failures.append(f"userns lease: {e.strerror or e}")
     if _network_used(root):
         try:
             from tuibox.runtime.network import debris
@@ -112,6 +116,11 @@ def _layers(rt: Runtime, name: str, record: BoxRecord | None) -> list[str]:
                 paths.append(value)
     paths.append(layer_path(rt.data_root or default_data_root(), rt.root.path, name))
     return [p for p in dict.fromkeys(paths) if os.path.lexists(p)]
+
+
+def _userns_used(root: str) -> bool:
+    # userns.py (ctypes, the spec model) is loaded only when this root ever leased ids
+    return os.path.isdir(os.path.join(root, ".userns"))
 
 
 def _network_used(root: str) -> bool:

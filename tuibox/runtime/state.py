@@ -13,7 +13,6 @@ This module is on every verb's start-up path: plain str paths and fastjson, no p
 
 from __future__ import annotations
 
-import fcntl
 import os
 
 from tuibox.runtime import fastjson
@@ -221,12 +220,16 @@ def _restart_summary(policy: object) -> dict[str, Any] | None:
     return {k: policy.get(k) for k in keys}
 
 
-def atomic_write(path: str, data: bytes, mode: int = 0o600) -> None:
+def atomic_write(path: str, data: bytes, mode: int = 0o600, durable: bool = True) -> None:
     """Replace `path` by `data` whole, or leave it as it was.
 
     write(2) may write less than asked (a full disk gives a short count before ENOSPC), so
     every byte is written before the fsync and the rename; on any failure the temp file goes
-    and the old file stays. The error names the file."""
+    and the old file stays. The error names the file.
+
+    The rename alone makes the replacement whole for every reader and across a crash of the
+    writer; the fsync makes it so across a power cut too. `durable=False` skips it, for files
+    whose content means nothing after a reboot (docs/RELIABILITY.md, "What an fsync is for")."""
     tmp = f"{path}.{os.getpid()}.tmp"
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
@@ -234,7 +237,8 @@ def atomic_write(path: str, data: bytes, mode: int = 0o600) -> None:
             view = memoryview(data)
             while view:
                 view = view[os.write(fd, view) :]
-            os.fsync(fd)
+            if durable:
+                os.fsync(fd)
         finally:
             os.close(fd)
         os.replace(tmp, path)
@@ -293,6 +297,8 @@ class _Lock:
             )
         except FileNotFoundError:
             raise BoxNotFound(self.name) from None
+        import fcntl  # here: `state` and `list` never lock
+
         fcntl.flock(self.fd, fcntl.LOCK_EX)
         return self.path
 
@@ -362,8 +368,14 @@ class StateRoot:
         return record
 
     def write(self, record: BoxRecord) -> None:
+        """The record, whole (temp file + rename). fsync'ed only for a box that can outlive
+        the process that made it (`detached`): a foreground run's box dies with its CLI, so
+        after a power cut its dir is debris whatever the file holds (old, new, empty or
+        missing: each is `debris`, `stopped` with `remove`, or `unknown`, and `gc` or
+        `destroy --force` undo it from names alone). docs/RELIABILITY.md."""
         data = fastjson.dumps(record.to_json(), indent=1).encode()
-        atomic_write(os.path.join(self.box_dir(record.id), "state.json"), data)
+        path = os.path.join(self.box_dir(record.id), "state.json")
+        atomic_write(path, data, durable=record.detached)
 
     def locked(self, name: str) -> _Lock:
         return _Lock(self.box_dir(name), name)
@@ -372,7 +384,7 @@ class StateRoot:
         remove_tree(self.box_dir(name))
 
 
-def record_exit(box_dir: str, code: int, attempts: int = 1) -> bool:
+def record_exit(box_dir: str, code: int, attempts: int = 1, durable: bool = True) -> bool:
     """Write the init's exit status; on a write error (a full state disk) retry `attempts`
     times with a growing pause, so a reaper that outlives the CLI (monitor, keeper) keeps
     it in memory until there is room. False if it could not be written (or the box is gone).
@@ -389,7 +401,7 @@ def record_exit(box_dir: str, code: int, attempts: int = 1) -> bool:
         if not os.path.isdir(box_dir):
             return False  # destroyed: nobody will ask
         try:
-            atomic_write(os.path.join(box_dir, "exit"), text.encode())
+            atomic_write(os.path.join(box_dir, "exit"), text.encode(), durable=durable)
             return True
         except OSError:
             if i + 1 < attempts:

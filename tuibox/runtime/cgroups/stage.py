@@ -14,6 +14,7 @@ from tuibox.runtime.cgroups.hierarchy import box_path, detect
 from tuibox.runtime.cgroups.resources import device_rules, limits, parse_resources
 from tuibox.runtime.errors import CgroupError
 from tuibox.runtime.linux import proc
+from tuibox.runtime.process import warmer
 from tuibox.runtime.stages.base import SetupContext, Stage
 
 TYPE_CHECKING = False
@@ -48,6 +49,9 @@ def _attach(ctx: SetupContext) -> None:
         return
     try:
         cg.add(ctx.pid)
+        # The box's migrations are done: the CLI's warmer (process/warmer.py) may go; it is
+        # reaped later (`run`'s start, the CLI's end), off this critical path.
+        warmer.stop(wait=False)
     except CgroupError:
         # The init works on while we attach; if it already failed and exited, its own
         # error (read next by box.py) is the one to report, not our "no such process".

@@ -41,6 +41,7 @@ from tuibox.runtime.linux import sysctl as knobs
 from tuibox.runtime.linux.paths import enter_cwd, find_program
 from tuibox.runtime.linux.proc import exit_code
 from tuibox.runtime.plain import Plain
+from tuibox.runtime.process import warmer
 from tuibox.runtime.process.sync import Channel, error_from_message
 from tuibox.runtime.seccomp.load import (
     agent_message,
@@ -467,6 +468,7 @@ def start(
     handle = ExecHandle(pid, master, record.id)
     msg = parent.recv()
     parent.close()
+    warmer.stop()  # the child has joined the box's cgroups (process/warmer.py)
     if msg is not None and msg.get("type") == "error":
         handle.wait()
         handle.close()

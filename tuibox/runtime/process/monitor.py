@@ -2,7 +2,9 @@
 process that stays the init's parent, reaps it and records its exit status (or, for a
 terminal box, becomes its console keeper).
 
-Imported by box.py on `tuibox run`'s start-up path: C modules and our lean ones only.
+Imported by box.py on `tuibox run`'s start-up path: C modules and our lean ones only. A
+destroy needs only `monitors_of`/`monitors_in`: the init's code and ctypes are imported by
+the functions that fork.
 """
 
 from __future__ import annotations
@@ -14,13 +16,11 @@ import time
 from tuibox.runtime import state as st
 from tuibox.runtime.errors import TuiboxError
 from tuibox.runtime.linux import proc
-from tuibox.runtime.linux import syscalls as sc
 from tuibox.runtime.linux.proc import exit_code
-from tuibox.runtime.process.init import InitPlan
-from tuibox.runtime.process.init import run as init_run
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from tuibox.runtime.process.init import InitPlan
     from tuibox.runtime.process.sync import Channel
 
 
@@ -88,6 +88,9 @@ def fork_monitor(plan: InitPlan, child: Channel, parent: Channel, box_dir: str) 
 
 def spawn_init(plan: InitPlan, child: Channel, parent: Channel | None) -> int:
     """Fork the init inside the box's PID namespace (new or joined); return its host pid."""
+    from tuibox.runtime.linux import syscalls as sc
+    from tuibox.runtime.process.init import run as init_run
+
     pid_ns = plan.spec.namespace("pid")
     userns = plan.userns
     own = None
@@ -124,6 +127,8 @@ def spawn_init(plan: InitPlan, child: Channel, parent: Channel | None) -> int:
 def _restore_pid_ns(own: int | None) -> None:
     # Later forks of this process (hooks, helpers) must stay in the host's PID namespace.
     if own is not None:
+        from tuibox.runtime.linux import syscalls as sc
+
         sc.setns(own, sc.CLONE_NEWPID)
         os.close(own)
 
@@ -132,6 +137,8 @@ def monitor_main(
     plan: InitPlan, child: Channel, pid_pipe: int, box_dir: str
 ) -> None:  # pragma: no cover
     """The detached box's parent: start the init, report its pid, reap it, record the exit."""
+    from tuibox.runtime.linux import syscalls as sc
+
     code = 1
     try:
         os.setsid()

@@ -40,6 +40,12 @@ ORDER: tuple[tuple[str, str, Callable[[CreateRequest], bool]], ...] = (
 )
 
 
+# The stages whose STAGE has no teardown: a destroy need not import them (confine brings
+# ctypes and the spec model, seccomp libseccomp's bindings, console the pty code).
+# tests/unit/test_stages.py checks this set against the modules themselves.
+NO_TEARDOWN = frozenset({"confine", "console", "seccomp"})
+
+
 def _load(module: str) -> Stage:
     stage: Stage = __import__(module, fromlist=["STAGE"]).STAGE
     return stage
@@ -59,3 +65,12 @@ def for_request(req: CreateRequest) -> list[Stage]:
 def by_names(names: list[str]) -> list[Stage]:
     """The stages a record says were used, in order (for teardown, walk it reversed)."""
     return [_load(module) for name, module, _needed in ORDER if name in names]
+
+
+def with_teardown(names: list[str]) -> list[Stage]:
+    """`by_names` without the stages that have nothing to tear down (not even imported)."""
+    return [
+        _load(module)
+        for name, module, _needed in ORDER
+        if name in names and name not in NO_TEARDOWN
+    ]

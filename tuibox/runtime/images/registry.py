@@ -90,12 +90,11 @@ def _classify(ref: Reference, stderr: str, timed_out: bool, timeout: float = 0) 
         )
     ):
         return SkopeoError(f"registry {host} is unreachable: {detail}", "unreachable")
-    if any(
-        w in low
-        for w in ("unauthorized", "authentication required", "denied", "forbidden", "401", "403")
-    ):
+    if any(w in low for w in ("unauthorized", "authentication required", "denied", "forbidden")):
+        # skopeo's chain of contexts ends with the registry's own words.
+        said = ": ".join(detail.split(": ")[-2:])
         return SkopeoError(
-            f"registry {host} refused access to {ref} (log in, or check the name): {detail}",
+            f"registry {host} refused access to {ref} (log in, or check the name): {said}",
             "auth",
         )
     if any(
@@ -104,7 +103,6 @@ def _classify(ref: Reference, stderr: str, timed_out: bool, timeout: float = 0) 
             "manifest unknown",
             "name unknown",
             "not found",
-            "404",
             "no image found",
             "does not exist",
         )

@@ -344,10 +344,11 @@ def push(
     """Push image `name` to REF; returns the reference pushed."""
     import tempfile
 
+    from tuibox.runtime.images.boxspec import resolve_image
     from tuibox.runtime.images.safefs import remove_tree
 
     ref = parse_reference(text)
-    info = store.get(name)
+    info = resolve_image(store, name)  # "busybox" is built on first use, as for run
     os.makedirs(store.data_root, 0o700, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix=".push-", dir=store.data_root)
     try:

@@ -44,10 +44,18 @@ class PullOptions(Options):
             _RETRIES,
             Opt(("--name",), "name", "NAME", help="the local image name"),
             Opt(("-q", "--quiet"), "quiet", help="no progress"),
+            Opt(
+                ("--progress",),
+                "progress",
+                "auto|json",
+                default="auto",
+                help="json: one JSON line per report on stdout (for programs)",
+            ),
         ),
         (Arg("reference"),),
     )
-    __slots__ = ("name", "quiet", "reference", "retry_times", "timeout", "tls_verify")
+    __slots__ = ("name", "progress", "quiet", "reference", "retry_times", "timeout", "tls_verify")
+    progress: str
     tls_verify: str
     timeout: str
     retry_times: str
@@ -98,7 +106,12 @@ def do_pull(opts: PullOptions, g: Globals) -> int:
     tls = _bool(opts.tls_verify, "--tls-verify")
     timeout = _number(opts.timeout, "--timeout")
     retries = int(_number(opts.retry_times, "--retry-times", integer=True))
+    if opts.progress not in ("auto", "json"):
+        raise UsageError(f"--progress {opts.progress!r}: must be auto or json")
     bar = _PhaseBar() if sys.stderr.isatty() and not opts.quiet else None
+    report = bar.update if bar is not None else None
+    if opts.progress == "json":
+        bar, report = None, _json_progress
     t0 = time.monotonic()
     try:
         if bar is not None:
@@ -107,7 +120,7 @@ def do_pull(opts: PullOptions, g: Globals) -> int:
             ImageStore(g.data_root),
             opts.reference,
             opts.name,
-            bar.update if bar is not None else None,
+            report,
             warn,
             tls_verify=tls,
             timeout=timeout,
@@ -141,6 +154,11 @@ def do_push(opts: PushOptions, g: Globals) -> int:
     )
     sys.stdout.write(done + "\n")
     return 0
+
+
+def _json_progress(phase: str, done: int, total: int) -> None:
+    sys.stdout.write(f'{{"phase": "{phase}", "done": {done}, "total": {total}}}\n')
+    sys.stdout.flush()
 
 
 class _PhaseBar:

@@ -177,21 +177,41 @@ def _tls(tls_verify: bool, side: str) -> list[str]:
     return [] if tls_verify else [f"--{side}-tls-verify=false"]
 
 
-def inspect_remote(
+def remote_manifest(
     ref: Reference, tls_verify: bool = True, timeout: float = DEFAULT_TIMEOUT
-) -> Any:
-    """skopeo inspect: the image's digest, layers (with sizes), config for this host."""
-    argv = [
-        *_skopeo_argv(timeout),
-        "inspect",
-        *(["--tls-verify=false"] if not tls_verify else []),
-        ref.transport(),
-    ]
-    raw = _run(argv, ref, timeout)
-    try:
-        return fastjson.loads(raw)
-    except ValueError:
-        raise ImageError(f"skopeo inspect {ref}: unreadable output") from None
+) -> dict[str, Any]:
+    """The image manifest for this host (an index is resolved by platform): `skopeo inspect
+    --raw`, which fetches only manifests. Fails fast on a missing image or registry."""
+    tls = [] if tls_verify else ["--tls-verify=false"]
+    current = ref
+    for _ in range(3):
+        raw = _run(
+            [*_skopeo_argv(timeout), "inspect", "--raw", *tls, current.transport()], ref, timeout
+        )
+        try:
+            data = fastjson.loads(raw)
+        except ValueError:
+            raise ImageError(f"registry {ref.registry}: unreadable manifest for {ref}") from None
+        if not isinstance(data, dict):
+            raise ImageError(f"registry {ref.registry}: unreadable manifest for {ref}")
+        if not isinstance(data.get("manifests"), list):
+            return data
+        found = _platform(data["manifests"])
+        if found is None:
+            raise ImageError(f"image {ref} has no linux/{host_arch()} variant")
+        current = Reference(ref.registry, ref.repository, digest=found)
+    raise ImageError(f"image {ref}: image indexes nested too deeply")
+
+
+def _platform(manifests: list[Any]) -> str | None:
+    arch = host_arch()
+    for m in manifests:
+        p = m.get("platform") if isinstance(m, dict) else None
+        if isinstance(p, dict) and p.get("os") == "linux" and p.get("architecture") == arch:
+            return str(m.get("digest"))
+    if len(manifests) == 1 and isinstance(manifests[0], dict):
+        return str(manifests[0].get("digest"))
+    return None
 
 
 def _pull_dir(store: ImageStore, ref: Reference) -> str:
@@ -229,9 +249,9 @@ def pull(
     name = check_image_name(name or ref.local_name())
     if store.exists(name):
         raise ImageError(f"image {name!r} already exists (remove it, or pull with another name)")
-    meta = inspect_remote(ref, tls_verify, timeout)
-    sizes = [int(x.get("Size") or 0) for x in meta.get("LayersData") or () if isinstance(x, dict)]
-    total = sum(sizes)
+    manifest = remote_manifest(ref, tls_verify, timeout)
+    layers = manifest.get("layers") or manifest.get("fsLayers") or ()
+    total = sum(int(x.get("size") or 0) for x in layers if isinstance(x, dict))
     work = _pull_dir(store, ref)
     os.makedirs(os.path.dirname(work), 0o700, exist_ok=True)
     os.makedirs(work, 0o700, exist_ok=True)
@@ -282,7 +302,7 @@ def pull(
             extracted,
             warn,
             reference=str(ref),
-            digest=digest or str(meta.get("Digest") or ""),
+            digest=digest,
         )
     finally:
         if not keep:

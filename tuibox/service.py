@@ -262,6 +262,7 @@ class ImageRow:
     shared_size: int = 0
     unique_size: int = 0
     source: str = ""
+    ports: tuple[str, ...] = ()  # the config's ExposedPorts, e.g. "80/tcp"
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> ImageRow:
@@ -274,6 +275,7 @@ class ImageRow:
             shared_size=int(d.get("shared_size") or 0),
             unique_size=int(d.get("unique_size", size) or 0),
             source=str(d.get("source") or ""),
+            ports=tuple(str(p) for p in d.get("ports") or ()),
         )
 
 
@@ -866,6 +868,15 @@ class InProcessBackend(CliBackend):
 
     async def debris(self) -> list[DebrisRow]:
         return await self._in_thread("gc", self._find_debris)
+
+    def _image_rows(self) -> list[ImageRow]:
+        from tuibox.runtime.images.store import ImageStore
+
+        # Read-only: image.json files and layer sizes; `image ls --format json`'s very rows.
+        return [ImageRow.from_json(d) for d in ImageStore(self.data_root).summaries()]
+
+    async def images(self) -> list[ImageRow]:
+        return await self._in_thread("image", self._image_rows)
 
 
 def inspect_text(data: dict[str, Any]) -> str:

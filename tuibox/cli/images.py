@@ -19,10 +19,8 @@ from tuibox.runtime.images.store import ImageStore, check_image_name
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
-    from typing import Any
 
     from tuibox.cli import Globals
-    from tuibox.runtime.images.store import ImageInfo
 
 
 def open_store(g: Globals) -> ImageStore:
@@ -181,30 +179,16 @@ def boxes_using(g: Globals, store: ImageStore, name: str) -> list[str]:
     return out
 
 
-def info_json(info: ImageInfo, usage: tuple[int, int] | None = None) -> dict[str, Any]:
-    out: dict[str, Any] = {
-        "name": info.name,
-        "size": info.size,
-        "created": info.created,
-        "source": info.source,
-        "layers": len(info.layers) or 1,
-    }
-    if usage is not None:
-        out["shared_size"], out["unique_size"] = usage
-    return out
-
-
 # ---- verbs ----------------------------------------------------------------------------------
 
 
 def do_ls(opts: ImageLsOptions, g: Globals) -> int:
     store = open_store(g)
+    if opts.format == "json":
+        sys.stdout.write(fastjson.dumps(store.summaries()) + "\n")
+        return 0
     images = store.list()
     usage = store.usage()
-    if opts.format == "json":
-        out = [info_json(i, usage.get(i.name)) for i in images]
-        sys.stdout.write(fastjson.dumps(out) + "\n")
-        return 0
     if opts.format != "table":
         raise UsageError(f"image ls: --format {opts.format!r}: must be table or json")
     if opts.quiet:

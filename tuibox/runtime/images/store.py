@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     # (config defaults, warnings); spelled here because ImageStore.list shadows `list`.
     Filled = tuple[dict[str, Any], list[str]]
     Strings = list[str]
+    Rows = list[dict[str, Any]]
 
 DEFAULT_DATA_ROOT = "/var/lib/tuibox"
 BUSYBOX = "busybox"
@@ -308,6 +309,11 @@ class ImageStore:
             unique = sum(sizes[d] for d in mine if users[d] == 1)
             out[info.name] = (shared, unique)
         return out
+
+    def summaries(self) -> Rows:
+        """What `image ls --format json` prints, one dict per image (the TUI reads the same)."""
+        usage = self.usage()
+        return [summary(i, usage.get(i.name)) for i in self.list()]
 
     def rootfs(self, name: str) -> str:
         path = os.path.join(self.image_dir(name), "rootfs")
@@ -600,6 +606,21 @@ class ImageStore:
                 # Only the layers no other image uses go (a live import's are kept too).
                 self._sweep_layers()
         _Temp(path, fd).discard()
+
+
+def summary(info: ImageInfo, usage: tuple[int, int] | None = None) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "name": info.name,
+        "size": info.size,
+        "created": info.created,
+        "source": info.source,
+        "layers": len(info.layers) or 1,
+    }
+    if usage is not None:
+        out["shared_size"], out["unique_size"] = usage
+    if info.ports:
+        out["ports"] = info.ports
+    return out
 
 
 def _make_private(path: str) -> None:

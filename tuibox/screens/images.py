@@ -78,6 +78,7 @@ class ImagesScreen(Screen[None], BoxesAware):
         self.images: list[ImageRow] = []
         self.error: str | None = None
         self.pulling: str | None = None
+        self._had_current = False
 
     @property
     def tapp(self) -> TuiboxApp:
@@ -135,7 +136,8 @@ class ImagesScreen(Screen[None], BoxesAware):
             f"{len(rows)} images · unique {human_bytes(unique)} · shared layers "
             f"{human_bytes(shared)} (counted once per image)"
         )
-        self.refresh_bindings()
+        # No refresh_bindings here: the table's RowHighlighted does it, and every refresh
+        # recomposes the footer (its widgets are most of this screen's opening cost).
 
     def _status(self, text: str | Text) -> None:
         self.query_one("#images-status", Static).update(text)
@@ -152,7 +154,11 @@ class ImagesScreen(Screen[None], BoxesAware):
         return True
 
     def on_data_table_row_highlighted(self) -> None:
-        self.refresh_bindings()
+        # Only "is a row selected" changes what is allowed; a refresh recomposes the footer.
+        has = self.current() is not None
+        if has != self._had_current:
+            self._had_current = has
+            self.refresh_bindings()
 
     # ---- actions
 

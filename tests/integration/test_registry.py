@@ -289,3 +289,45 @@ def test_gc_finds_layers_no_image_uses(tb: TB, registry: str) -> None:
     assert list((tb.data_root / "layers").iterdir()) == []
     assert list((tb.data_root / "l").iterdir()) == []
     assert tb("run", "--image", "busybox", "again", "true").returncode == 0
+
+
+def test_a_retried_pull_reuses_the_blobs_that_arrived(tb: TB, registry: str) -> None:
+    """What an interrupted pull keeps (its download layout, with the blobs that arrived
+    whole) is reused by the next pull of the same reference, then removed."""
+    from tuibox.runtime.images.reference import parse_reference
+    from tuibox.runtime.images.registry import _pull_dir
+    from tuibox.runtime.images.store import ImageStore
+
+    tb("run", "--image", "busybox", "warm", "true")
+    ref = f"{registry}/resume:1"
+    tb("push", "--tls-verify=false", "busybox", ref)
+    work = Path(_pull_dir(ImageStore(str(tb.data_root)), parse_reference(ref)))
+    layout = work / "layout"
+    work.mkdir(parents=True)
+    _skopeo("copy", "--src-tls-verify=false", f"docker://{ref}", f"oci:{layout}:latest")
+    index = json.loads((layout / "index.json").read_text())
+    sha = layout / "blobs" / "sha256"
+    manifest = json.loads((sha / index["manifests"][0]["digest"].split(":")[1]).read_text())
+    (layout / "index.json").unlink()  # interrupted before the manifest was written
+    # The layers (skopeo writes the small config again, whatever it finds).
+    blobs = {
+        d["digest"].split(":")[1]: (sha / d["digest"].split(":")[1]).stat().st_ino
+        for d in manifest["layers"]
+    }
+    listed = tb("gc").stdout
+    assert f"would: pull {work}" in listed
+    seen: dict[str, int] = {}
+    # Watch the layout while the pull runs: skopeo must leave the blobs it finds in place.
+    proc = subprocess.Popen(
+        tb.argv("pull", "--tls-verify=false", ref), stdout=subprocess.PIPE, text=True
+    )
+    while proc.poll() is None:
+        for name in blobs:
+            try:
+                seen[name] = (layout / "blobs" / "sha256" / name).stat().st_ino
+            except FileNotFoundError:
+                pass
+    assert proc.wait() == 0 and proc.stdout is not None and proc.stdout.read() == "resume-1\n"
+    assert seen == blobs
+    assert not work.exists() and not work.parent.exists()
+    assert tb("run", "--image", "resume-1", "r", "/bin/busybox", "true").returncode == 0

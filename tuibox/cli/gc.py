@@ -68,7 +68,7 @@ def do_gc(opts: GcOptions, g: Globals) -> int:
 def _image_debris(g: Globals, remove: bool, failures: list[str]) -> list[Debris]:
     """Image layers no image uses (an interrupted pull, a forced removal) and the download
     layouts of interrupted pulls: in the data root, shared by every state root."""
-    from tuibox.runtime.images.layers import LayerStore
+    from tuibox.runtime.images.layers import LayerStore, held
     from tuibox.runtime.images.registry import PULLS, sweep_pulls
     from tuibox.runtime.images.store import ImageStore
     from tuibox.runtime.recovery import Debris
@@ -80,6 +80,7 @@ def _image_debris(g: Globals, remove: bool, failures: list[str]) -> list[Debris]
     found += [
         Debris("pull", e, os.path.join(pulls, e), "remove")
         for e in (sorted(os.listdir(pulls)) if os.path.isdir(pulls) else [])
+        if not held(os.path.join(pulls, e))  # a pull in progress
     ]
     if remove:
         try:

@@ -331,3 +331,33 @@ def test_a_retried_pull_reuses_the_blobs_that_arrived(tb: TB, registry: str) -> 
     assert seen == blobs
     assert not work.exists() and not work.parent.exists()
     assert tb("run", "--image", "resume-1", "r", "/bin/busybox", "true").returncode == 0
+
+
+def test_the_tui_service_pulls_with_progress_and_lists_what_the_cli_lists(
+    tb: TB, registry: str
+) -> None:
+    import asyncio
+
+    from tuibox.service import InProcessBackend, PullProgress, ServiceError
+
+    tb("run", "--image", "busybox", "warm", "true")
+    tb("push", "--tls-verify=false", "busybox", f"{registry}/svc:1")
+    backend = InProcessBackend(str(tb.root), str(tb.data_root))
+    reports: list[PullProgress] = []
+    name = asyncio.run(backend.pull(f"{registry}/svc:1", False, reports.append))
+    assert name == "svc-1"
+    phases = [r.phase for r in reports]
+    assert phases[0] == "download" and phases[-1] == "extract"
+    assert reports[-1].done == reports[-1].total > 1_000_000
+    rows = asyncio.run(backend.images())
+    cli = json.loads(tb("image", "ls", "--format", "json").stdout)
+    assert [(r.name, r.size, r.layers, r.shared_size, r.unique_size) for r in rows] == [
+        (d["name"], d["size"], d["layers"], d["shared_size"], d["unique_size"]) for d in cli
+    ]
+    with pytest.raises(ServiceError) as e:
+        asyncio.run(backend.pull(f"{registry}/svc:404", False))
+    assert e.value.message == f"image {registry}/svc:404 was not found in registry {registry}"
+    assert e.value.kind == "image"
+    with pytest.raises(ServiceError) as e:
+        asyncio.run(backend.remove_image("nothing"))
+    assert "does not exist" in e.value.message

@@ -222,6 +222,10 @@ def test_push_pull_round_trip_shares_the_base_layer(tb: TB, registry: str, tmp_p
         out = tb("run", "--image", image, f"r-{image}", "/bin/sh", "-c", script).stdout
         assert out == want, (image, out)
     assert tb("run", "--image", "app-2", "dflt").stdout == "default\n"
+    # Labels become the box's annotations, as docker gives a container its image's labels.
+    tb("run", "-d", "--image", "app-2", "lab", "sleep", "30")
+    assert tb.state("lab")["annotations"] == {"org.example.role": "test"}
+    tb("destroy", "--force", "lab")
     # A user-namespace box mounts the layers one by one (idmapped lowers).
     out = tb("run", "--userns", "auto", "--image", "app-2", "u", "/bin/sh", "-c", script)
     assert out.stdout == want

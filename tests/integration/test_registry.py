@@ -289,7 +289,11 @@ def test_gc_finds_layers_no_image_uses(tb: TB, registry: str) -> None:
     (hexpart,) = [p.name for p in (tb.data_root / "layers").iterdir()]
     listed = tb("gc").stdout
     assert f"would: image-layer {tb.data_root}/layers/{hexpart} (sha256:{hexpart})" in listed
+    # A push killed half-way leaves its layout; nobody holds it any more.
+    (tb.data_root / ".push-killed").mkdir()
+    assert f"would: push {tb.data_root}/.push-killed" in tb("gc").stdout
     tb("gc", "--yes")
+    assert not (tb.data_root / ".push-killed").exists()
     assert list((tb.data_root / "layers").iterdir()) == []
     assert list((tb.data_root / "l").iterdir()) == []
     assert tb("run", "--image", "busybox", "again", "true").returncode == 0

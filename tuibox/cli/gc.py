@@ -66,21 +66,20 @@ def do_gc(opts: GcOptions, g: Globals) -> int:
 
 
 def _image_debris(g: Globals, remove: bool, failures: list[str]) -> list[Debris]:
-    """Image layers no image uses (an interrupted pull, a forced removal) and the download
-    layouts of interrupted pulls: in the data root, shared by every state root."""
-    from tuibox.runtime.images.layers import LayerStore, held
-    from tuibox.runtime.images.registry import PULLS, sweep_pulls
+    """Image layers no image uses (an interrupted pull, a forced removal), the download
+    layouts of interrupted pulls and those of killed pushes: in the data root, shared by
+    every state root."""
+    from tuibox.runtime.images.layers import LayerStore
+    from tuibox.runtime.images.registry import stale_transfers, sweep_pulls
     from tuibox.runtime.images.store import ImageStore
     from tuibox.runtime.recovery import Debris
 
     store = ImageStore(g.data_root)
     layers = LayerStore(store.data_root)
     found = [Debris("image-layer", d, layers.layer_dir(d), "remove") for d in store.unused_layers()]
-    pulls = os.path.join(store.data_root, PULLS)
     found += [
-        Debris("pull", e, os.path.join(pulls, e), "remove")
-        for e in (sorted(os.listdir(pulls)) if os.path.isdir(pulls) else [])
-        if not held(os.path.join(pulls, e))  # a pull in progress
+        Debris("pull" if "/pulls/" in p else "push", os.path.basename(p), p, "remove")
+        for p in stale_transfers(store)
     ]
     if remove:
         try:

@@ -43,6 +43,7 @@ if TYPE_CHECKING:
 SKOPEO = "skopeo"
 DEFAULT_TIMEOUT = 120.0
 PULLS = "pulls"
+PUSH_PREFIX = ".push-"
 _ARCH = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "i686": "386"}
 _OCI = "application/vnd.oci.image"
 
@@ -330,22 +331,35 @@ def _manifest_digest(layout: str) -> str:
         return ""
 
 
-def sweep_pulls(store: ImageStore) -> list[str]:
-    """Download layouts of interrupted pulls that no pull is using; removed, paths returned."""
+def stale_transfers(store: ImageStore) -> list[str]:
+    """Download layouts of interrupted pulls and layouts of killed pushes that no process
+    holds any more."""
     from tuibox.runtime.images.layers import held
-    from tuibox.runtime.images.safefs import remove_tree
 
     base = os.path.join(store.data_root, PULLS)
-    out: list[str] = []
+    found = [os.path.join(base, e) for e in _entries(base)]
+    found += [
+        os.path.join(store.data_root, e)
+        for e in _entries(store.data_root)
+        if e.startswith(PUSH_PREFIX)
+    ]
+    return [p for p in found if not held(p)]
+
+
+def _entries(path: str) -> list[str]:
     try:
-        entries = os.listdir(base)
+        return sorted(os.listdir(path))
     except FileNotFoundError:
-        return out
-    for entry in entries:
-        path = os.path.join(base, entry)
-        if not held(path):
-            remove_tree(path)
-            out.append(path)
+        return []
+
+
+def sweep_pulls(store: ImageStore) -> list[str]:
+    """Remove what stale_transfers finds; return the paths removed."""
+    from tuibox.runtime.images.safefs import remove_tree
+
+    out = stale_transfers(store)
+    for path in out:
+        remove_tree(path)
     return out
 
 
@@ -370,7 +384,10 @@ def push(
     ref = parse_reference(text)
     info = resolve_image(store, name)  # "busybox" is built on first use, as for run
     os.makedirs(store.data_root, 0o700, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=".push-", dir=store.data_root)
+    tmp = tempfile.mkdtemp(prefix=PUSH_PREFIX, dir=store.data_root)
+    # Held while we work: gc removes a push dir only once its process is gone.
+    lock = os.open(tmp, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    fcntl.flock(lock, fcntl.LOCK_EX)
     try:
         write_layout(store, info, tmp)
         argv = [
@@ -386,6 +403,7 @@ def push(
         _run(argv, ref, timeout, tick)
     finally:
         remove_tree(tmp)
+        os.close(lock)
     return str(ref)
 
 

@@ -90,6 +90,7 @@ class TuiboxApp(App[int]):
         Binding("question_mark", "help", "Help", id="app.help"),
         Binding("q", "quit", "Quit", id="app.quit"),
         Binding("ctrl+t", "change_theme", "Theme", id="app.theme", show=False),
+        Binding("I", "images", "Images", id="app.images", tooltip="Images: pull, remove, run"),
     ]
 
     COMMANDS: ClassVar[set[Any]] = App.COMMANDS | {_palette_provider}
@@ -284,6 +285,12 @@ class TuiboxApp(App[int]):
         self.request_refresh()
 
     # ---- app-wide actions
+
+    def action_images(self) -> None:
+        from tuibox.screens.images import ImagesScreen
+
+        if not isinstance(self.screen, ImagesScreen):
+            self.push_screen(ImagesScreen())
 
     def action_help(self) -> None:
         from tuibox.screens.help import HelpScreen

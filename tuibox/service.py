@@ -258,14 +258,34 @@ class ImageRow:
     name: str
     size: int = 0
     created: datetime | None = None
+    layers: int = 1
+    shared_size: int = 0
+    unique_size: int = 0
+    source: str = ""
+    ports: tuple[str, ...] = ()  # the config's ExposedPorts, e.g. "80/tcp"
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> ImageRow:
+        size = int(d.get("size") or 0)
         return cls(
             name=str(d["name"]),
-            size=int(d.get("size") or 0),
+            size=size,
             created=parse_time(d.get("created")),
+            layers=int(d.get("layers") or 1),
+            shared_size=int(d.get("shared_size") or 0),
+            unique_size=int(d.get("unique_size", size) or 0),
+            source=str(d.get("source") or ""),
+            ports=tuple(str(p) for p in d.get("ports") or ()),
         )
+
+
+@dataclass(frozen=True)
+class PullProgress:
+    """One report of `tuibox pull --progress json`: phase "download" or "extract"."""
+
+    phase: str
+    done: int
+    total: int
 
 
 @dataclass(frozen=True)
@@ -462,6 +482,14 @@ class Backend(Protocol):
     async def unavailable_verbs(self, verbs: Sequence[str]) -> dict[str, str]: ...
     async def debris(self) -> list[DebrisRow]: ...
     async def collect_debris(self) -> GcResult: ...
+    async def inspect_image(self, name: str) -> dict[str, Any]: ...
+    async def remove_image(self, name: str, force: bool = False) -> None: ...
+    async def pull(
+        self,
+        reference: str,
+        tls_verify: bool = True,
+        progress: Callable[[PullProgress], None] | None = None,
+    ) -> str: ...
 
 
 class CliBackend:
@@ -546,6 +574,53 @@ class CliBackend:
 
     async def images(self) -> list[ImageRow]:
         return [ImageRow.from_json(d) for d in await self._json("image", "ls", "--format", "json")]
+
+    async def inspect_image(self, name: str) -> dict[str, Any]:
+        data: dict[str, Any] = json.loads(await self.call("image", "inspect", name))
+        return data
+
+    async def remove_image(self, name: str, force: bool = False) -> None:
+        args = ["image", "rm", "--force", name] if force else ["image", "rm", name]
+        await self.call(*args, timeout=120.0, mutating=True)
+
+    async def pull(
+        self,
+        reference: str,
+        tls_verify: bool = True,
+        progress: Callable[[PullProgress], None] | None = None,
+    ) -> str:
+        """`tuibox pull --progress json`: one JSON line per report on stdout, then the name."""
+        args = ["pull", "--progress", "json"]
+        if not tls_verify:
+            args.append("--tls-verify=false")
+        proc = await asyncio.create_subprocess_exec(
+            *self.argv(*args, "--", reference),
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env=self._env,
+            start_new_session=True,
+        )
+        assert proc.stdout is not None and proc.stderr is not None
+        err_task = asyncio.ensure_future(proc.stderr.read())
+        name = ""
+        async for raw in proc.stdout:
+            line = raw.decode(errors="replace").strip()
+            if line.startswith("{"):
+                try:
+                    d = json.loads(line)
+                    report = PullProgress(str(d["phase"]), int(d["done"]), int(d["total"]))
+                except (ValueError, KeyError, TypeError):
+                    continue
+                if progress is not None:
+                    progress(report)
+            elif line:
+                name = line
+        await proc.wait()
+        err = (await err_task).decode(errors="replace")
+        if proc.returncode != 0:
+            raise error_from_cli("pull", proc.returncode or 0, err)
+        return name
 
     async def debris(self) -> list[DebrisRow]:
         report = _gc_report(await self.call("gc", "--format", "json", timeout=60.0))
@@ -793,6 +868,15 @@ class InProcessBackend(CliBackend):
 
     async def debris(self) -> list[DebrisRow]:
         return await self._in_thread("gc", self._find_debris)
+
+    def _image_rows(self) -> list[ImageRow]:
+        from tuibox.runtime.images.store import ImageStore
+
+        # Read-only: image.json files and layer sizes; `image ls --format json`'s very rows.
+        return [ImageRow.from_json(d) for d in ImageStore(self.data_root).summaries()]
+
+    async def images(self) -> list[ImageRow]:
+        return await self._in_thread("image", self._image_rows)
 
 
 def inspect_text(data: dict[str, Any]) -> str:

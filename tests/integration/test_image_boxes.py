@@ -74,7 +74,15 @@ def test_fresh_data_root_builds_busybox_and_runs(tb: TB) -> None:
     proc = tb("run", "--image", "busybox", name, "sh", "-c", "echo ok")
     assert proc.stdout == "ok\n", proc.stderr
     assert [i["name"] for i in images(tb)] == ["busybox"]
-    assert set(images(tb)[0]) == {"name", "size", "created", "source"}
+    assert set(images(tb)[0]) == {
+        "name",
+        "size",
+        "created",
+        "source",
+        "layers",
+        "shared_size",
+        "unique_size",
+    }
     assert (tb.data_root / "images/busybox/rootfs/bin/busybox").is_file()
     assert tb.names() == []  # a foreground run removes its box, upper layer included
 

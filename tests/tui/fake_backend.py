@@ -7,7 +7,7 @@ greying and error display are exercised as they will be against the real CLI. Ti
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -26,6 +26,7 @@ from tuibox.service import (
     LogChunk,
     MountRow,
     ProcessRow,
+    PullProgress,
     ServiceError,
     ServiceUnavailable,
     SpecSummary,
@@ -60,7 +61,23 @@ class FakeBackend:
         self.calls: list[tuple[str, ...]] = []
         self.fail: dict[str, str] = {}  # verb -> message to raise once
         self.logs: dict[str, bytes] = {}
-        self.images_list = [ImageRow("busybox", 2_000_000, NOW), ImageRow("alpine", 8_000_000, NOW)]
+        self.images_list = [
+            ImageRow("busybox", 2_000_000, NOW, unique_size=2_000_000, source="busybox"),
+            ImageRow(
+                "alpine",
+                8_000_000,
+                NOW,
+                layers=2,
+                shared_size=3_000_000,
+                unique_size=5_000_000,
+                source="docker.io/library/alpine:latest",
+                ports=("80/tcp",),
+            ),
+        ]
+        # reference -> (name, layers, size) that a pull makes; anything else: not found
+        self.registry: dict[str, tuple[str, int, int]] = {}
+        self.pull_steps = 4
+        self.pull_gate: asyncio.Event | None = None  # set by a test to hold a pull mid-way
         self.list_delay = 0.0
         self.terminal_argv: tuple[str, ...] = ()  # a prefix for the pane's program (tests)
         self._next_pid = 4000
@@ -298,6 +315,59 @@ class FakeBackend:
     async def debris(self) -> list[DebrisRow]:
         self._check("gc")
         return list(self.debris_items)
+
+    async def inspect_image(self, name: str) -> dict[str, Any]:
+        self._check("image", "inspect", name)
+        row = self._image(name)
+        return {
+            "name": row.name,
+            "size": row.size,
+            "source": row.source,
+            "ports": list(row.ports),
+            "config": {"config": {"Cmd": ["/bin/sh"], "Env": ["PATH=/bin"]}},
+        }
+
+    def _image(self, name: str) -> ImageRow:
+        row = next((i for i in self.images_list if i.name == name), None)
+        if row is None:
+            raise ServiceError(f"image {name!r} does not exist", "image", "image")
+        return row
+
+    async def remove_image(self, name: str, force: bool = False) -> None:
+        self._check("image", "rm", name)
+        self._image(name)
+        users = sorted(b.name for b in self.boxes.values() if b.image == name)
+        if users and not force:
+            raise ServiceError(
+                f"image {name!r} is in use by {', '.join(users)}: destroy them first, "
+                "or use --force",
+                "image",
+                "image",
+            )
+        self.images_list = [i for i in self.images_list if i.name != name]
+
+    async def pull(
+        self,
+        reference: str,
+        tls_verify: bool = True,
+        progress: Callable[[PullProgress], None] | None = None,
+    ) -> str:
+        self._check("pull", reference)
+        if reference not in self.registry:
+            raise ServiceError(
+                f"image {reference} was not found in registry docker.io", "pull", "image"
+            )
+        name, layers, size = self.registry[reference]
+        for i in range(1, self.pull_steps + 1):
+            if progress is not None:
+                progress(PullProgress("download", size * i // self.pull_steps, size))
+            if self.pull_gate is not None and i == self.pull_steps // 2:
+                await self.pull_gate.wait()
+            await asyncio.sleep(0)
+        self.images_list.append(
+            ImageRow(name, size, NOW, layers=layers, unique_size=size, source=reference)
+        )
+        return name
 
     async def collect_debris(self) -> GcResult:
         self._check("gc", "--yes")

@@ -41,7 +41,9 @@ VERBS: dict[str, tuple[str, str]] = {
     "features": ("oci", "print what this runtime supports (OCI runtime-spec features JSON)"),
     "network": ("network", "manage networks: ls, create, rm, reload"),
     "port": ("network", "list the ports a box publishes"),
-    "image": ("images", "manage images: ls, import, rm, inspect, bootstrap"),
+    "image": ("images", "manage images: ls, import, tag, rm, inspect, bootstrap"),
+    "pull": ("registry", "pull an image from a registry (through skopeo)"),
+    "push": ("registry", "push an image to a registry (through skopeo)"),
     "gc": ("gc", "find (and with --yes remove) debris of boxes that no longer exist"),
 }
 ALIASES = {"delete": "destroy", "rm": "destroy", "ls": "list"}

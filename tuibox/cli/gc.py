@@ -5,12 +5,17 @@ A dry run unless --yes; every item is reported, with what --yes does (or did) to
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Callable
 
 from tuibox.cli import Globals, fail
 from tuibox.cli.args import Command, Opt, Options, entry
 from tuibox.runtime.errors import SpecError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from tuibox.runtime.recovery import Debris
 
 
 class GcOptions(Options):
@@ -39,6 +44,7 @@ def do_gc(opts: GcOptions, g: Globals) -> int:
     rt = Runtime(g.root, g.data_root)
     items = find_debris(rt, g.data_root)
     failures = collect(rt, items) if opts.yes else []
+    items += _image_debris(g, opts.yes, failures)
     if opts.format == "json":
         out = {
             "removed": opts.yes,
@@ -57,6 +63,31 @@ def do_gc(opts: GcOptions, g: Globals) -> int:
     for f in failures:
         fail(f)
     return 125 if failures else 0
+
+
+def _image_debris(g: Globals, remove: bool, failures: list[str]) -> list[Debris]:
+    """Image layers no image uses (an interrupted pull, a forced removal), the download
+    layouts of interrupted pulls and those of killed pushes: in the data root, shared by
+    every state root."""
+    from tuibox.runtime.images.layers import LayerStore
+    from tuibox.runtime.images.registry import stale_transfers, sweep_pulls
+    from tuibox.runtime.images.store import ImageStore
+    from tuibox.runtime.recovery import Debris
+
+    store = ImageStore(g.data_root)
+    layers = LayerStore(store.data_root)
+    found = [Debris("image-layer", d, layers.layer_dir(d), "remove") for d in store.unused_layers()]
+    found += [
+        Debris("pull" if "/pulls/" in p else "push", os.path.basename(p), p, "remove")
+        for p in stale_transfers(store)
+    ]
+    if remove:
+        try:
+            store.gc_layers()
+            sweep_pulls(store)
+        except OSError as e:
+            failures.append(f"image layers: {e.strerror or e}")
+    return found
 
 
 def dispatch(verb: str, words: list[str], g: Globals) -> int:

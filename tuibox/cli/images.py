@@ -19,10 +19,8 @@ from tuibox.runtime.images.store import ImageStore, check_image_name
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
-    from typing import Any
 
     from tuibox.cli import Globals
-    from tuibox.runtime.images.store import ImageInfo
 
 
 def open_store(g: Globals) -> ImageStore:
@@ -30,8 +28,8 @@ def open_store(g: Globals) -> ImageStore:
 
 
 IMAGE_HELP = (
-    "Manage images: image ls | import FILE|DIR NAME | rm NAME... | inspect NAME | "
-    "bootstrap debian NAME"
+    "Manage images: image ls | import FILE|DIR NAME | tag SRC DST | rm NAME... | "
+    "inspect NAME | bootstrap debian NAME"
 )
 
 
@@ -67,6 +65,19 @@ class ImageImportOptions(Options):
     __slots__ = ("name", "source")
     source: str
     name: str
+
+
+class ImageTagOptions(Options):
+    COMMAND = Command(
+        "image tag",
+        "Give image SRC a second name DST (layers are shared; a flat image's files are\n"
+        "hard-linked). To publish under a registry reference, use `tuibox push SRC REF`.",
+        (),
+        (Arg("src"), Arg("dst")),
+    )
+    __slots__ = ("dst", "src")
+    src: str
+    dst: str
 
 
 class ImageRmOptions(Options):
@@ -116,6 +127,7 @@ ACTIONS = {
     "ls": "ls",
     "list": "ls",
     "import": "import",
+    "tag": "tag",
     "rm": "rm",
     "remove": "rm",
     "delete": "rm",
@@ -129,7 +141,7 @@ def dispatch(verb: str, words: list[str], g: Globals) -> int:
     action = ACTIONS.get(first.action)
     if action is None:
         raise UsageError(
-            f"image: unknown action {first.action!r} (ls, import, rm, inspect, bootstrap)"
+            f"image: unknown action {first.action!r} (ls, import, tag, rm, inspect, bootstrap)"
         )
     return IMAGE_VERBS[action](words[1:], g)
 
@@ -152,40 +164,61 @@ def boxes_using(g: Globals, store: ImageStore, name: str) -> list[str]:
     from tuibox.runtime.box import Runtime
 
     rootfs = os.path.join(store.image_dir(name), "rootfs")
+    try:
+        lower = store.lower(name)
+    except ImageError:
+        lower = rootfs
     out = []
     for r in Runtime(g.root).list():
         if r.image != name:
             continue
         # A box recorded without the path (older records) counts: refusing is the safe side.
         where = r.extra.get("image_rootfs")
-        if where is None or os.path.abspath(where) == os.path.abspath(rootfs):
+        if where is None or where == lower or os.path.abspath(where) == os.path.abspath(rootfs):
             out.append(r.id)
     return out
-
-
-def info_json(info: ImageInfo) -> dict[str, Any]:
-    return {"name": info.name, "size": info.size, "created": info.created, "source": info.source}
 
 
 # ---- verbs ----------------------------------------------------------------------------------
 
 
 def do_ls(opts: ImageLsOptions, g: Globals) -> int:
-    images = open_store(g).list()
+    store = open_store(g)
     if opts.format == "json":
-        sys.stdout.write(fastjson.dumps([info_json(i) for i in images]) + "\n")
+        sys.stdout.write(fastjson.dumps(store.summaries()) + "\n")
         return 0
+    images = store.list()
+    usage = store.usage()
     if opts.format != "table":
         raise UsageError(f"image ls: --format {opts.format!r}: must be table or json")
     if opts.quiet:
         sys.stdout.write("".join(i.name + "\n" for i in images))
         return 0
-    rows = [("NAME", "SIZE", "CREATED", "SOURCE")]
-    rows += [(i.name, human_size(i.size), i.created, i.source) for i in images]
-    widths = [max(len(r[k]) for r in rows) for k in range(3)]
+    rows = [("NAME", "SIZE", "SHARED", "UNIQUE", "LAYERS", "CREATED", "SOURCE")]
+    for i in images:
+        shared, unique = usage.get(i.name, (0, i.size))
+        rows.append(
+            (
+                i.name,
+                human_size(i.size),
+                human_size(shared),
+                human_size(unique),
+                str(len(i.layers) or 1),
+                i.created,
+                i.source,
+            )
+        )
+    n = len(rows[0]) - 1
+    widths = [max(len(r[k]) for r in rows) for k in range(n)]
     for r in rows:
-        head = "  ".join(c.ljust(w) for c, w in zip(r[:3], widths, strict=True))
-        sys.stdout.write(f"{head}  {r[3]}".rstrip() + "\n")
+        head = "  ".join(c.ljust(w) for c, w in zip(r[:n], widths, strict=True))
+        sys.stdout.write(f"{head}  {r[n]}".rstrip() + "\n")
+    return 0
+
+
+def do_tag(opts: ImageTagOptions, g: Globals) -> int:
+    info = open_store(g).tag(opts.src, opts.dst)
+    sys.stdout.write(info.name + "\n")
     return 0
 
 
@@ -316,8 +349,11 @@ def do_inspect(opts: ImageInspectOptions, g: Globals) -> int:
     store = open_store(g)
     info = store.get(opts.name)
     data = info.to_json()
-    data["rootfs"] = store.rootfs(info.name)
+    data["rootfs"] = store.lower(info.name)
     data["boxes"] = boxes_using(g, store, info.name)
+    config = store.config(info.name)
+    if config is not None:
+        data["config"] = config
     sys.stdout.write(fastjson.dumps(data, indent=2) + "\n")
     return 0
 
@@ -345,6 +381,7 @@ def do_bootstrap(opts: ImageBootstrapOptions, g: Globals) -> int:
 IMAGE_VERBS: dict[str, Callable[[list[str], Globals], int]] = {
     "ls": entry(ImageLsOptions, do_ls),
     "import": entry(ImageImportOptions, do_import),
+    "tag": entry(ImageTagOptions, do_tag),
     "rm": entry(ImageRmOptions, do_rm),
     "inspect": entry(ImageInspectOptions, do_inspect),
     "bootstrap": entry(ImageBootstrapOptions, do_bootstrap),

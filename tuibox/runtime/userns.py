@@ -371,29 +371,31 @@ def _detached_root(ctx: SetupContext, setup: UsernsSetup, probe: int | None, aut
     root_uid = to_host(setup.uid_maps, 0)
     root_gid = to_host(setup.gid_maps, 0)
     if plan.overlay is not None:
-        lower = ctx.record.extra["image_rootfs"]
+        # A layered image's lowerdir names several layers, top first.
+        lowers = str(ctx.record.extra["image_rootfs"]).split(":")
         layer = str(ctx.record.extra.get("layer", d))
-        lower_fd = None
-        if probe is not None:
-            try:
-                lower_fd = kernel.idmapped_tree(lower, probe, recursive=False)
-            except OSError as e:
-                raise TuiboxError(
-                    f"--userns: this kernel or file system cannot give {lower} an idmapped "
-                    f"mount ({e.strerror}); run the box without --userns"
-                ) from None
+        lower_fds: list[int] = []
         try:
+            if probe is not None:
+                for lower in lowers:
+                    try:
+                        lower_fds.append(kernel.idmapped_tree(lower, probe, recursive=False))
+                    except OSError as e:
+                        raise TuiboxError(
+                            f"--userns: this kernel or file system cannot give {lower} an "
+                            f"idmapped mount ({e.strerror}); run the box without --userns"
+                        ) from None
             if root_uid is not None and root_gid is not None:
                 # The upper dir's owner is the owner of the box's "/".
                 os.chown(os.path.join(layer, "upper"), root_uid, root_gid)
             setup.root_fd = kernel.overlay_mount(
-                f"/proc/self/fd/{lower_fd}" if lower_fd is not None else lower,
+                [f"/proc/self/fd/{fd}" for fd in lower_fds] if lower_fds else lowers,
                 os.path.join(layer, "upper"),
                 os.path.join(layer, "work"),
             )
         finally:
-            if lower_fd is not None:
-                os.close(lower_fd)
+            for fd in lower_fds:
+                os.close(fd)
         plan.overlay = None  # attached by the init's rootfs step instead
     elif auto and probe is not None:
         try:

@@ -6,6 +6,7 @@ other check is the runtime's: its error line is shown under the field it names.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from textual import on, work
@@ -66,6 +67,12 @@ def field_for(message: str) -> str | None:
     return next((f for word, f in FIELD_HINTS if word in low), None)
 
 
+def port_hint(exposed: Sequence[str]) -> str:
+    """ExposedPorts ("80/tcp") as the Ports field's suggestion ("80:80")."""
+    ports = [p.partition("/")[0] for p in exposed if p.partition("/")[0].isdigit()]
+    return " ".join(f"{p}:{p}" for p in ports)
+
+
 def form_defaults(unavailable: dict[str, str]) -> tuple[str, bool, str | None]:
     """(command, terminal, why) for a new box; `why` says why it is not a shell on a console."""
     if "attach" in unavailable:
@@ -81,9 +88,14 @@ class CreateBoxScreen(ModalScreen[str | None]):
         Binding("ctrl+s", "submit", "Create & start", id="create.submit"),
     ]
 
-    def __init__(self, suggested_name: str) -> None:
+    def __init__(
+        self, suggested_name: str, image: str | None = None, ports: Sequence[str] = ()
+    ) -> None:
         super().__init__()
         self.suggested_name = suggested_name
+        # Prefilled from the images screen: that image, and its ExposedPorts as a hint.
+        self.image = image or DEFAULT_IMAGE
+        self.exposed = tuple(ports)
         self.busy = False
         self.defaults_note: str | None = None
 
@@ -101,8 +113,8 @@ class CreateBoxScreen(ModalScreen[str | None]):
                     "Image",
                     Select(
                         compact=True,
-                        options=[(DEFAULT_IMAGE, DEFAULT_IMAGE)],
-                        value=DEFAULT_IMAGE,
+                        options=[(n, n) for n in dict.fromkeys((DEFAULT_IMAGE, self.image))],
+                        value=self.image,
                         allow_blank=False,
                         id="image",
                     ),
@@ -132,7 +144,11 @@ class CreateBoxScreen(ModalScreen[str | None]):
                 yield Label("", id="network-error", classes="field-error hidden")
                 yield from self._field(
                     "Ports",
-                    Input(compact=True, placeholder="HOST:BOX, e.g. 8080:80 8443:443", id="ports"),
+                    Input(
+                        compact=True,
+                        placeholder=port_hint(self.exposed) or "HOST:BOX, e.g. 8080:80 8443:443",
+                        id="ports",
+                    ),
                 )
                 with Horizontal(classes="row limits"):
                     yield Label("Memory", classes="field-label")
@@ -164,6 +180,8 @@ class CreateBoxScreen(ModalScreen[str | None]):
         self.query_one("#name", Input).focus()
         if self.defaults_note:
             self._note("command", self.defaults_note)
+        if self.exposed:
+            self._note("ports", f"the image exposes {', '.join(self.exposed)}")
         self.load_images()
 
     def _note(self, field: str, text: str) -> None:
@@ -197,6 +215,9 @@ class CreateBoxScreen(ModalScreen[str | None]):
         select = self.query_one("#image", Select)
         current = select.value
         select.set_options((n, n) for n in names)
+        if self.image not in names:
+            names.append(self.image)
+            select.set_options((n, n) for n in names)
         select.value = current if current in names else DEFAULT_IMAGE
 
     def _image_note(self, reason: str) -> None:

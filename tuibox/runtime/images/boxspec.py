@@ -53,8 +53,12 @@ def spec_for_image(
 
     store = ImageStore(data_root)
     info = resolve_image(store, name)
-    rootfs = os.path.abspath(store.rootfs(info.name))
-    for label, path in (("data root", rootfs), ("state root", root or default_root())):
+    lower = store.lower(info.name)
+    roots = store.roots(info.name)
+    rootfs = os.path.abspath(roots[0])
+    # A layered image's lowerdir is ':'-joined on purpose; its paths live in the data root.
+    where = rootfs if not info.layers else store.data_root
+    for label, path in (("data root", where), ("state root", root or default_root())):
         bad = [c for c in _OVERLAY_UNSAFE if c in os.path.abspath(path)]
         if bad:
             raise ImageError(
@@ -69,7 +73,7 @@ def spec_for_image(
         process["cwd"] = os.path.normpath(os.path.join("/", info.workdir))
     home = "/root"
     if info.user:
-        uid, gid, extra, home = resolve_user(rootfs, info.user, info.name)
+        uid, gid, extra, home = resolve_user(roots, info.user, info.name)
         user: dict[str, Any] = {"uid": uid, "gid": gid}
         if extra:
             user["additionalGids"] = list(extra)
@@ -78,10 +82,13 @@ def spec_for_image(
         # As docker does: programs (shells, ssh, git) expect HOME; the image may not set it.
         env.append(f"HOME={home}")
     process["env"] = env
+    if info.labels:
+        # Docker gives a container its image's labels; a box's equivalent is annotations.
+        data["annotations"] = {**info.labels, **(data.get("annotations") or {})}
     # The image dir as the bundle: relative paths of the generated spec (there are none)
     # would resolve there, and `state` shows where the box came from.
     spec = parse_spec(data, store.image_dir(info.name), f"image {info.name!r}")
-    return spec, info.name, (rootfs, store.data_root)
+    return spec, info.name, (lower if info.layers else rootfs, store.data_root)
 
 
 def process_args(info: ImageInfo, command: list[str]) -> list[str]:
@@ -106,7 +113,9 @@ def merge_env(base: tuple[str, ...] | list[str], image: list[str]) -> list[str]:
 # ---- users -------------------------------------------------------------------------------------
 
 
-def resolve_user(rootfs: str, text: str, image: str) -> tuple[int, int, tuple[int, ...], str]:
+def resolve_user(
+    rootfs: str | list[str], text: str, image: str
+) -> tuple[int, int, tuple[int, ...], str]:
     """The image config's User (name|uid[:group|gid]) -> (uid, gid, additional gids, home).
 
     Numbers are taken as they are (a uid missing from /etc/passwd is fine, as in docker; its
@@ -149,17 +158,31 @@ def _int(text: str) -> int | None:
     return int(text) if text.isdigit() else None
 
 
-def _read_db(rootfs: str, path: str) -> list[list[str]]:
+def _read_db(rootfs: str | list[str], path: str) -> list[list[str]]:
     """Colon-separated records of a file inside the image, padded to 7 fields.
 
     The path is resolved inside the rootfs (linux/paths.py): an image's /etc/passwd that is
-    an absolute symlink must be read from the image, never from the host."""
+    an absolute symlink must be read from the image, never from the host. A layered image
+    gives its layers top first: the first that has the file (or a whiteout of it) wins."""
+    import stat
+
     from tuibox.runtime.linux.paths import resolve_in_root
 
-    try:
-        host = resolve_in_root(rootfs, path)
-        fd = os.open(host, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
-    except OSError:
+    fd = -1
+    for root in [rootfs] if isinstance(rootfs, str) else rootfs:
+        try:
+            host = resolve_in_root(root, path)
+            st = os.lstat(host)
+        except OSError:
+            continue
+        if stat.S_ISCHR(st.st_mode) and st.st_rdev == 0:
+            return []  # whited out by an upper layer
+        try:
+            fd = os.open(host, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
+        except OSError:
+            return []
+        break
+    if fd < 0:
         return []
     try:
         raw = os.read(fd, _MAX_DB)

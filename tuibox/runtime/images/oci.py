@@ -210,6 +210,12 @@ def config_defaults(config: object, label: str) -> dict[str, Any]:
         "entrypoint": _strings(c.get("Entrypoint"), "Entrypoint", label),
         "workdir": _string(c.get("WorkingDir"), "WorkingDir", label),
         "user": _string(c.get("User"), "User", label),
+        "ports": sorted(k for k in (c.get("ExposedPorts") or {}) if isinstance(k, str))
+        if isinstance(c.get("ExposedPorts") or {}, dict)
+        else [],
+        "labels": {str(k): str(v) for k, v in (c.get("Labels") or {}).items() if isinstance(v, str)}
+        if isinstance(c.get("Labels") or {}, dict)
+        else {},
     }
 
 
@@ -238,7 +244,12 @@ class Layer:
 
 
 def _apply_layer(
-    source: Source, layer: Layer, rootfs: str, ticker: Ticker, warnings: list[str]
+    source: Source,
+    layer: Layer,
+    rootfs: str,
+    ticker: Ticker,
+    warnings: list[str],
+    overlay: bool = False,
 ) -> None:
     import hashlib
     import tarfile
@@ -264,7 +275,7 @@ def _apply_layer(
         try:
             data = CountingReader(dec.stream, diff_h)
             with tarfile.open(fileobj=data, mode="r|") as tar, RootWriter(rootfs) as writer:
-                warnings += apply_members(tar, tar, writer, ticker, layer=True)
+                warnings += apply_members(tar, tar, writer, ticker, layer=True, overlay=overlay)
             data.drain()
             raw.drain()
             ok = True
@@ -331,7 +342,7 @@ def _pick(manifests: object, label: str) -> object:
     return found[0]
 
 
-def _from_layout(source: Source) -> tuple[list[Layer], dict[str, Any]]:
+def _from_layout(source: Source) -> tuple[list[Layer], Any]:
     label = source.label
     _read_json(source, "oci-layout", None)
     index = _read_json(source, "index.json", None)
@@ -365,7 +376,7 @@ def _from_layout(source: Source) -> tuple[list[Layer], dict[str, Any]]:
                 if _size(f) != size:
                     raise ImageError(f"{label}: blob {':'.join(digest)} has the wrong size")
         layers.append(Layer(rel, digest, diff))
-    return layers, config_defaults(config, label)
+    return layers, config
 
 
 def _digest_in_name(rel: str) -> Digest | None:
@@ -382,7 +393,7 @@ def _digest_in_name(rel: str) -> Digest | None:
     return None
 
 
-def _from_docker(source: Source) -> tuple[list[Layer], dict[str, Any]]:
+def _from_docker(source: Source) -> tuple[list[Layer], Any]:
     label = source.label
     entries = _read_json(source, "manifest.json", None)
     if not isinstance(entries, list) or not entries:
@@ -409,21 +420,46 @@ def _from_docker(source: Source) -> tuple[list[Layer], dict[str, Any]]:
             layers.append(Layer(rel, _digest_in_name(rel), diff))
         except ImageError as e:
             raise ImageError(f"{label}: {e}") from None
-    return layers, config_defaults(config, label)
+    return layers, config
 
 
 def import_image(
     source: Source, rootfs: str, progress: Progress | None = None
 ) -> tuple[dict[str, Any], list[str]]:
     """Apply the image in source onto the empty directory rootfs; return (defaults, warnings)."""
-    if source.exists("oci-layout") and source.exists("index.json"):
-        layers, defaults = _from_layout(source)
-    elif source.exists("manifest.json"):
-        layers, defaults = _from_docker(source)
-    else:
-        raise ImageError(f"{source.label}: neither an OCI layout nor a docker archive")
+    layers, config = read_image(source)
     warnings = _apply_layers(source, layers, rootfs, progress)
-    return defaults, warnings
+    return config_defaults(config, source.label), warnings
+
+
+def read_image(source: Source) -> tuple[list[Layer], Any]:
+    """The layers (bottom first) and the raw config of the image in source."""
+    if source.exists("oci-layout") and source.exists("index.json"):
+        return _from_layout(source)
+    if source.exists("manifest.json"):
+        return _from_docker(source)
+    raise ImageError(f"{source.label}: neither an OCI layout nor a docker archive")
+
+
+def layer_size(source: Source, layer: Layer) -> int:
+    with source.open(layer.rel) as f:
+        return _size(f)
+
+
+def extract_layer(
+    source: Source,
+    layer: Layer,
+    dest: str,
+    progress: Progress | None = None,
+    base: int = 0,
+    total: int = 0,
+) -> list[str]:
+    """Extract one layer on its own into the empty directory dest, whiteouts kept in
+    overlayfs's form; progress(base + bytes read, total). Returns the warnings."""
+    warnings: list[str] = []
+    ticker = Ticker(progress, lambda: 0, total, base=base)
+    _apply_layer(source, layer, dest, ticker, warnings, overlay=True)
+    return warnings
 
 
 def import_dir(

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _FILE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 CHUNK = 1 << 20
+OPAQUE_XATTR = "trusted.overlay.opaque"
 
 
 def show(parts: Parts) -> str:
@@ -235,6 +236,20 @@ class RootWriter:
             remove_tree_at(pfd, parts[-1])
         finally:
             os.close(pfd)
+
+    def whiteout(self, parts: Parts) -> None:
+        """overlayfs's whiteout: a character device 0/0 hides `parts` of the layers below."""
+        pfd = self.parent(parts)
+        self._clear_slot(pfd, parts[-1], keep_dir=False)
+        os.mknod(parts[-1], stat.S_IFCHR | 0o000, os.makedev(0, 0), dir_fd=pfd)
+
+    def opaque(self, parts: Parts) -> None:
+        """overlayfs's opaque directory: nothing of the layers below shows through it."""
+        fd = self.open_dir(parts, create=True, member=parts)
+        try:
+            os.setxattr(fd, OPAQUE_XATTR, b"y")
+        finally:
+            os.close(fd)
 
     def clear_dir(self, parts: Parts, keep: set[Parts]) -> None:
         """An opaque directory: drop what lower layers put in it, keep what `keep` names."""

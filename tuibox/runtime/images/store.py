@@ -29,10 +29,14 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any
 
+    from tuibox.runtime.images.layers import LayerStore
+
     Progress = Callable[[int, int], None]
     Warn = Callable[[str], None]
     # (config defaults, warnings); spelled here because ImageStore.list shadows `list`.
     Filled = tuple[dict[str, Any], list[str]]
+    Strings = list[str]
+    Rows = list[dict[str, Any]]
 
 DEFAULT_DATA_ROOT = "/var/lib/tuibox"
 BUSYBOX = "busybox"
@@ -57,10 +61,29 @@ def _now() -> str:
 
 
 class ImageInfo(Plain):
-    """What image.json holds. env/cmd/entrypoint/workdir/user are the image config's process
-    defaults (empty when the image has none, e.g. a plain rootfs tarball)."""
+    """What image.json holds. env/cmd/entrypoint/workdir/user/ports/labels are the image
+    config's defaults (empty when the image has none, e.g. a plain rootfs tarball).
 
-    __slots__ = ("cmd", "created", "entrypoint", "env", "name", "size", "source", "user", "workdir")
+    `layers` (digests, bottom first) names the layers of a layered image (a pull), kept once
+    each in the layer store (layers.py); a flat image (an import, busybox) has none and its
+    own rootfs/. `digest` is the manifest digest a pull saw, `reference` what was pulled."""
+
+    __slots__ = (
+        "cmd",
+        "created",
+        "digest",
+        "entrypoint",
+        "env",
+        "labels",
+        "layers",
+        "name",
+        "ports",
+        "reference",
+        "size",
+        "source",
+        "user",
+        "workdir",
+    )
 
     name: str
     created: str
@@ -71,6 +94,11 @@ class ImageInfo(Plain):
     entrypoint: list[str]
     workdir: str
     user: str
+    ports: list[str]
+    labels: dict[str, str]
+    layers: list[str]
+    digest: str
+    reference: str
 
     def __init__(
         self,
@@ -83,6 +111,11 @@ class ImageInfo(Plain):
         entrypoint: list[str] | None = None,
         workdir: str = "",
         user: str = "",
+        ports: list[str] | None = None,
+        labels: dict[str, str] | None = None,
+        layers: list[str] | None = None,
+        digest: str = "",
+        reference: str = "",
     ) -> None:
         self.name = name
         self.created = created
@@ -93,9 +126,14 @@ class ImageInfo(Plain):
         self.entrypoint = list(entrypoint or ())
         self.workdir = workdir
         self.user = user
+        self.ports = list(ports or ())
+        self.labels = dict(labels or {})
+        self.layers = list(layers or ())
+        self.digest = digest
+        self.reference = reference
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        out = {
             "name": self.name,
             "created": self.created,
             "source": self.source,
@@ -106,9 +144,16 @@ class ImageInfo(Plain):
             "workdir": self.workdir,
             "user": self.user,
         }
+        # Written only when set, so a flat image's record reads as before.
+        for key in ("ports", "labels", "layers", "digest", "reference"):
+            value = getattr(self, key)
+            if value:
+                out[key] = value
+        return out
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ImageInfo:
+        labels = data.get("labels") or {}
         return cls(
             name=str(data["name"]),
             created=str(data.get("created") or ""),
@@ -119,6 +164,11 @@ class ImageInfo(Plain):
             entrypoint=[str(v) for v in data.get("entrypoint") or ()],
             workdir=str(data.get("workdir") or ""),
             user=str(data.get("user") or ""),
+            ports=[str(v) for v in data.get("ports") or ()],
+            labels={str(k): str(v) for k, v in labels.items()} if isinstance(labels, dict) else {},
+            layers=[str(v) for v in data.get("layers") or ()],
+            digest=str(data.get("digest") or ""),
+            reference=str(data.get("reference") or ""),
         )
 
 
@@ -207,6 +257,63 @@ class ImageStore:
             except (ImageError, InvalidName):
                 continue  # not an image (a stray file or a corrupt one): `get` names it
         return out
+
+    def layer_store(self) -> LayerStore:
+        from tuibox.runtime.images.layers import LayerStore
+
+        return LayerStore(self.data_root)
+
+    def lower(self, name: str) -> str:
+        """The overlay lowerdir of a box made from the image: its rootfs, or its layers."""
+        info = self.get(name)
+        if not info.layers:
+            return self.rootfs(name)
+        _make_private(self.images)
+        return self.layer_store().lowerdir(info.layers, f"image {name!r}")
+
+    def roots(self, name: str) -> Strings:
+        """The image's trees, top first (one for a flat image)."""
+        info = self.get(name)
+        if not info.layers:
+            return [self.rootfs(name)]
+        layers = self.layer_store()
+        return [layers.diff(d) for d in reversed(info.layers)]
+
+    def config(self, name: str) -> Any:
+        """The image config as pulled (None for an image made here)."""
+        try:
+            with open(os.path.join(self.image_dir(name), "config.json"), "rb") as f:
+                return fastjson.loads(f.read())
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError):
+            raise ImageError(f"image {name!r}: its config.json is unreadable") from None
+
+    def usage(self) -> dict[str, tuple[int, int]]:
+        """name -> (shared size, unique size): layers also used by another image count as
+        shared; a flat image's whole tree is unique."""
+        images = self.list()
+        users: dict[str, int] = {}
+        for info in images:
+            for d in dict.fromkeys(info.layers):
+                users[d] = users.get(d, 0) + 1
+        layers = self.layer_store()
+        sizes = {d: layers.size(d) for d in users}
+        out = {}
+        for info in images:
+            if not info.layers:
+                out[info.name] = (0, info.size)
+                continue
+            mine = list(dict.fromkeys(info.layers))
+            shared = sum(sizes[d] for d in mine if users[d] > 1)
+            unique = sum(sizes[d] for d in mine if users[d] == 1)
+            out[info.name] = (shared, unique)
+        return out
+
+    def summaries(self) -> Rows:
+        """What `image ls --format json` prints, one dict per image (the TUI reads the same)."""
+        usage = self.usage()
+        return [summary(i, usage.get(i.name)) for i in self.list()]
 
     def rootfs(self, name: str) -> str:
         path = os.path.join(self.image_dir(name), "rootfs")
@@ -352,6 +459,127 @@ class ImageStore:
                 return self.get(BUSYBOX)
             return self._build(BUSYBOX, f"busybox:{busybox}", fill, None)
 
+    def import_layered(
+        self,
+        path: str,
+        name: str,
+        progress: Progress | None = None,
+        warn: Warn | None = None,
+        reference: str = "",
+        digest: str = "",
+    ) -> ImageInfo:
+        """Import the OCI layout (or unpacked docker archive) at path as a layered image:
+        each layer the store lacks is extracted once, by digest; the image lists them."""
+        from tuibox.runtime.images import oci
+        from tuibox.runtime.images.layers import import_layered
+
+        check_image_name(name)
+        self._refuse_existing(name)
+        tmp = self._new_temp()
+        warnings: list[str] = []
+        try:
+            digests, config, size = import_layered(
+                path, tmp.path, self.layer_store(), self._lock, progress, warnings
+            )
+            defaults = oci.config_defaults(config, path)
+            info = ImageInfo(
+                name,
+                _now(),
+                reference or path,
+                size,
+                layers=digests,
+                digest=digest,
+                reference=reference,
+                **defaults,
+            )
+            _write_new(os.path.join(tmp.path, "config.json"), fastjson.dumps(config).encode())
+            data = fastjson.dumps(info.to_json(), indent=1).encode() + b"\n"
+            _write_new(os.path.join(tmp.path, "image.json"), data)
+            os.unlink(os.path.join(tmp.path, "layers.json"))
+            with self._lock():
+                self._refuse_existing(name)
+                for d in digests:  # a gc between extraction and here would have kept them
+                    if not self.layer_store().has(d):
+                        raise ImageError(f"image {name!r}: layer {d} vanished during the import")
+                os.rename(tmp.path, self.image_dir(name))
+            tmp.release()
+        except BaseException:
+            tmp.discard()
+            with self._lock():
+                self._sweep_layers()
+            raise
+        if warn is not None:
+            for line in warnings:
+                warn(line)
+        return info
+
+    def tag(self, src: str, dst: str) -> ImageInfo:
+        """A second name for an image. A layered image's record is copied (the layers are
+        shared); a flat image's tree is copied as hard links (its files are never written:
+        boxes see it through overlayfs, whose copy-up writes to the box's own layer)."""
+        info = self.get(src)
+        check_image_name(dst)
+        self._refuse_existing(dst)
+        tmp = self._new_temp()
+        try:
+            new = info.replace(name=dst, created=_now())
+            if not info.layers:
+                import subprocess
+
+                done = subprocess.run(
+                    [
+                        "cp",
+                        "-a",
+                        "--link",
+                        "--",
+                        self.rootfs(src),
+                        os.path.join(tmp.path, "rootfs"),
+                    ],
+                    capture_output=True,
+                    check=False,
+                )
+                if done.returncode != 0:
+                    err = done.stderr.decode(errors="replace").strip().splitlines()
+                    raise ImageError(f"image tag: {err[-1] if err else 'cp failed'}")
+            config = os.path.join(self.image_dir(src), "config.json")
+            if os.path.isfile(config):
+                with open(config, "rb") as f:
+                    _write_new(os.path.join(tmp.path, "config.json"), f.read())
+            data = fastjson.dumps(new.to_json(), indent=1).encode() + b"\n"
+            _write_new(os.path.join(tmp.path, "image.json"), data)
+            with self._lock():
+                self._refuse_existing(dst)
+                if info.layers and self.get(src).layers != info.layers:
+                    raise ImageError(f"image {src!r} changed during the tag")
+                os.rename(tmp.path, self.image_dir(dst))
+            tmp.release()
+        except BaseException:
+            tmp.discard()
+            raise
+        return new
+
+    def unused_layers(self) -> Strings:
+        """Layers no image (nor an import in progress) uses: what gc_layers would remove."""
+        from tuibox.runtime.images.layers import wanted_by_temps
+
+        wanted = wanted_by_temps(self.images)
+        for info in self.list():
+            wanted.update(info.layers)
+        return [d for d in self.layer_store().all() if d not in wanted]
+
+    def gc_layers(self) -> Strings:
+        """Remove the layers no image (nor an import in progress) uses."""
+        with self._lock():
+            return self._sweep_layers()
+
+    def _sweep_layers(self) -> Strings:
+        from tuibox.runtime.images.layers import wanted_by_temps
+
+        wanted = wanted_by_temps(self.images)
+        for info in self.list():
+            wanted.update(info.layers)
+        return self.layer_store().sweep(wanted)
+
     def remove(
         self, name: str, in_use: Callable[[str], bool] | None = None, force: bool = False
     ) -> None:
@@ -367,10 +595,32 @@ class ImageStore:
                 raise ImageError(f"image {name!r} does not exist")
             path = os.path.join(self.images, _TMP + os.urandom(6).hex())
             # The name disappears at once; the slow part happens under another name.
+            try:
+                layered = bool(self.get(name).layers)
+            except ImageError:
+                layered = True  # a corrupt record: sweeping is safe either way
             os.rename(self.image_dir(name), path)
             fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
             fcntl.flock(fd, fcntl.LOCK_EX)
+            if layered:
+                # Only the layers no other image uses go (a live import's are kept too).
+                self._sweep_layers()
         _Temp(path, fd).discard()
+
+
+def summary(info: ImageInfo, usage: tuple[int, int] | None = None) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "name": info.name,
+        "size": info.size,
+        "created": info.created,
+        "source": info.source,
+        "layers": len(info.layers) or 1,
+    }
+    if usage is not None:
+        out["shared_size"], out["unique_size"] = usage
+    if info.ports:
+        out["ports"] = info.ports
+    return out
 
 
 def _make_private(path: str) -> None:

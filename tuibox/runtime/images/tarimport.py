@@ -325,8 +325,13 @@ def apply_members(
     writer: RootWriter,
     tick: Callable[[], None],
     layer: bool = False,
+    overlay: bool = False,
 ) -> list[str]:
-    """Write every member through `writer`; return the warnings (skipped members)."""
+    """Write every member through `writer`; return the warnings (skipped members).
+
+    overlay: the layer is stored on its own, as an overlayfs lower layer: whiteouts become
+    what overlayfs reads (a 0/0 character device, the trusted.overlay.opaque xattr) instead
+    of being applied to the tree below."""
     warnings: list[str] = []
     created: set[Parts] = set()
     for m in members:
@@ -334,7 +339,7 @@ def apply_members(
         mtime_ns = int(m.mtime * 1_000_000_000)
         try:
             if layer and parts and parts[-1].startswith(WHITEOUT):
-                _whiteout(writer, m.name, parts, created)
+                _whiteout(writer, m.name, parts, created, overlay)
                 continue
             if m.isdir():
                 writer.mkdir(parts, m.mode, m.uid, m.gid, mtime_ns)
@@ -376,12 +381,18 @@ def _link_target(m: tarfile.TarInfo) -> Parts:
         ) from None
 
 
-def _whiteout(writer: RootWriter, name: str, parts: Parts, created: set[Parts]) -> None:
+def _whiteout(
+    writer: RootWriter, name: str, parts: Parts, created: set[Parts], overlay: bool = False
+) -> None:
     """`.wh.NAME` deletes NAME from the layers below; `.wh..wh..opq` empties its directory of
     them. What this layer itself wrote stays (the spec scopes whiteouts to lower layers)."""
     leaf = parts[-1]
     parent = parts[:-1]
     if leaf == OPAQUE:
+        if overlay:
+            writer.opaque(parent)
+            created.add(parent)
+            return
         writer.clear_dir(parent, created)
         created.add(parent)
         return
@@ -391,7 +402,11 @@ def _whiteout(writer: RootWriter, name: str, parts: Parts, created: set[Parts]) 
     if target in ("", ".", ".."):
         raise ImageError(f"refusing whiteout {name!r}: it names no entry")
     victim = (*parent, target)
-    if victim not in created:
+    if victim in created:
+        return
+    if overlay:
+        writer.whiteout(victim)
+    else:
         writer.remove(victim)
 
 

@@ -203,13 +203,15 @@ def idmapped_tree(path: str, userns_fd: int, recursive: bool) -> int:
     return fd
 
 
-def overlay_mount(lower: str, upper: str, work: str) -> int:
+def overlay_mount(lowers: list[str], upper: str, work: str) -> int:
     """A detached overlay, made with our (host root) creds: the box's root never has to
-    reach the state dir's upper and work by path."""
+    reach the state dir's upper and work by path. `lowers` top first; several are given one
+    by one (`lowerdir+`, Linux 6.8): fsconfig takes strings of at most 256 bytes."""
     fs = _check(int(_libc.syscall(SYS_FSOPEN, b"overlay", ctypes.c_uint(FSOPEN_CLOEXEC))), "fsopen")
     try:
+        lower_key = "lowerdir" if len(lowers) == 1 else "lowerdir+"
         for key, value in (
-            ("lowerdir", lower),
+            *((lower_key, lower) for lower in lowers),
             ("upperdir", upper),
             ("workdir", work),
         ):

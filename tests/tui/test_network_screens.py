@@ -291,9 +291,8 @@ async def test_limits_runtime_error_and_greyed(
     async with app.run_test(size=SIZE) as pilot:
         screen = await on_box(pilot, "old")  # stopped: update needs a live box
         assert screen.check_action("limits", ()) is None
-        assert "old is stopped; limits needs created or paused or running" == screen.action_reason(
-            "limits"
-        )
+        reason = screen.action_reason("limits")
+        assert reason == "old is stopped; limits needs created or paused or running"
         await pilot.press("L")
         await pilot.pause()
         assert isinstance(app.screen, BoxesScreen)

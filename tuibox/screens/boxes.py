@@ -189,13 +189,15 @@ class BoxesScreen(Screen[None], BoxesAware):
             id="box.create_bundle",
             tooltip="Create a box from an existing bundle's config.json",
         ),
-        Binding("N", "networks", "Networks", id="box.networks", tooltip="List, create, remove"),
-        Binding("m", "network_map", "Network map", id="box.network_map"),
+        # Not in the footer (it is full): in the help screen and the palette.
+        Binding("N", "networks", "Networks", id="box.networks", show=False),
+        Binding("m", "network_map", "Network map", id="box.network_map", show=False),
         Binding(
             "L",
             "limits",
             "Limits (memory, cpus, pids)",
             id="box.limits",
+            show=False,
             tooltip="Change the box's limits live (tuibox update)",
         ),
         Binding("A", "select_all", "Select all", id="box.select_all", show=False),

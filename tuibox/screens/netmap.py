@@ -25,7 +25,7 @@ from tuibox.widgets.format import status_text
 if TYPE_CHECKING:
     from tuibox.app import TuiboxApp
 
-HINT = "enter: go to the box in the list · space: fold a bridge · r: reload · esc: back"
+HINT = "enter: go to the box · space: fold a bridge · r: reload · esc: back"
 
 
 def port_text(port: str) -> str:

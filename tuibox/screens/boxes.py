@@ -735,10 +735,11 @@ class BoxesScreen(Screen[None], BoxesAware):
 
         self.app.push_screen(NetworksScreen())
 
-    def action_network_map(self) -> None:
-        from tuibox.screens.netmap import NetworkMapScreen
+    @work(exclusive=True, exit_on_error=False, group="netmap-open")
+    async def action_network_map(self) -> None:
+        from tuibox.screens.netmap import open_network_map
 
-        self.app.push_screen(NetworkMapScreen())
+        await open_network_map(self.tapp)
 
     def action_limits(self) -> None:
         from tuibox.screens.limits import LimitsScreen

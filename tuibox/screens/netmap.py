@@ -104,10 +104,13 @@ class NetworkMapScreen(Screen[None]):
         Binding("r", "reload", "Reload", id="netmap.reload"),
     ]
 
-    def __init__(self) -> None:
+    def __init__(self, data: NetworkMap | None = None, error: str | None = None) -> None:
+        """`data` (or the `error` that stopped it): the map read before the screen was pushed
+        (open_network_map), so its first frame is the whole map, not an empty tree drawn a
+        moment earlier (a second full-screen render: half the cost of opening)."""
         super().__init__()
-        self.data: NetworkMap | None = None
-        self.error: str | None = None
+        self.data = data
+        self.error = error
 
     @property
     def tapp(self) -> TuiboxApp:
@@ -124,7 +127,12 @@ class NetworkMapScreen(Screen[None]):
     def on_mount(self) -> None:
         self.map_tree.border_title = "network map"
         self.map_tree.focus()
-        self.load()
+        if self.data is not None:
+            self.show(self.data)
+        elif self.error is not None:
+            self.show_error(self.error)
+        else:
+            self.load()
 
     @property
     def map_tree(self) -> Tree[str]:
@@ -135,16 +143,22 @@ class NetworkMapScreen(Screen[None]):
         try:
             data = await self.tapp.backend.network_map()
         except ServiceError as exc:
-            self.error = exc.message
-            self.query_one("#netmap-status", Static).update(
-                Text(f"cannot read the networks: {exc.message}", style="bold red")
-            )
+            self.show_error(exc.message)
             return
+        self.show(data)
+
+    def show(self, data: NetworkMap) -> None:
         self.error = None
         self.data = data
         fill_tree(self.map_tree, data)
         status = HINT if data.networks or data.unbridged else "No networks yet. " + HINT
         self.query_one("#netmap-status", Static).update(status)
+
+    def show_error(self, message: str) -> None:
+        self.error = message
+        self.query_one("#netmap-status", Static).update(
+            Text(f"cannot read the networks: {message}", style="bold red")
+        )
 
     @on(Tree.NodeSelected, "#netmap")
     def _selected(self, event: Tree.NodeSelected[str]) -> None:
@@ -168,3 +182,13 @@ class NetworkMapScreen(Screen[None]):
 
     def action_reload(self) -> None:
         self.load()
+
+
+async def open_network_map(app: TuiboxApp) -> None:
+    """Read the map, then push its screen with it (see NetworkMapScreen)."""
+    try:
+        data = await app.backend.network_map()
+    except ServiceError as exc:
+        await app.push_screen(NetworkMapScreen(error=exc.message))
+        return
+    await app.push_screen(NetworkMapScreen(data))

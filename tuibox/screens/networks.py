@@ -167,10 +167,11 @@ class NetworksScreen(Screen[None]):
     def action_reload(self) -> None:
         self.load()
 
-    def action_map(self) -> None:
-        from tuibox.screens.netmap import NetworkMapScreen
+    @work(exclusive=True, exit_on_error=False, group="netmap-open")
+    async def action_map(self) -> None:
+        from tuibox.screens.netmap import open_network_map
 
-        self.app.push_screen(NetworkMapScreen())
+        await open_network_map(self.tapp)
 
     def action_create(self) -> None:
         def created(name: str | None) -> None:

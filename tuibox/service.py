@@ -456,12 +456,10 @@ class BoxLink:
 @dataclass(frozen=True)
 class NetworkMap:
     networks: tuple[NetworkRow, ...]
+    # Every interface of every box that has one; bridge None: a netconf's point-to-point veth.
     links: tuple[BoxLink, ...]
-    # Boxes with a network namespace of their own but on no bridge, and boxes sharing the
-    # host's network (no "net" namespace in their spec), by name.
-    unbridged: tuple[str, ...] = ()
 
-    def on(self, bridge: str) -> list[BoxLink]:
+    def on(self, bridge: str | None) -> list[BoxLink]:
         return [link for link in self.links if link.bridge == bridge]
 
 
@@ -476,16 +474,12 @@ def network_map_of(
     still there. A bridge that no network names (a netconf's) gets a row of its own."""
     look = present or _link_present
     links: list[BoxLink] = []
-    unbridged: list[str] = []
     for record in records:
         net = record.extra.get("network")
         if not isinstance(net, dict):
-            continue
+            continue  # no network asked for (--network none, or the host's)
         ifaces = [i for i in net.get("interfaces") or () if isinstance(i, dict)]
         bridge = net.get("bridge") or None
-        if not ifaces or bridge is None:
-            unbridged.append(record.id)
-            continue
         ports = tuple(str(p) for p in record.extra.get("ports") or ())
         for n, iface in enumerate(ifaces):
             veth = str(iface.get("host") or "")
@@ -493,8 +487,8 @@ def network_map_of(
                 BoxLink(
                     box=record.id,
                     status=record.status,
-                    network=str(net.get("name") or bridge),
-                    bridge=str(bridge),
+                    network=str(net.get("name") or bridge) if bridge else None,
+                    bridge=str(bridge) if bridge else None,
                     veth=veth,
                     box_ifname=str(iface.get("box") or ""),
                     address=iface.get("address") or None,
@@ -512,7 +506,7 @@ def network_map_of(
                 NetworkRow(name=link.network or link.bridge, bridge=link.bridge, kind="netconf")
             )
     links.sort(key=lambda x: (x.bridge or "", natural_key(x.box)))
-    return NetworkMap(tuple(rows), tuple(links), tuple(sorted(unbridged, key=natural_key)))
+    return NetworkMap(tuple(rows), tuple(links))
 
 
 def _link_present(name: str) -> bool:

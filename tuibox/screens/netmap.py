@@ -1,6 +1,6 @@
 """The network map (`m`): each bridge with its subnet, gateway and NAT, and under it every box
-on it, with the host end of its veth, its address and its published ports; boxes with a
-network namespace but no bridge last. Enter on a box closes the map and puts the list's
+on it, with the host end of its veth, its address and its published ports; a netconf's
+point-to-point veths (no bridge) last. Enter on a box closes the map and puts the list's
 cursor on it.
 
 All of it comes from what the runtime recorded (box records, the networks' state, the
@@ -86,11 +86,12 @@ def fill_tree(tree: Tree[str], data: NetworkMap) -> None:
         width = max((len(link.box) for link in links), default=0)
         for link in links:
             node.add_leaf(link_label(link, width), data=link.box)
-    if data.unbridged:
-        node = root.add(Text("no bridge (a network namespace of their own)", style="bold"))
-        for name in data.unbridged:
-            node.add_leaf(Text(name, style="bold"), data=name)
-        node.expand()
+    alone = data.on(None)
+    if alone:
+        node = root.add(Text("no bridge (point-to-point veths)", style="bold"), expand=True)
+        width = max(len(link.box) for link in alone)
+        for link in alone:
+            node.add_leaf(link_label(link, width), data=link.box)
     root.expand()
 
 
@@ -151,7 +152,7 @@ class NetworkMapScreen(Screen[None]):
         self.error = None
         self.data = data
         fill_tree(self.map_tree, data)
-        status = HINT if data.networks or data.unbridged else "No networks yet. " + HINT
+        status = HINT if data.networks or data.links else "No networks yet. " + HINT
         self.query_one("#netmap-status", Static).update(status)
 
     def show_error(self, message: str) -> None:

@@ -428,6 +428,245 @@ FORM_NAMES = {"publish": "ports", "pids_limit": "pids"}
 
 
 # ---------------------------------------------------------------------------------------------
+# Networks, the network map and the limits dialog (issue 17)
+
+
+@dataclass(frozen=True)
+class NetworkRow:
+    """One network of the state root, as `tuibox network ls --format json` prints it."""
+
+    name: str
+    bridge: str
+    kind: str = "tuibox"  # "tuibox" (network create / default) or "netconf" (a netconf's bridge)
+    subnet: str | None = None
+    gateway: str | None = None
+    nat: bool = False
+    created_bridge: bool = False
+    boxes: tuple[str, ...] = ()  # boxes of this root holding a lease on it
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> NetworkRow:
+        return cls(
+            name=str(d["name"]),
+            bridge=str(d.get("bridge") or ""),
+            kind=str(d.get("kind") or "tuibox"),
+            subnet=d.get("subnet") or None,
+            gateway=d.get("gateway") or None,
+            nat=d.get("nat") is True,
+            created_bridge=d.get("created_bridge") is True,
+            boxes=tuple(sorted(str(b) for b in d.get("boxes") or ())),
+        )
+
+
+@dataclass(frozen=True)
+class BoxLink:
+    """One interface of a box as its record has it: the host end of its veth, on a bridge."""
+
+    box: str
+    status: str
+    network: str | None  # the network's name; None for a box whose netconf has no bridge
+    bridge: str | None
+    veth: str  # the host side's name ("" when the record names none)
+    box_ifname: str
+    address: str | None  # "10.88.0.2/24"
+    ports: tuple[str, ...] = ()  # "8080:80/tcp", the box's published ports (first link only)
+    veth_present: bool | None = None  # /sys/class/net/<veth> exists; None: not looked at
+
+
+@dataclass(frozen=True)
+class NetworkMap:
+    networks: tuple[NetworkRow, ...]
+    # Every interface of every box that has one; bridge None: a netconf's point-to-point veth.
+    links: tuple[BoxLink, ...]
+
+    def on(self, bridge: str | None) -> list[BoxLink]:
+        return [link for link in self.links if link.bridge == bridge]
+
+
+def network_map_of(
+    records: Sequence[BoxRecord],
+    networks: Sequence[NetworkRow],
+    present: Callable[[str], bool] | None = None,
+) -> NetworkMap:
+    """The map from what the runtime recorded: each record's extra["network"] (interfaces,
+    bridge, name) and its ports, joined with the networks of the state root. No netlink:
+    `present(veth)` (a stat of /sys/class/net/NAME by default) says whether the host end is
+    still there. A bridge that no network names (a netconf's) gets a row of its own."""
+    look = present or _link_present
+    links: list[BoxLink] = []
+    for record in records:
+        net = record.extra.get("network")
+        if not isinstance(net, dict):
+            continue  # no network asked for (--network none, or the host's)
+        ifaces = [i for i in net.get("interfaces") or () if isinstance(i, dict)]
+        bridge = net.get("bridge") or None
+        ports = tuple(str(p) for p in record.extra.get("ports") or ())
+        for n, iface in enumerate(ifaces):
+            veth = str(iface.get("host") or "")
+            links.append(
+                BoxLink(
+                    box=record.id,
+                    status=record.status,
+                    network=str(net.get("name") or bridge) if bridge else None,
+                    bridge=str(bridge) if bridge else None,
+                    veth=veth,
+                    box_ifname=str(iface.get("box") or ""),
+                    address=iface.get("address") or None,
+                    ports=ports if n == 0 else (),
+                    # A stopped box has released its veth: nothing to look for.
+                    veth_present=look(veth) if veth and record.status != "stopped" else None,
+                )
+            )
+    rows = list(networks)
+    known = {n.bridge for n in rows}
+    for link in links:
+        if link.bridge and link.bridge not in known:
+            known.add(link.bridge)
+            rows.append(
+                NetworkRow(name=link.network or link.bridge, bridge=link.bridge, kind="netconf")
+            )
+    links.sort(key=lambda x: (x.bridge or "", natural_key(x.box)))
+    return NetworkMap(tuple(rows), tuple(links))
+
+
+def _link_present(name: str) -> bool:
+    return os.path.exists(f"/sys/class/net/{name}")
+
+
+def natural_key(name: str) -> tuple[Any, ...]:
+    """q2 before q10: digits compare as numbers."""
+    parts: list[Any] = []
+    digits = ""
+    text = ""
+    for ch in name:
+        if ch.isdigit():
+            if text:
+                parts.append((1, text))
+                text = ""
+            digits += ch
+        else:
+            if digits:
+                parts.append((0, int(digits)))
+                digits = ""
+            text += ch
+    if digits:
+        parts.append((0, int(digits)))
+    if text:
+        parts.append((1, text))
+    return tuple(parts)
+
+
+@dataclass
+class NetworkOptions:
+    """What the network form asks for; `to_args` is the CLI's `network create`."""
+
+    name: str
+    subnet: str
+    bridge: str | None = None
+    gateway: str | None = None
+    nat: bool = True
+
+    def to_args(self) -> list[str]:
+        args = ["network", "create", "--subnet", self.subnet]
+        if self.bridge:
+            args += ["--bridge", self.bridge]
+        if self.gateway:
+            args += ["--gateway", self.gateway]
+        if not self.nat:
+            args.append("--no-nat")
+        return [*args, "--", self.name]
+
+
+def network_problem(options: NetworkOptions, taken: Sequence[str] = ()) -> tuple[str, str] | None:
+    """(field, message) for the first field of the network form the runtime would refuse, with
+    the runtime's own checks (runtime/network/netconf.py, manage.py); None when all pass."""
+    from tuibox.runtime.network import manage, netconf
+
+    name = options.name
+    try:
+        manage.check_network_name(name)
+    except TuiboxError as exc:
+        return "name", exc.message.removeprefix("network create: ")
+    if name in taken:
+        return "name", f"network {name!r} already exists"
+    bridge = options.bridge or ("tb-" + name)[: netconf.MAX_IFNAME]
+    checks: tuple[tuple[str, Callable[[], object]], ...] = (
+        ("subnet", lambda: netconf.parse_subnet(options.subnet, "subnet")),
+        ("bridge", lambda: netconf.check_ifname(bridge, "bridge")),
+        ("gateway", lambda: options.gateway and netconf.parse_address(options.gateway, "gateway")),
+    )
+    for field_name, check in checks:
+        if field_name == "subnet" and not options.subnet:
+            return "subnet", "subnet: required, a CIDR such as 10.214.0.0/24"
+        try:
+            check()
+        except TuiboxError as exc:
+            return field_name, exc.message
+    try:
+        netconf.network_def(name, bridge, options.subnet, options.gateway, options.nat, "network")
+    except TuiboxError as exc:
+        message = exc.message.removeprefix("network: ")
+        return ("gateway" if message.startswith("gateway") else "subnet"), message
+    return None
+
+
+# How the limits dialog's fields are named in errors (the runtime's flags_to_raw `names`).
+LIMIT_FIELDS = {"memory": "memory", "cpus": "cpus", "pids": "pids_limit"}
+LIMIT_NAMES = {"memory": "memory", "cpus": "cpus", "pids_limit": "pids"}
+# What an emptied field asks for: the runtime's "no limit" (cpus has none on a live box).
+NO_LIMIT = {"memory": "-1", "pids": "-1"}
+
+
+def limits_text(limits: Limits) -> dict[str, str]:
+    """The dialog's prefilled values: what `update` would take back unchanged."""
+    return {
+        "memory": size_text(limits.memory) if limits.memory else "",
+        "cpus": f"{limits.cpus:g}" if limits.cpus else "",
+        "pids": str(limits.pids) if limits.pids else "",
+    }
+
+
+def size_text(value: int) -> str:
+    for unit, size in (("g", 1 << 30), ("m", 1 << 20), ("k", 1 << 10)):
+        if value % size == 0:
+            return f"{value // size}{unit}"
+    return str(value)
+
+
+def limit_changes(before: dict[str, str], after: dict[str, str]) -> dict[str, str]:
+    """The fields the user changed, as `update` takes them ("" -> no limit)."""
+    out = {}
+    for key in ("memory", "cpus", "pids"):
+        new = after.get(key, "").strip()
+        if new != before.get(key, "").strip():
+            out[key] = new or NO_LIMIT.get(key, "")
+    return out
+
+
+def limits_problem(changes: dict[str, str]) -> tuple[str, str] | None:
+    """(field, message) for the first changed limit the runtime would refuse, checked by the
+    runtime's own parser with the dialog's field names (never the CLI's flags)."""
+    from tuibox.runtime.cgroups.resources import flags_to_raw
+
+    for key, value in changes.items():
+        if key == "cpus" and not value:
+            return "cpus", "cpus: a live box's CPU limit can be changed, not removed (0.01 to 4096)"
+        try:
+            flags_to_raw({LIMIT_FIELDS[key]: value}, LIMIT_NAMES)
+        except TuiboxError as exc:
+            return key, exc.message
+    return None
+
+
+def limit_args(changes: dict[str, str]) -> list[str]:
+    flags = {"memory": "--memory", "cpus": "--cpus", "pids": "--pids-limit"}
+    args: list[str] = []
+    for key, value in changes.items():
+        args.append(f"{flags[key]}={value}")  # "=": a "-1" is a value, not a flag
+    return args
+
+
+# ---------------------------------------------------------------------------------------------
 # Which actions a status allows (the runtime's own guard table, plus the TUI-only actions)
 
 _TUI_GUARDS: dict[str, frozenset[str]] = {
@@ -440,6 +679,7 @@ _TUI_GUARDS: dict[str, frozenset[str]] = {
     "attach": frozenset({"created", "running"}),
     "processes": frozenset({"created", "running", "paused"}),
     "logs": frozenset(STATUSES),
+    "limits": GUARDS["update"],
 }
 
 
@@ -490,6 +730,11 @@ class Backend(Protocol):
         tls_verify: bool = True,
         progress: Callable[[PullProgress], None] | None = None,
     ) -> str: ...
+    async def networks(self) -> list[NetworkRow]: ...
+    async def network_map(self) -> NetworkMap: ...
+    async def create_network(self, options: NetworkOptions) -> None: ...
+    async def remove_network(self, name: str) -> None: ...
+    async def update_limits(self, name: str, changes: dict[str, str]) -> None: ...
 
 
 class CliBackend:
@@ -637,6 +882,35 @@ class CliBackend:
             report = _gc_report(exc.stdout)
             return GcResult(report.items, report.failures or (exc.message,))
         return _gc_report(out)
+
+    async def networks(self) -> list[NetworkRow]:
+        return [NetworkRow.from_json(d) for d in await self._json("network", "ls", "-f", "json")]
+
+    async def network_map(self) -> NetworkMap:
+        # The networks from the CLI; the boxes' links from their records, read here (read
+        # only, as spec() reads config.json): `list --format json` does not carry them.
+        networks = await self.networks()
+        records = await asyncio.to_thread(Runtime(self.root).list)
+        return await asyncio.to_thread(network_map_of, records, networks)
+
+    async def create_network(self, options: NetworkOptions) -> None:
+        problem = await asyncio.to_thread(network_problem, options)
+        if problem is not None:
+            raise ServiceError(problem[1], "network", "usage")
+        await self.call(*options.to_args(), mutating=True)
+
+    async def remove_network(self, name: str) -> None:
+        """`tuibox network rm`: refused by the runtime while a box holds a lease on it."""
+        await self.call("network", "rm", "--", name, mutating=True)
+
+    async def update_limits(self, name: str, changes: dict[str, str]) -> None:
+        """`tuibox update`: the changed limits, checked here first with the dialog's names."""
+        problem = await asyncio.to_thread(limits_problem, changes)
+        if problem is not None:
+            raise ServiceError(problem[1], "update", "usage")
+        if not changes:
+            return
+        await self.call("update", *limit_args(changes), "--", name, mutating=True)
 
     async def run(self, options: CreateOptions) -> None:
         # Built and checked by the runtime here first (a thread: it reads the image store),
@@ -859,6 +1133,23 @@ class InProcessBackend(CliBackend):
     async def processes(self, name: str) -> list[ProcessRow]:
         rows = await self._in_thread("ps", self.runtime.ps, name)
         return [ProcessRow.from_json(d) for d in rows]
+
+    def _networks(self) -> list[NetworkRow]:
+        from tuibox.runtime.network.manage import list_networks
+
+        return [NetworkRow.from_json(d) for d in list_networks(self.runtime.root.path)]
+
+    async def networks(self) -> list[NetworkRow]:
+        return await self._in_thread("network", self._networks)
+
+    def _network_map(self) -> NetworkMap:
+        at, records = self._listed
+        if time.monotonic() - at > LISTED_FRESH:
+            records = self.runtime.list()
+        return network_map_of(records, self._networks())
+
+    async def network_map(self) -> NetworkMap:
+        return await self._in_thread("network", self._network_map)
 
     def _find_debris(self) -> list[DebrisRow]:
         from tuibox.runtime.recovery import find_debris

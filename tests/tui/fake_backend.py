@@ -12,11 +12,20 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from tuibox.runtime.errors import BoxExists, BoxNotFound, InvalidState, TuiboxError
+from tuibox.runtime.errors import (
+    BoxExists,
+    BoxNotFound,
+    InvalidState,
+    NetworkError,
+    SpecError,
+    TuiboxError,
+)
+from tuibox.runtime.network.veth import host_name
 from tuibox.runtime.state import check_name
 from tuibox.runtime.units import parse_size
 from tuibox.service import (
     GUARDS,
+    BoxLink,
     BoxRow,
     CreateOptions,
     DebrisRow,
@@ -25,6 +34,9 @@ from tuibox.service import (
     Limits,
     LogChunk,
     MountRow,
+    NetworkMap,
+    NetworkOptions,
+    NetworkRow,
     ProcessRow,
     PullProgress,
     ServiceError,
@@ -33,6 +45,8 @@ from tuibox.service import (
     StatsRow,
     TerminalCommand,
     allowed_states,
+    limits_problem,
+    network_problem,
 )
 
 NOW = datetime(2026, 11, 28, 12, 0, 0, tzinfo=UTC)
@@ -43,6 +57,7 @@ WANTED = {
     "kill": "created, running or paused",
     "stop": "created, running or paused",
     "destroy": "stopped or created (or use --force)",
+    "update": "created, running or paused",
 }
 SIGNAL_NUMBERS = {"HUP": 1, "INT": 2, "KILL": 9, "TERM": 15}
 
@@ -82,6 +97,13 @@ class FakeBackend:
         self.terminal_argv: tuple[str, ...] = ()  # a prefix for the pane's program (tests)
         self._next_pid = 4000
         self.debris_items: list[DebrisRow] = []
+        # The networks a fresh root knows once `default` has been used, plus one made by
+        # `network create`; a box with an address is on `default` (see network_map).
+        self.networks_list: list[NetworkRow] = [
+            NetworkRow("default", "tuibox0", "tuibox", "10.88.0.0/16", "10.88.0.1", True, True),
+            NetworkRow("lab", "tb-lab", "tuibox", "10.214.0.0/24", "10.214.0.1", False, False),
+        ]
+        self.box_networks: dict[str, str] = {}  # box -> network name, when not `default`
 
     # ---- helpers
 
@@ -373,6 +395,109 @@ class FakeBackend:
         self._check("gc", "--yes")
         found, self.debris_items = tuple(self.debris_items), []
         return GcResult(found, ())
+
+    # ---- networks and limits
+
+    def _on(self, box: BoxRow) -> NetworkRow | None:
+        if box.address is None:
+            return None
+        name = self.box_networks.get(box.name, "default")
+        return next((n for n in self.networks_list if n.name == name), None)
+
+    async def networks(self) -> list[NetworkRow]:
+        self._check("network", "ls")
+        out = []
+        for net in self.networks_list:
+            boxes = tuple(sorted(b.name for b in self.boxes.values() if self._on(b) is net))
+            out.append(replace(net, boxes=boxes))
+        return out
+
+    async def network_map(self) -> NetworkMap:
+        networks = await self.networks()
+        links = []
+        for box in self.boxes.values():
+            net = self._on(box)
+            if net is None:
+                continue
+            prefix = (net.subnet or "/24").rpartition("/")[2]
+            links.append(
+                BoxLink(
+                    box=box.name,
+                    status=box.status,
+                    network=net.name,
+                    bridge=net.bridge,
+                    veth="" if box.status == "stopped" else host_name(self.root, box.name, 0),
+                    box_ifname="eth0",
+                    address=f"{box.address}/{prefix}",
+                    ports=tuple(p if "/" in p else f"{p}/tcp" for p in box.ports),
+                    veth_present=None if box.status == "stopped" else True,
+                )
+            )
+        links.sort(key=lambda x: (x.bridge or "", x.box))
+        return NetworkMap(tuple(networks), tuple(links))
+
+    async def create_network(self, options: NetworkOptions) -> None:
+        self._check("network", *options.to_args()[1:])
+        problem = network_problem(options)
+        if problem is not None:
+            raise ServiceError(problem[1], "network", "usage")
+        if any(n.name == options.name for n in self.networks_list):
+            raise self._error(SpecError(f"network {options.name!r} already exists"), "network")
+        bridge = options.bridge or f"tb-{options.name}"[:15]
+        net = NetworkRow(options.name, bridge, "tuibox", options.subnet, None, options.nat)
+        gateway = options.gateway or options.subnet.rpartition(".")[0] + ".1"
+        self.networks_list.append(replace(net, gateway=gateway))
+
+    async def remove_network(self, name: str) -> None:
+        self._check("network", "rm", name)
+        found = next((n for n in self.networks_list if n.name == name), None)
+        if found is None:
+            msg = f"network {name!r} does not exist (see 'tuibox network ls')"
+            raise self._error(NetworkError(msg), "network")
+        users = sorted(b.name for b in self.boxes.values() if self._on(b) is found)
+        if users:
+            msg = f"network {name!r} still has boxes: {', '.join(users)} (destroy them first)"
+            raise self._error(NetworkError(msg), "network")
+        self.networks_list.remove(found)
+
+    async def update_limits(self, name: str, changes: dict[str, str]) -> None:
+        self._check("update", name, *(f"{k}={v}" for k, v in changes.items()))
+        problem = limits_problem(changes)
+        if problem is not None:
+            raise ServiceError(problem[1], "update", "usage")
+        box = self._get(name, "update")
+        self._guard("update", box)
+        limits = box.limits
+        if "memory" in changes:
+            memory = parse_size(changes["memory"], "memory")
+            limits = replace(limits, memory=memory if memory > 0 else None)
+        if "cpus" in changes:
+            limits = replace(limits, cpus=round(float(changes["cpus"]), 3))
+        if "pids" in changes:
+            pids = int(changes["pids"])
+            limits = replace(limits, pids=pids if pids > 0 else None)
+        self._set(box, limits=limits)
+
+
+def many_boxes(n: int) -> list[BoxRow]:
+    """`n` running boxes, every third on `lab`'s subnet (the bench and the map's tests)."""
+    out = []
+    for i in range(n):
+        out.append(
+            BoxRow(
+                id=f"n{i:02d}",
+                status="running",
+                pid=5000 + i,
+                image="busybox",
+                command=("sleep", "1000"),
+                created=NOW,
+                started=NOW,
+                address=f"10.88.{i // 200}.{i % 200 + 2}",
+                ports=(f"{8000 + i}:80",) if i % 5 == 0 else (),
+                log=f"/fake/n{i:02d}.log",
+            )
+        )
+    return out
 
 
 def sample_boxes() -> list[BoxRow]:

@@ -241,3 +241,68 @@ async def test_unknown_boxes(side: Side, verb: str) -> None:
     err = await side.error(call())
     assert not isinstance(err, ServiceUnavailable)
     check_error(err, "not-found", f"box {name!r} does not exist")
+
+
+async def test_networks_create_list_remove(side: Side) -> None:
+    from tuibox.service import NetworkOptions
+
+    name = f"n{uuid.uuid4().hex[:6]}"
+    subnet = f"10.{200 + uuid.uuid4().int % 50}.{uuid.uuid4().int % 250}.0/24"
+    await side.b.create_network(NetworkOptions(name, subnet, nat=False))
+    row = next(n for n in await side.b.networks() if n.name == name)
+    gateway = subnet.rpartition(".")[0] + ".1"
+    assert (row.bridge, row.subnet, row.gateway, row.nat, row.boxes) == (
+        f"tb-{name}",
+        subnet,
+        gateway,
+        False,
+        (),
+    )
+    check_error(
+        await side.error(side.b.create_network(NetworkOptions(name, subnet))),
+        "spec",
+        f"network {name!r} already exists",
+    )
+    check_error(
+        await side.error(side.b.create_network(NetworkOptions(name + "x", "10.1.0.0/33"))),
+        "usage",
+        "subnet: invalid CIDR '10.1.0.0/33'",
+    )
+    await side.b.remove_network(name)
+    assert name not in {n.name for n in await side.b.networks()}
+    check_error(
+        await side.error(side.b.remove_network(name)),
+        "network",
+        f"network {name!r} does not exist (see 'tuibox network ls')",
+    )
+
+
+async def test_update_limits(side: Side) -> None:
+    from tuibox.service import Limits
+
+    name = new_name()
+    await side.run(name)
+    await side.b.update_limits(name, {"memory": "64m", "cpus": "0.5", "pids": "50"})
+    box = await side.box(name)
+    assert box is not None and box.limits == Limits(64 << 20, 0.5, 50), box
+    await side.b.update_limits(name, {"memory": "-1", "pids": "-1"})
+    box = await side.box(name)
+    assert box is not None and box.limits == Limits(None, 0.5, None), box
+    check_error(
+        await side.error(side.b.update_limits(name, {"memory": "abc"})),
+        "usage",
+        "memory 'abc': not a size (a number with b, k, m, g or t)",
+    )
+    await side.b.kill(name, "KILL")
+    assert await side.exit_status(name) == 137
+    check_error(
+        await side.error(side.b.update_limits(name, {"pids": "10"})),
+        "invalid-state",
+        f"cannot update box {name!r}: it is stopped, it must be created, running or paused",
+    )
+    await side.b.destroy(name)
+    check_error(
+        await side.error(side.b.update_limits(name, {"pids": "10"})),
+        "not-found",
+        f"box {name!r} does not exist",
+    )

@@ -67,9 +67,10 @@ VERB_OF: dict[str, str] = {
     "attach": "attach",
     "processes": "ps",
     "logs": "logs",
+    "limits": "update",
 }
 # Actions on the one box under the cursor; the others act on the whole selection.
-SINGLE = frozenset({"shell", "shell_suspend", "attach", "processes", "logs"})
+SINGLE = frozenset({"shell", "shell_suspend", "attach", "processes", "logs", "limits"})
 # Actions on the terminal panes: hidden from the footer while no pane is open.
 PANE_ACTIONS = frozenset({"focus_pane", "close_pane", "next_pane", "zoom_pane"})
 
@@ -187,6 +188,17 @@ class BoxesScreen(Screen[None], BoxesAware):
             "From bundle",
             id="box.create_bundle",
             tooltip="Create a box from an existing bundle's config.json",
+        ),
+        # Not in the footer (it is full): in the help screen and the palette.
+        Binding("N", "networks", "Networks", id="box.networks", show=False),
+        Binding("m", "network_map", "Network map", id="box.network_map", show=False),
+        Binding(
+            "L",
+            "limits",
+            "Limits (memory, cpus, pids)",
+            id="box.limits",
+            show=False,
+            tooltip="Change the box's limits live (tuibox update)",
         ),
         Binding("A", "select_all", "Select all", id="box.select_all", show=False),
         Binding("O", "sort_reverse", "Reverse sort", id="box.sort_reverse", show=False),
@@ -717,6 +729,31 @@ class BoxesScreen(Screen[None], BoxesAware):
         self.pending_select = name
         self.boxes_changed()
         self.table.focus()
+
+    def action_networks(self) -> None:
+        from tuibox.screens.networks import NetworksScreen
+
+        self.app.push_screen(NetworksScreen())
+
+    @work(exclusive=True, exit_on_error=False, group="netmap-open")
+    async def action_network_map(self) -> None:
+        from tuibox.screens.netmap import open_network_map
+
+        await open_network_map(self.tapp)
+
+    def action_limits(self) -> None:
+        from tuibox.screens.limits import LimitsScreen
+
+        box = self.current_box()
+        if box is None or not allowed("limits", box.status):
+            return
+
+        def done(changed: bool | None) -> None:
+            if changed:
+                self.app.notify(f"limits of {box.name} updated", timeout=4)
+                self.tapp.request_refresh()
+
+        self.app.push_screen(LimitsScreen(box), done)
 
     def action_toggle_details(self) -> None:
         self.query_one(BoxDetails).toggle_class("hidden")

@@ -42,12 +42,17 @@ def list_networks(root: str) -> list[dict[str, Any]]:
     return out
 
 
+def check_network_name(name: str) -> None:
+    """The rule for a new network's name (the TUI's form checks it before anything runs)."""
+    if name in (netconf.DEFAULT_NETWORK, "none", "host") or not name.replace("-", "").isalnum():
+        raise SpecError(f"network create: invalid or reserved network name {name!r}")
+
+
 def create_network(
     root: str, name: str, subnet: str, bridge: str | None, gateway: str | None, nat: bool
 ) -> dict[str, Any]:
     """Define a network; its bridge is made when its first box arrives."""
-    if name in (netconf.DEFAULT_NETWORK, "none", "host") or not name.replace("-", "").isalnum():
-        raise SpecError(f"network create: invalid or reserved network name {name!r}")
+    check_network_name(name)
     bridge = bridge or ("tb-" + name)[: netconf.MAX_IFNAME]
     net = netconf.network_def(name, bridge, subnet, gateway, nat, f"network {name}")
     store = NetStore(root)

@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import os
 import subprocess
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 from textual import work
-from textual.app import App, SuspendNotSupported
+from textual.app import App, SuspendNotSupported, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.message import Message
+from textual.screen import Screen
 from textual.worker import Worker
 
 from tuibox.service import (
@@ -284,6 +285,11 @@ class TuiboxApp(App[int]):
         self.request_refresh()
 
     # ---- app-wide actions
+
+    def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
+        from tuibox.screens.palette import without_duplicates
+
+        return without_duplicates(super().get_system_commands(screen))
 
     def action_help(self) -> None:
         from tuibox.screens.help import HelpScreen

@@ -9,14 +9,16 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
-from conftest import refresh
+from conftest import refresh, wait_until
+from fake_backend import FakeBackend
 from rich.console import Console
-from textual.command import CommandPalette
+from textual.command import Command, CommandList, CommandPalette
 from textual.containers import VerticalScroll
 from textual.widgets import DataTable, Static
 
 from tuibox.app import TuiboxApp
 from tuibox.screens.help import HelpScreen, keys_page
+from tuibox.screens.inspect import InspectScreen
 
 ROW = {"batch": 0, "db": 1, "old": 2, "web": 3}
 
@@ -96,7 +98,33 @@ async def palette_titles(pilot: Any, query: str) -> list[str]:
     await pilot.pause(0.4)
     await app.workers.wait_for_complete()
     await pilot.pause(0.2)
-    titles = [str(opt.prompt) for opt in palette._list._options]  # type: ignore[attr-defined]
+    listed = palette.query_one(CommandList)
+    titles = [
+        str(opt.hit.text)
+        for i in range(listed.option_count)
+        if isinstance(opt := listed.get_option_at_index(i), Command)
+    ]
     await pilot.press("escape")
     await pilot.pause()
     return titles
+
+
+async def test_palette_lists_each_command_once_and_finds_common_words(
+    make_app: Callable[..., TuiboxApp], fake: FakeBackend
+) -> None:
+    app = make_app()
+    async with app.run_test(size=(160, 48)) as pilot:
+        await refresh(pilot)
+        app.screen.query_one("#boxes", DataTable).move_cursor(row=ROW["web"])
+        everything = await palette_titles(pilot, "")
+        assert everything.count("Theme") == 1 and everything.count("Quit") == 1
+        assert len(everything) == len(set(everything)), Counter(everything).most_common(2)
+        for word in ("image", "port", "limit", "exec"):
+            found = await palette_titles(pilot, word)
+            assert [t for t in found if word in t.lower()], (word, found)
+        # An alias runs its action: "ports" -> the inspector of the selected box.
+        await pilot.press("ctrl+p", *"ports, address")
+        await pilot.pause(0.4)
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: isinstance(app.screen, InspectScreen), 5)
+        assert app.screen.box_name == "web"

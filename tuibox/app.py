@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import os
 import subprocess
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 from textual import work
-from textual.app import App, SuspendNotSupported
+from textual.app import App, SuspendNotSupported, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.message import Message
+from textual.screen import Screen
 from textual.worker import Worker
 
 from tuibox.service import (
@@ -292,11 +293,48 @@ class TuiboxApp(App[int]):
         if not isinstance(self.screen, ImagesScreen):
             self.push_screen(ImagesScreen())
 
+    def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
+        from tuibox.screens.palette import without_duplicates
+
+        return without_duplicates(super().get_system_commands(screen))
+
+    async def action_quit(self) -> None:
+        """q, ctrl+q and the palette's Quit: ask first while terminal panes still run (quitting
+        ends their shells and detaches their consoles)."""
+        from tuibox.screens.confirm import ConfirmScreen, quit_question
+
+        if isinstance(self.screen, ConfirmScreen) and self.screen.id == "confirm-quit":
+            return
+        if not (panes := live_panes(self)):
+            self.exit()
+            return
+
+        def confirmed(yes: bool | None) -> None:
+            if yes:
+                self.exit()
+
+        self.push_screen(
+            ConfirmScreen(quit_question(panes), confirm="Quit", id="confirm-quit"), confirmed
+        )
+
     def action_help(self) -> None:
         from tuibox.screens.help import HelpScreen
 
         if not isinstance(self.screen, HelpScreen):
             self.push_screen(HelpScreen(self.screen))
+
+
+def live_panes(app: App[Any]) -> list[str]:
+    """The titles of the terminal panes whose program still runs, on every screen."""
+    from tuibox.widgets.terminal_tabs import TerminalTabs
+
+    return [
+        tab.base_title
+        for screen in app.screen_stack
+        for tabs in screen.query(TerminalTabs)
+        for tab in tabs.tabs()
+        if tab.running
+    ]
 
 
 def _idle(worker: Worker[None] | None) -> bool:

@@ -1202,6 +1202,36 @@ def name_problem(name: str, taken: set[str]) -> str | None:
     return None
 
 
+# How the create form names its limit fields (the CLI's flags mean nothing there), and what
+# a good value looks like.
+LIMIT_FIELDS = {
+    "memory": ("memory", "Memory", "256m, 1g"),
+    "cpus": ("cpus", "CPUs", "0.5, 2"),
+    "pids": ("pids_limit", "Pids", "100"),
+}
+
+
+def limit_problem(field: str, text: str) -> str | None:
+    """Why `text` cannot be the form's limit `field` (memory, cpus, pids), in the form's
+    words ("Memory: 'abc' is not a size (e.g. 256m, 1g)"), or None. The runtime's own check
+    (the one `run --memory` goes through), so the form and the CLI never disagree."""
+    from tuibox.runtime.cgroups.resources import flags_to_raw
+
+    dest, label, examples = LIMIT_FIELDS[field]
+    try:
+        flags_to_raw({dest: text}, {dest: label})
+    except TuiboxError as exc:
+        # The runtime says "Memory 'abc': not a size (...)": the label, the value, the why.
+        why = exc.message.removeprefix(f"{label} {text!r}").lstrip(": ")
+        if why.startswith("not a size"):
+            return f"{label}: {text!r} is not a size (e.g. {examples})"
+        if why.startswith("must"):
+            hint = "" if "such as" in why else f" (e.g. {examples})"
+            return f"{label}: {text!r} {why}{hint}"
+        return f"{label}: {text!r}: {why}"
+    return None
+
+
 def _gc_report(out: str) -> GcResult:
     try:
         data = json.loads(out)

@@ -194,7 +194,7 @@ async def test_destroy_running_box_says_force(
         await goto(pilot, "web")
         await pilot.press("d")
         assert isinstance(app.screen, ConfirmScreen)
-        assert "web still running: killed first (--force)" in app.screen.question
+        assert "It is still running: killed first (--force)" in app.screen.question
         await pilot.press("escape")
         assert "web" in fake.boxes
         await pilot.press("d", "y")

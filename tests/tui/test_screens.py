@@ -180,9 +180,9 @@ async def test_help_lists_every_binding(make_app: Callable[..., TuiboxApp]) -> N
                 assert (b.description, b.id) in listed, (cls.__name__, b)
         assert ("Quit", "app.quit") in listed
         assert ("Theme", "app.theme") in listed
-        table = help_screen.query_one("#help-table", DataTable)
-        cells = {plain(table.get_row_at(i)[1]) for i in range(table.row_count)}
-        assert {"Create", "Destroy", "Next match", "Signal", "Quit"} <= cells
+        shown = text_of(help_screen.query_one("#help-keys"))
+        for action in ("Create", "Destroy", "Next match", "Signal", "Quit"):
+            assert action in shown
         await pilot.press("escape")
         assert isinstance(app.screen, BoxesScreen)
 

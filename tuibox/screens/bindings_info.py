@@ -6,7 +6,7 @@ Nothing here is written by hand: the open screen's keys come from Textual's `act
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from textual.app import App
@@ -52,26 +52,44 @@ def _reason(node: DOMNode, action: str) -> str | None:
     return explain(action) if callable(explain) else None
 
 
+# Textual's own keys without an id that are still a user's action (the rest of its id-less
+# keys are widget internals: cursor moves, focus cycling, copy).
+USER_ACTIONS_WITHOUT_ID = frozenset({"command_palette"})
+DESCRIPTIONS = {"command_palette": "Command palette"}  # Textual's says "palette"
+
+
+def is_user_action(info: KeyInfo) -> bool:
+    """An action a person would look up: ours (they all have ids) or the palette; not a
+    table's cursor moves, tab focus cycling or Textual's copy key."""
+    return info.binding_id is not None or info.action in USER_ACTIONS_WITHOUT_ID
+
+
 def current_keys(screen: Screen[Any]) -> list[KeyInfo]:
-    """The keys of `screen` as the user can press them now, grouped per action."""
-    grouped: dict[tuple[int, str, str | None], tuple[ActiveBinding, list[str]]] = {}
+    """The keys of `screen` as the user can press them now, grouped per action: two keys for
+    one action (q and Textual's ctrl+q for quit) are one entry with both keys."""
+    grouped: dict[tuple[int, str], tuple[ActiveBinding, list[str], str | None]] = {}
     for key, active in screen.active_bindings.items():
         binding = active.binding
         if not binding.description or binding.system:
             continue
-        key_of = (id(active.node), binding.action, binding.id)
-        entry = grouped.setdefault(key_of, (active, []))
-        entry[1].append(screen.app.get_key_display(binding.with_key(key)))
+        key_of = (id(active.node), binding.action)
+        first, keys, ident = grouped.get(key_of, (active, [], None))
+        keys.append(screen.app.get_key_display(binding.with_key(key)))
+        # Ours (with an id) describes the entry; its key comes first.
+        if binding.id is not None and ident is None:
+            first, ident = active, binding.id
+            keys.insert(0, keys.pop())
+        grouped[key_of] = (first, keys, ident)
     out = []
-    for active, keys in grouped.values():
+    for active, keys, ident in grouped.values():
         b = active.binding
         out.append(
             KeyInfo(
                 section=section_title(active.node, screen),
                 keys=", ".join(keys),
-                description=b.description,
+                description=DESCRIPTIONS.get(b.action, b.description),
                 action=b.action,
-                binding_id=b.id,
+                binding_id=ident,
                 enabled=active.enabled,
                 reason=None if active.enabled else _reason(active.node, b.action),
                 node=active.node,
@@ -119,7 +137,7 @@ def other_keys(app: TuiboxApp, screen: Screen[Any]) -> list[KeyInfo]:
     from tuibox.screens.processes import ProcessesScreen
     from tuibox.widgets.terminal import TerminalPane
 
-    out = []
+    out: list[KeyInfo] = []
     sections: list[tuple[type, str]] = [
         (BoxesScreen, BoxesScreen.HELP_TITLE),
         (ProcessesScreen, ProcessesScreen.HELP_TITLE),
@@ -131,22 +149,28 @@ def other_keys(app: TuiboxApp, screen: Screen[Any]) -> list[KeyInfo]:
     for cls, title in sections:
         if isinstance(screen, cls) or isinstance(screen.focused, cls):
             continue
+        # One entry per action, its keys together ("j, ↓  Down"), as for the open screen.
+        by_action: dict[str, KeyInfo] = {}
         for b in class_bindings(cls):
             if not b.description or b.system or b.key in ("tab", "shift+tab"):
                 continue
             key = app.keymap.get(b.id, b.key) if b.id else b.key
-            out.append(
-                KeyInfo(
-                    section=title,
-                    keys=", ".join(app.get_key_display(b.with_key(k)) for k in key.split(",")),
-                    description=b.description,
-                    action=b.action,
-                    binding_id=b.id,
-                    enabled=None,
-                    reason=None,
-                    node=None,
-                )
+            shown = ", ".join(app.get_key_display(b.with_key(k)) for k in key.split(","))
+            seen = by_action.get(b.action)
+            if seen is not None:
+                by_action[b.action] = replace(seen, keys=f"{seen.keys}, {shown}")
+                continue
+            by_action[b.action] = KeyInfo(
+                section=title,
+                keys=shown,
+                description=b.description,
+                action=b.action,
+                binding_id=b.id,
+                enabled=None,
+                reason=None,
+                node=None,
             )
+        out.extend(by_action.values())
     return out
 
 

@@ -478,24 +478,20 @@ class BoxesScreen(Screen[None], BoxesAware):
         self.app.push_screen(SignalScreen(f"Send a signal to {', '.join(names)}"), chosen)
 
     def action_destroy(self) -> None:
-        from tuibox.screens.confirm import ConfirmScreen
+        from tuibox.screens.confirm import ConfirmScreen, destroy_question
 
         boxes = self.targets()
         if not boxes:
             return
         names = [b.name for b in boxes]
-        live = [b.name for b in boxes if b.status not in GUARDS["destroy"]]
-        lines = [f"Destroy {'box' if len(names) == 1 else 'boxes'} {', '.join(names)}?"]
-        if live:
-            lines.append(f"{', '.join(live)} still running: killed first (--force).")
-        lines.append("Its state, mounts, cgroup and network go away; this cannot be undone.")
+        question = destroy_question([(b.name, b.status not in GUARDS["destroy"]) for b in boxes])
 
         def confirmed(yes: bool | None) -> None:
             if yes:
                 self.selected -= set(names)
                 self.tapp.perform("destroy", names)
 
-        self.app.push_screen(ConfirmScreen("\n".join(lines), confirm="Destroy"), confirmed)
+        self.app.push_screen(ConfirmScreen(question, confirm="Destroy"), confirmed)
 
     @property
     def debris(self) -> DebrisLine:

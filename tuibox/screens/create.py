@@ -1,7 +1,11 @@
 """The create form: everything `tuibox run -d` takes, checked inline, Enter creates and starts.
 
-Names are checked with the runtime's own rule (same message as the CLI would print); every
-other check is the runtime's: its error line is shown under the field it names.
+Names and limits are checked with the runtime's own rules as they are typed into; every other
+check is the runtime's: its error line is shown under the field it names, in the form's words
+(the field's label, never the CLI flag). An error goes as soon as its field is fixed.
+
+Empty fields are empty: the grey italic "e.g." text in a field is an example, never a value
+that is sent (podman-tui and docker's own forms leave limits empty the same way).
 """
 
 from __future__ import annotations
@@ -9,14 +13,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, cast
 
-from textual import on, work
+from textual import events, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Footer, Input, Label, Select, Static, Switch
 
-from tuibox.service import CreateOptions, ServiceError, split_words
+from tuibox.service import CreateOptions, ServiceError, limit_problem, split_words
 from tuibox.service import name_problem as name_problem  # bundle.py uses it from here
 from tuibox.widgets.path_suggester import PathSuggester
 
@@ -30,6 +34,8 @@ DEFAULT_IMAGE = "busybox"
 # up. The switch is the probe's verdict on `attach`: nothing to flip by hand when it lands.
 WITH_CONSOLE = ("/bin/sh", True)
 WITHOUT_CONSOLE = ("sleep infinity", False)  # busybox's sleep takes "infinity"
+FORM_MAX = 26  # rows of fields at most (all of them, at 160x48)
+FORM_CHROME = 11
 SHELLS = frozenset({"sh", "/bin/sh", "bash", "/bin/bash", "ash", "/bin/ash"})
 FIELDS = (
     "name",
@@ -44,6 +50,33 @@ FIELDS = (
     "pids",
     "env",
 )
+LABELS = {
+    "name": "Name",
+    "image": "Image",
+    "rootfs": "Rootfs",
+    "command": "Command",
+    "hostname": "Hostname",
+    "network": "Network",
+    "ports": "Ports",
+    "memory": "Memory",
+    "cpus": "CPUs",
+    "pids": "Pids",
+    "env": "Env",
+}
+# The CLI's flags as a runtime error may name them -> the form's field.
+FLAG_FIELDS = {
+    "--memory": "memory",
+    "--cpus": "cpus",
+    "--pids-limit": "pids",
+    "--hostname": "hostname",
+    "--rootfs": "rootfs",
+    "--image": "image",
+    "--network": "network",
+    "--publish": "ports",
+    "-p": "ports",
+    "--env": "env",
+    "-e": "env",
+}
 # Words in a runtime error that say which field it is about (first match wins).
 FIELD_HINTS: tuple[tuple[str, str], ...] = (
     ("hostname", "hostname"),
@@ -71,6 +104,19 @@ def port_hint(exposed: Sequence[str]) -> str:
     """ExposedPorts ("80/tcp") as the Ports field's suggestion ("80:80")."""
     ports = [p.partition("/")[0] for p in exposed if p.partition("/")[0].isdigit()]
     return " ".join(f"{p}:{p}" for p in ports)
+
+
+def form_message(message: str) -> str:
+    """A runtime error in the form's words: "--memory 'x': ..." -> "Memory: 'x': ...",
+    "env: ..." -> "Env: ..."."""
+    word, _, rest = message.partition(" ")
+    field = FLAG_FIELDS.get(word)
+    if field is not None and rest:
+        return f"{LABELS[field]}: {rest}"
+    head, colon, rest = message.partition(": ")
+    if colon and head in LABELS:
+        return f"{LABELS[head]}: {rest}"
+    return message
 
 
 def form_defaults(unavailable: dict[str, str]) -> tuple[str, bool, str | None]:
@@ -123,14 +169,15 @@ class CreateBoxScreen(ModalScreen[str | None]):
                     "or rootfs",
                     Input(
                         compact=True,
-                        placeholder="a rootfs directory (used instead of the image)",
+                        placeholder="e.g. /srv/rootfs (a directory, instead of the image)",
                         suggester=PathSuggester(),
                         id="rootfs",
                     ),
                 )
                 yield from self._field("Command", Input(command, id="command", compact=True))
                 yield from self._field(
-                    "Hostname", Input(compact=True, placeholder="same as the name", id="hostname")
+                    "Hostname",
+                    Input(compact=True, placeholder="default: the box's name", id="hostname"),
                 )
                 with Horizontal(classes="row switches"):
                     yield Label("Terminal", classes="field-label")
@@ -146,22 +193,23 @@ class CreateBoxScreen(ModalScreen[str | None]):
                     "Ports",
                     Input(
                         compact=True,
-                        placeholder=port_hint(self.exposed) or "HOST:BOX, e.g. 8080:80 8443:443",
+                        placeholder=port_hint(self.exposed) or "e.g. 8080:80 8443:443 (HOST:BOX)",
                         id="ports",
                     ),
                 )
                 with Horizontal(classes="row limits"):
                     yield Label("Memory", classes="field-label")
-                    yield Input(compact=True, placeholder="256m", id="memory")
+                    yield Input(compact=True, placeholder="e.g. 256m", id="memory")
                     yield Label("CPUs", classes="field-label short")
-                    yield Input(compact=True, placeholder="0.5", id="cpus")
+                    yield Input(compact=True, placeholder="e.g. 0.5", id="cpus")
                     yield Label("Pids", classes="field-label short")
-                    yield Input(compact=True, placeholder="100", id="pids")
+                    yield Input(compact=True, placeholder="e.g. 100", id="pids")
+                yield Label("empty: no limit", id="limits-note", classes="field-note")
                 for name in ("memory", "cpus", "pids"):
                     yield Label("", id=f"{name}-error", classes="field-error hidden")
                 yield from self._field(
                     "Env",
-                    Input(compact=True, placeholder="KEY=value OTHER='with spaces'", id="env"),
+                    Input(compact=True, placeholder="e.g. KEY=value OTHER='with spaces'", id="env"),
                 )
             yield Static("", id="form-error", classes="error-text")
             with Horizontal(classes="dialog-buttons"):
@@ -183,6 +231,12 @@ class CreateBoxScreen(ModalScreen[str | None]):
         if self.exposed:
             self._note("ports", f"the image exposes {', '.join(self.exposed)}")
         self.load_images()
+
+    def on_resize(self, event: events.Resize) -> None:
+        # The buttons stay on screen: the fields scroll when the terminal is short (80x24).
+        # Rows the dialog needs besides the fields: its border, padding, title and buttons.
+        room = int(event.size.height * 0.9) - FORM_CHROME
+        self.query_one("#create-form").styles.max_height = max(4, min(FORM_MAX, room))
 
     def _note(self, field: str, text: str) -> None:
         label = self.query_one(f"#{field}-error", Label)
@@ -240,49 +294,79 @@ class CreateBoxScreen(ModalScreen[str | None]):
 
     def show_error(self, message: str, field: str | None = None) -> None:
         field = field or field_for(message)
-        self.query_one("#form-error", Static).update(message)
+        message = form_message(message)
+        if field not in FIELDS:
+            self.query_one("#form-error", Static).update(message)
+            return
+        # Under its field only: the same line twice on screen reads as two problems.
+        label = self.query_one(f"#{field}-error", Label)
+        label.set_classes("field-error")
+        label.update(message)
+        target = self.query(f"#{field}")
+        if target:
+            target.first().focus()
+
+    def problem(self, field: str) -> str | None:
+        """What is wrong with `field` as far as the form can tell before the runtime."""
+        value = self._value(field) if field not in ("network", "image") else ""
+        if field == "name":
+            return name_problem(value, {b.name for b in self.tapp.boxes})
+        if field in ("command", "env"):
+            try:
+                words = split_words(value)
+            except ValueError as exc:
+                return f"{LABELS[field]}: {exc}"
+            if field == "env" and (bad := [e for e in words if "=" not in e or e[0] == "="]):
+                return f"Env: {bad[0]!r} is not KEY=value"
+        if field == "ports" and value and not self.query_one("#network", Switch).value:
+            return "Ports: publishing ports needs the network: turn Network on"
+        if field in ("memory", "cpus", "pids") and value:
+            return limit_problem(field, value)
+        return None
+
+    @on(Input.Changed)
+    def _revalidate(self, event: Input.Changed) -> None:
+        field = event.input.id or ""
         if field in FIELDS:
-            label = self.query_one(f"#{field}-error", Label)
-            label.set_classes("field-error")
-            label.update(message)
-            target = self.query(f"#{field}")
-            if target:
-                target.first().focus()
+            self._recheck(field)
+
+    @on(Switch.Changed, "#network")
+    def _network_changed(self) -> None:
+        self._recheck("ports")
+        self._recheck("network")
+
+    def _recheck(self, field: str) -> None:
+        """A shown error is checked again as its field changes: gone once fixed, updated while
+        still wrong. A runtime error the form cannot check goes with the first change."""
+        label = self.query_one(f"#{field}-error", Label)
+        if label.has_class("hidden") or label.has_class("field-note"):
+            return
+        if problem := self.problem(field):
+            label.update(problem)
+        else:
+            label.update("")
+            label.add_class("hidden")
 
     def collect(self) -> CreateOptions | tuple[str, str]:
         """The options, or (field, message) for the first problem found before the runtime."""
-        taken = {b.name for b in self.tapp.boxes}
-        name = self._value("name")
-        if problem := name_problem(name, taken):
-            return ("name", problem)
-        try:
-            command = split_words(self._value("command") or "/bin/sh")
-        except ValueError as exc:
-            return ("command", f"command: {exc}")
-        try:
-            env = split_words(self._value("env"))
-        except ValueError as exc:
-            return ("env", f"env: {exc}")
-        if bad := [e for e in env if "=" not in e or e.startswith("=")]:
-            return ("env", f"env: {bad[0]!r} is not KEY=value")
-        ports = tuple(self._value("ports").replace(",", " ").split())
+        for field in FIELDS:
+            if problem := self.problem(field):
+                return (field, problem)
         network = self.query_one("#network", Switch).value
-        if ports and not network:
-            return ("ports", "publishing ports needs the network: turn Network on")
         image = self.query_one("#image", Select).value
         return CreateOptions(
-            name=name,
+            name=self._value("name"),
             image=image if isinstance(image, str) else DEFAULT_IMAGE,
             rootfs=self._value("rootfs") or None,
-            command=command,
+            command=split_words(self._value("command") or "/bin/sh"),
             hostname=self._value("hostname") or None,
             terminal=self.query_one("#terminal", Switch).value,
             network=network,
-            ports=ports,
+            ports=tuple(self._value("ports").replace(",", " ").split()),
             memory=self._value("memory") or None,
             cpus=self._value("cpus") or None,
             pids=self._value("pids") or None,
-            env=env,
+            env=split_words(self._value("env")),
         )
 
     # ---- submit

@@ -1,9 +1,15 @@
-"""The output of a detached box, followed live, with search (highlight, n/N, matches only)."""
+"""The output of a detached box, followed live, with search (highlight, n/N, matches only),
+arrival times, wrapping and a tail (the last N lines).
+
+Escape leaves one thing at a time, as in less, vim and k9s: the open search or tail field,
+then the search itself (highlight, matches only), and only then the view.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import codecs
+import time
 from typing import TYPE_CHECKING, ClassVar, cast
 
 from rich.text import Text
@@ -39,6 +45,15 @@ class LogsScreen(Screen[None]):
             tooltip="Show only the lines that match the search",
         ),
         Binding("f", "follow", "Follow", id="logs.follow", tooltip="Keep showing new lines"),
+        Binding(
+            "t",
+            "times",
+            "Times",
+            id="logs.times",
+            tooltip="Show when tuibox read each line (the log file keeps no times)",
+        ),
+        Binding("w", "wrap", "Wrap", id="logs.wrap", tooltip="Wrap long lines"),
+        Binding("T", "tail", "Tail", id="logs.tail", tooltip="Show only the last N lines"),
     ]
 
     def __init__(self, box_name: str, poll: float = POLL) -> None:
@@ -62,6 +77,12 @@ class LogsScreen(Screen[None]):
         yield Input(
             placeholder="search (Enter: next match, Escape: close)", id="search", classes="hidden"
         )
+        yield Input(
+            placeholder="show the last N lines (empty: all; Escape: close)",
+            type="integer",
+            id="tail",
+            classes="hidden",
+        )
         yield Static("", id="logs-status", classes="status-line")
         yield Footer()
 
@@ -81,6 +102,9 @@ class LogsScreen(Screen[None]):
             self._update_status()
             return
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        # What is in the files when the view opens has no time (the log keeps none); what
+        # comes after is stamped as it is read.
+        catching_up = True
         # The older output first: the log rotated at its cap is box.log.1 (runtime/logfile.py).
         offset = 0
         while True:
@@ -107,22 +131,30 @@ class LogsScreen(Screen[None]):
                 self.view.clear()
                 decoder.reset()
             if chunk.data:
-                self.view.append(decoder.decode(chunk.data))
+                when = None if catching_up else time.time()
+                self.view.append(decoder.decode(chunk.data), when)
                 self._update_status()
             offset = chunk.offset
             # A full read means more is waiting: read on at once (catch up), else wait.
             if len(chunk.data) < LOG_READ_LIMIT:
+                catching_up = False
                 await asyncio.sleep(self.poll)
 
     def _update_status(self) -> None:
         view = self.view
         parts = [f"{len(view.lines)} lines"]
+        if view.first:
+            parts[0] = f"last {len(view.lines) - view.first} of {len(view.lines)} lines"
         if view.query_text:
             found = view.matches
             where = f"{found.index(view.current) + 1}/" if view.current in found else ""
             parts.append(f"“{view.query_text}”: {where}{len(found)} matches")
             if view.only_matches:
                 parts.append("matches only")
+        if view.show_times:
+            parts.append("times as read (--: already in the file)")
+        if view.wrap:
+            parts.append("wrapped")
         parts.append("following" if view.follow else "paused (f to follow)")
         status = Text(" · ".join(parts))
         if self.error:
@@ -143,9 +175,10 @@ class LogsScreen(Screen[None]):
         self.refresh_bindings()
 
     @on(Input.Submitted, "#search")
-    def _query_submitted(self) -> None:
+    def _query_submitted(self, event: Input.Submitted) -> None:
+        # As in less: the prompt goes, the highlight stays (Escape clears it).
         self.view.jump(forward=True)
-        self.view.focus()
+        self._close_field(event.input)
         self._update_status()
 
     def action_next_match(self) -> None:
@@ -173,11 +206,45 @@ class LogsScreen(Screen[None]):
             return True if views and views.first().query_text else None
         return True
 
+    def action_times(self) -> None:
+        self.view.set_times(not self.view.show_times)
+        self._update_status()
+
+    def action_wrap(self) -> None:
+        self.view.set_wrap(not self.view.wrap)
+        self._update_status()
+
+    def action_tail(self) -> None:
+        field = self.query_one("#tail", Input)
+        field.value = ""
+        field.remove_class("hidden")
+        field.focus()
+
+    @on(Input.Submitted, "#tail")
+    def _tail_submitted(self, event: Input.Submitted) -> None:
+        text = event.value.strip()
+        self.view.set_tail(int(text) if text.isdigit() else None)
+        self._close_field(event.input)
+        self._update_status()
+
+    def _close_field(self, field: Input) -> None:
+        field.add_class("hidden")
+        self.view.focus()
+        self.refresh_bindings()
+
     def action_back(self) -> None:
-        field = self.query_one("#search", Input)
-        if field.has_focus:
-            field.add_class("hidden")
-            self.view.focus()
+        """Close the innermost thing open: a field, then the search, then the view."""
+        for field in self.query(Input):
+            if field.has_focus or not field.has_class("hidden"):
+                if field.id == "search" and field.has_focus:
+                    field.value = ""  # Escape while typing cancels that search
+                self._close_field(field)
+                return
+        if self.view.query_text:
+            self.query_one("#search", Input).value = ""
+            self.view.set_only_matches(False)
+            self.view.set_query("")
+            self._update_status()
             self.refresh_bindings()
             return
         self.dismiss()

@@ -170,7 +170,7 @@ class TerminalPane(Widget, can_focus=True):
             DEFAULT_DETACH_KEY,
             "detach",
             "Detach",
-            key_display="^]",
+            # No key_display: Textual spells the key itself, so a remapped key shows as itself.
             priority=True,
             id="terminal.detach",
         ),

@@ -278,7 +278,7 @@ def _exec(
     if opts.pid_file:
         from tuibox.runtime.state import atomic_write
 
-        atomic_write(os.path.abspath(opts.pid_file), str(handle.pid).encode())
+        atomic_write(os.path.abspath(opts.pid_file), str(handle.pid).encode(), durable=False)
     if req.detach:
         return 0
     if tty:

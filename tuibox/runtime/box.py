@@ -181,6 +181,8 @@ class Runtime(Actions):  # exec, ps, stats, wait, pause, resume, update: actions
                 detached=req.detach,
             )
             record.extra["stages"] = [s.name for s in stages]
+            if req.engine:  # its exit status belongs to the caller's reaper (and see write)
+                record.extra["engine"] = True
             # Intent before side effects: who is creating it (dead creator = debris) and
             # what it will make, on disk before any cgroup, lease, veth or mount exists.
             me = os.getpid()
@@ -293,8 +295,6 @@ class Runtime(Actions):  # exec, ps, stats, wait, pause, resume, update: actions
         if preserved:
             plan.keep_fds.update(preserved)
             plan.before_exec.append(lambda _plan: _inheritable(preserved))
-        if req.engine:
-            record.extra["engine"] = True  # its exit status belongs to the caller's reaper
         return plan
 
     def _data_root(self) -> str:
@@ -387,7 +387,8 @@ class Runtime(Actions):  # exec, ps, stats, wait, pause, resume, update: actions
         self.root.write(record)
         pid_file = req.options.get("pid_file")
         if pid_file:  # runc's --pid-file: there before create returns (a foreground run too)
-            st.atomic_write(pid_file, str(pid).encode(), 0o644)
+            # a pid means nothing after a power loss: no fsync (runc has none)
+            st.atomic_write(pid_file, str(pid).encode(), 0o644, durable=False)
 
     def start(self, name: str) -> st.BoxRecord:
         """Let a created box's program run. A stopped box is made again from the request it
@@ -562,8 +563,16 @@ class Runtime(Actions):  # exec, ps, stats, wait, pause, resume, update: actions
                 if not force:
                     raise
                 record = None
+            # An engine's record names everything its create made once that create finished
+            # (no monitor, log or layer; the cgroup and stages are in it): `--force` has
+            # nothing to find beyond it, and engines delete every container they make.
+            whole = (
+                record is not None
+                and bool(record.extra.get("engine"))
+                and record.status in ("created", "running", "paused", "stopped")
+            )
             # A create killed early has a monitor its record does not name: only /proc knows.
-            monitors = monitors_in(self.root.box_dir(name)) if force else []
+            monitors = monitors_in(self.root.box_dir(name)) if force and not whole else []
             if record is not None:
                 check("destroy-force" if force else "destroy", name, record.status)
                 # A create killed before its last record names no pid or monitor: the
@@ -588,7 +597,7 @@ class Runtime(Actions):  # exec, ps, stats, wait, pause, resume, update: actions
                 failures = self._teardown(record)
             else:
                 failures = []
-            if force:
+            if force and not (whole and not failures):
                 from tuibox.runtime.recovery import force_teardown
 
                 failures += force_teardown(self, name, record)

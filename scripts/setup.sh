@@ -5,8 +5,9 @@ cd "$(dirname "$0")/.."
 
 PACKAGES="python3 python3-venv busybox-static runc crun iproute2 nftables iptables tmux hyperfine libseccomp2 gcc libc6-dev keyutils skopeo docker-registry"
 # The engines the tests drive tuibox with (tests/integration/engines/): no recommends
-# (rootful, CNI: netavark, slirp4netns, fuse-overlayfs, uidmap are not used).
-ENGINES="podman docker.io containerd catatonit"
+# (rootful, CNI: netavark, slirp4netns, fuse-overlayfs, uidmap are not used). podman 4.3 picks
+# the CNI backend when netavark is absent; its bridge case needs the CNI plugins.
+ENGINES="podman docker.io containerd catatonit containernetworking-plugins"
 missing=""
 for p in $PACKAGES; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

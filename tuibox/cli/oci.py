@@ -21,10 +21,9 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any
 
+    from tuibox.runtime.cgroups.group import BoxCgroup
     from tuibox.runtime.state import BoxRecord
 
-# runc reports a v1 memory cgroup without a limit as this (the page-rounded max int64).
-NO_LIMIT = 9223372036854771712
 HOOKS = ("prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop")
 
 
@@ -114,39 +113,18 @@ def do_features(opts: FeaturesOptions, g: Globals) -> int:
 
 
 def stats_event(record: BoxRecord) -> dict[str, Any]:
-    """runc's {"type": "stats", "id", "data": {cpu, memory, pids, blkio, ...}} of one box."""
-    from tuibox.runtime.stats import sample
+    """runc's {"type": "stats", "id", "data": {cpu, cpuset, memory, pids, blkio, ...}} of one
+    box, from its cgroup's own files (runtime/cgroups/runc_stats.py)."""
+    from tuibox.runtime.cgroups.runc_stats import stats
 
-    now = sample(record)
-    cpu = mem = pids = read = write = 0
-    limit = NO_LIMIT
-    if now is not None:
-        cg = now.cg
-        cpu, mem, pids = cg.cpu_ns, cg.memory_usage, cg.pids
-        read, write = cg.block_read, cg.block_write
-        limit = cg.memory_limit if cg.memory_limit is not None else NO_LIMIT
-    usage = {"limit": limit, "usage": mem, "max": 0, "failcnt": 0}
-    io = [
-        {"major": 0, "minor": 0, "op": "Read", "value": read},
-        {"major": 0, "minor": 0, "op": "Write", "value": write},
-        {"major": 0, "minor": 0, "op": "Total", "value": read + write},
-    ]
-    return {
-        "type": "stats",
-        "id": record.id,
-        "data": {
-            "cpu": {
-                "usage": {"total": cpu, "percpu": [], "kernel": 0, "user": 0},
-                "throttling": {},
-            },
-            "memory": {"usage": usage, "swap": {}, "kernel": {}, "raw": {}},
-            "pids": {"current": pids},
-            "blkio": {"ioServiceBytesRecursive": io},
-            "hugetlb": {},
-            "intel_rdt": {},
-            "network_interfaces": None,
-        },
-    }
+    return {"type": "stats", "id": record.id, "data": stats(_cgroup(record))}
+
+
+def _cgroup(record: BoxRecord) -> BoxCgroup:
+    from tuibox.runtime.cgroups.group import BoxCgroup
+
+    # a box without a cgroup of its own (none recorded) reads as all zeros
+    return BoxCgroup.from_record(record.extra) or BoxCgroup("", {}, None)
 
 
 def parse_duration(text: str) -> float:
@@ -167,22 +145,48 @@ def parse_duration(text: str) -> float:
 
 
 def do_events(opts: EventsOptions, g: Globals) -> int:
+    import select
+
     from tuibox.runtime.box import Runtime
+    from tuibox.runtime.cgroups.runc_stats import OomWatch
     from tuibox.runtime.guards import check
 
     interval = parse_duration(opts.interval)
     rt = Runtime(g.root)
     record = rt.get(opts.name)
     check("ps", opts.name, record.status)  # a live box, as ps
-    while True:
-        sys.stdout.write(fastjson.dumps(stats_event(record)) + "\n")
+
+    def emit(event: dict[str, Any]) -> None:
+        sys.stdout.write(fastjson.dumps(event) + "\n")
         sys.stdout.flush()
-        if opts.stats:
-            return 0
-        time.sleep(interval)
-        record = rt.get(opts.name)
-        if record.status == "stopped":
-            return 0
+
+    emit(stats_event(record))
+    if opts.stats:
+        return 0
+    try:
+        watch: OomWatch | None = OomWatch(_cgroup(record))
+    except OSError:
+        watch = None  # the box's cgroup went away meanwhile: the status check below says so
+    try:
+        due = time.monotonic() + interval
+        while True:
+            wait = max(due - time.monotonic(), 0.0)
+            if watch is not None and watch.fd >= 0:
+                ready, _, _ = select.select([watch.fd], [], [], wait)
+                for _ in range(watch.take() if ready else 0):
+                    emit({"type": "oom", "id": record.id})
+            else:
+                time.sleep(wait)
+            if time.monotonic() < due:
+                continue
+            due += interval
+            record = rt.get(opts.name)
+            if record.status == "stopped":
+                return 0
+            emit(stats_event(record))
+    finally:
+        if watch is not None:
+            watch.close()
 
 
 VERBS: dict[str, Callable[[list[str], Globals], int]] = {

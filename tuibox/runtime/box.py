@@ -140,6 +140,8 @@ class Runtime(Queries, Actions):
                 detached=req.detach,
             )
             record.extra["stages"] = [s.name for s in stages]
+            if req.engine:  # its exit status belongs to the caller's reaper (and see write)
+                record.extra["engine"] = True
             # Intent before side effects: who is creating it (dead creator = debris) and
             # what it will make, on disk before any cgroup, lease, veth or mount exists.
             me = os.getpid()
@@ -255,8 +257,6 @@ class Runtime(Queries, Actions):
         if preserved:
             plan.keep_fds.update(preserved)
             plan.before_exec.append(lambda _plan: _inheritable(preserved))
-        if req.engine:
-            record.extra["engine"] = True  # its exit status belongs to the caller's reaper
         return plan
 
     def _data_root(self) -> str:
@@ -536,11 +536,16 @@ class Runtime(Queries, Actions):
                 if not force:
                     raise
                 record = None
+            # An engine's record names everything its create made once that create finished
+            # (no monitor, log or layer; the cgroup and stages are in it): `--force` has
+            # nothing to find beyond it, and engines delete every container they make.
+            whole = (
+                record is not None
+                and bool(record.extra.get("engine"))
+                and record.status in ("created", "running", "paused", "stopped")
+            )
             # A create killed early has a monitor its record does not name: only /proc knows.
-            # An engine's box never has one (`_launch`), and engines always delete --force:
-            # no walk of every process's comm for them.
-            engine = record is not None and record.extra.get("engine") is True
-            monitors = monitors_in(self.root.box_dir(name)) if force and not engine else []
+            monitors = monitors_in(self.root.box_dir(name)) if force and not whole else []
             if record is not None:
                 check("destroy-force" if force else "destroy", name, record.status)
                 # A create killed before its last record names no pid or monitor: the
@@ -565,7 +570,7 @@ class Runtime(Queries, Actions):
                 failures = self._teardown(record)
             else:
                 failures = []
-            if force:
+            if force and not (whole and not failures):
                 from tuibox.runtime.recovery import force_teardown
 
                 failures += force_teardown(self, name, record)

@@ -374,8 +374,11 @@ class StateRoot:
         missing: each is `debris`, `stopped` with `remove`, or `unknown`, and `gc` or
         `destroy --force` undo it from names alone). docs/RELIABILITY.md."""
         data = fastjson.dumps(record.to_json(), indent=1).encode()
-        path = os.path.join(self.box_dir(record.id), "state.json")
-        atomic_write(path, data, durable=record.detached)
+        # An engine's box is never started again, has no layer on disk, and its cgroups and
+        # processes die with a power loss: no reader of its record needs it to survive one
+        # (runc does not fsync its state either).
+        durable = record.detached and not record.extra.get("engine")
+        atomic_write(os.path.join(self.box_dir(record.id), "state.json"), data, durable=durable)
 
     def locked(self, name: str) -> _Lock:
         return _Lock(self.box_dir(name), name)

@@ -29,6 +29,9 @@ REPO = Path(__file__).resolve().parents[3]
 RUNTIMES = ("runc", "tuibox")
 IMAGE = "localhost/busybox:latest"
 RUNC = "/usr/sbin/runc"
+# podman's CNI network for the bridge case (only ever up inside Podman.isolated)
+BRIDGE_NET = "tbbridge"
+BRIDGE_SUBNET = f"10.254.{os.getpid() % 200 + 20}.0/24"
 
 
 def engine_id() -> str:
@@ -234,6 +237,7 @@ class Podman:
             wrapper.write_text(f'#!/bin/sh\nexec {targets[rt]} --root {self.state[rt]} "$@"\n')
             wrapper.chmod(0o755)
             conf_runtimes.append(f'{rt} = ["{wrapper}"]')
+        self.calls = 0
         for d in ("net", "tmp"):
             (base / d).mkdir()
         (base / "containers.conf").write_text(
@@ -292,6 +296,44 @@ class Podman:
         p = self(runtime, *args)
         assert p.returncode == 0, f"podman {' '.join(args)} -> {p.returncode}\n{p.stderr}"
         return p.stdout
+
+    def bridge_network(self) -> str:
+        """A CNI bridge network of this podman's own, made on first use: its conflist lands
+        in the private network config dir; the bridge itself only ever exists inside
+        `isolated` namespaces. Returns the gateway's address."""
+        if not (self.base / "net" / f"{BRIDGE_NET}.conflist").exists():
+            # a /24 no host route is likely to use; the bridge never reaches the host anyway
+            self.ok("runc", "network", "create", "--disable-dns", "--subnet", BRIDGE_SUBNET,
+                    BRIDGE_NET)  # fmt: skip
+        return BRIDGE_SUBNET.rsplit(".", 1)[0] + ".1"
+
+    def isolated(
+        self, runtime: str, *args: str, timeout: float = 60
+    ) -> subprocess.CompletedProcess[str]:
+        """podman in a network namespace and mount namespace of its own.
+
+        CNI writes host state with every container on a bridge: the bridge and veths,
+        iptables chains, net.ipv4.ip_forward, IPAM leases and result caches in /var/lib/cni,
+        netns files in /run/netns. In a fresh network namespace the links, rules and sysctls
+        die with the namespace; /var/lib and /run get a writable overlay whose upper layer is
+        a temp dir of ours, so new files land there and never on the host. conmon, and the
+        `podman container cleanup` it runs when the container exits, stay in both namespaces.
+        """
+        self.calls += 1
+        layers = self.base / f"isolated-{self.calls}"
+        script = (
+            "set -e\n"
+            'for d in /var/lib /run; do u="$0$d"; mkdir -p "$u/upper" "$u/work"; '
+            'mount -t overlay tbisolated -o "lowerdir=$d,upperdir=$u/upper,workdir=$u/work" '
+            '"$d"; done\n'
+            "ip link set lo up\n"
+            'exec "$@"\n'
+        )
+        argv = [
+            "unshare", "--mount", "--net", "--fork", "--propagation", "private",
+            "sh", "-c", script, str(layers), *self.argv(runtime, *args),
+        ]  # fmt: skip
+        return run(argv, timeout=timeout, env=self.env)
 
     def full_id(self, runtime: str, name: str) -> str:
         return self.ok(runtime, "inspect", "--format", "{{.Id}}", name).strip()

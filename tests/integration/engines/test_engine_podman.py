@@ -2,8 +2,19 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
-from conftest import IMAGE, RUNTIMES, Podman, assert_nothing_left, engine_id
+from conftest import (
+    BRIDGE_NET,
+    BRIDGE_SUBNET,
+    IMAGE,
+    RUNTIMES,
+    Podman,
+    assert_nothing_left,
+    engine_id,
+    run,
+)
 
 pytestmark = pytest.mark.root
 
@@ -124,3 +135,48 @@ def test_run_it_and_exec_it_through_a_pty(podman: Podman, runtime: str) -> None:
         shell.close(force=True)
     assert shell.exitstatus == 7
     assert_nothing_left(name, podman.state[runtime])
+
+
+def host_network_traces() -> set[str]:
+    """What podman's CNI bridge would leave on the host: links and addresses, iptables
+    rules and chains, IPAM and netns files."""
+    prefix = BRIDGE_SUBNET.rsplit(".", 1)[0] + "."
+    traces = {
+        f"ip {ln}"
+        for cmd in (["ip", "-o", "link"], ["ip", "-o", "addr"])
+        for ln in run(cmd).stdout.splitlines()
+        if "cni-" in ln or prefix in ln
+    }
+    for table in ("filter", "nat"):
+        rules = run(["iptables", "-t", table, "-S"]).stdout.splitlines()
+        traces |= {f"iptables -t {table} {r}" for r in rules if "CNI" in r or prefix in r}
+    traces |= {p for p in ("/var/lib/cni", "/run/cni") if os.path.lexists(p)}
+    if os.path.isdir("/run/netns"):
+        traces |= {f"/run/netns/{n}" for n in os.listdir("/run/netns") if n.startswith("cni-")}
+    return traces
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_network_bridge(podman: Podman, runtime: str) -> None:
+    gateway = podman.bridge_network()
+    before = host_network_traces()
+    name = engine_id()
+    p = podman.isolated(
+        runtime,
+        "run",
+        "--rm",
+        "--name",
+        name,
+        "--network",
+        BRIDGE_NET,
+        IMAGE,
+        "sh",
+        "-c",
+        f"ip -o -4 addr show eth0; ping -c 1 -W 5 {gateway} >/dev/null && echo reached",
+    )
+    assert p.returncode == 0, p.stderr
+    addr, reached = p.stdout.splitlines()
+    # podman's CNI gave the box its address: tuibox joined the netns podman made
+    assert f"inet {gateway.rsplit('.', 1)[0]}." in addr and reached == "reached", p.stdout
+    assert_nothing_left(name, podman.state[runtime])
+    assert host_network_traces() == before

@@ -1204,7 +1204,7 @@ def name_problem(name: str, taken: set[str]) -> str | None:
 
 # How the create form names its limit fields (the CLI's flags mean nothing there), and what
 # a good value looks like.
-LIMIT_FIELDS = {
+FORM_LIMIT_FIELDS = {
     "memory": ("memory", "Memory", "256m, 1g"),
     "cpus": ("cpus", "CPUs", "0.5, 2"),
     "pids": ("pids_limit", "Pids", "100"),
@@ -1217,7 +1217,7 @@ def limit_problem(field: str, text: str) -> str | None:
     (the one `run --memory` goes through), so the form and the CLI never disagree."""
     from tuibox.runtime.cgroups.resources import flags_to_raw
 
-    dest, label, examples = LIMIT_FIELDS[field]
+    dest, label, examples = FORM_LIMIT_FIELDS[field]
     try:
         flags_to_raw({dest: text}, {dest: label})
     except TuiboxError as exc:

@@ -21,6 +21,7 @@ from tuibox.runtime.cgroups.hierarchy import detect
 from tuibox.screens.boxes import BoxesScreen
 from tuibox.screens.limits import LimitsScreen
 from tuibox.screens.netmap import NetworkMapScreen
+from tuibox.screens.networks import NetworksScreen
 from tuibox.service import InProcessBackend
 from tuibox.widgets.table_sync import cursor_key
 
@@ -97,6 +98,19 @@ async def test_map_shows_the_kernels_veths_and_jumps(
         await wait_until(pilot, lambda: isinstance(app.screen, BoxesScreen))
         table = app.screen.query_one("#boxes", DataTable)
         await wait_until(pilot, lambda: cursor_key(table) == names[1])
+        # The networks screen: the leases say who is on it, and removing it is refused.
+        await pilot.press("N")
+        nets = app.screen
+        assert isinstance(nets, NetworksScreen)
+        await wait_until(pilot, lambda: nets.loaded)
+        row = next(n for n in nets.networks if n.name == "default")
+        assert (row.bridge, row.subnet, row.nat, row.boxes) == (net.bridge, net.subnet, True,
+                                                                tuple(names))  # fmt: skip
+        await pilot.press("d")
+        await pilot.pause()
+        assert isinstance(app.screen, NetworksScreen)
+        refused = f"network default still has boxes: {', '.join(names)} (destroy them first)"
+        assert refused in [n.message for n in app._notifications]
     tb("destroy", "--force", *names)
 
 

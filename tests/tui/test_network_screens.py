@@ -3,6 +3,7 @@ open, navigate, act, and every error the user can meet (one line, naming the fie
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Callable
 from typing import Any
 
@@ -196,6 +197,7 @@ async def test_map_shows_bridges_and_jumps_to_a_box(
         screen = app.screen
         assert isinstance(screen, NetworkMapScreen)
         lines = tree_lines(screen)
+        assert gc.isenabled()  # deferred while the map opened, back once it was drawn
         assert lines[0] == "host · 2 networks"
         assert lines[1].startswith("tuibox0  network default  10.88.0.0/16  gw 10.88.0.1  NAT on")
         web = lines[2].split()

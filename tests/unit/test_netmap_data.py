@@ -92,3 +92,21 @@ def test_natural_key_and_limit_helpers() -> None:
     assert limits_text(Limits(3 << 30, None, None))["memory"] == "3g"
     assert limits_text(Limits(1000, None, None))["memory"] == "1000"
     assert limit_args({"memory": "-1", "pids": "5"}) == ["--memory=-1", "--pids-limit=5"]
+
+
+def test_map_and_form_checks_import_no_netlink(tmp_path: Any) -> None:
+    # The TUI reads the map in a thread of its own process: pyroute2 (149 ms to import, and
+    # threads of its own) must stay out of it, as netlink round trips must.
+    import subprocess
+    import sys
+
+    code = (
+        "import asyncio, sys\n"
+        "from tuibox.service import InProcessBackend, NetworkOptions, network_problem\n"
+        "network_problem(NetworkOptions('a', '10.1.0.0/24'))\n"
+        f"b = InProcessBackend({str(tmp_path / 'r')!r}, {str(tmp_path / 'd')!r})\n"
+        "asyncio.run(b.network_map())\n"
+        "print('pyroute2' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

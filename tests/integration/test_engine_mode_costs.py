@@ -33,12 +33,12 @@ def fsync(fd):
     seen["fsync"] += 1
     real_fsync(fd)
 os.fsync = fsync
-import tuibox.runtime.box as box
-real_scan = box.monitors_in
+import tuibox.runtime.process.monitor as monitor  # destroy imports the scan from there
+real_scan = monitor.monitors_in
 def monitors_in(d):
     seen["monitors_in"] += 1
     return real_scan(d)
-box.monitors_in = monitors_in
+monitor.monitors_in = monitors_in
 from tuibox.cli import main
 code = main()
 seen["verb"] = next(a for a in sys.argv[1:] if a in ("create", "start", "delete"))

@@ -93,6 +93,11 @@ async def test_focus_is_visible_on_every_field_and_button(
         ]
         assert len(widgets) == 14  # 9 inputs, the image, 2 switches, 2 buttons
         await assert_focus_visible(pilot, widgets)
+        # The label of the focused field lights up as well (one at a time).
+        form.query_one("#cpus", Input).focus()
+        await pilot.pause()
+        lit = [str(label.render()) for label in form.query(".field-label.-focused")]
+        assert lit == ["CPUs"]
         await pilot.press("escape")
         await pilot.press("d")  # the destroy question's buttons
         assert isinstance(app.screen, ConfirmScreen)

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from conftest import refresh, text_of
 from fake_backend import FakeBackend
 from textual.widgets import Footer, Input
+from textual.widgets._footer import FooterKey
 
 from tuibox.app import TuiboxApp
 from tuibox.screens.boxes import BoxesScreen
@@ -67,7 +68,16 @@ async def test_times_wrap_and_tail(make_app: Callable[..., TuiboxApp], fake: Fak
             b.binding.description for b in screen.active_bindings.values() if b.binding.show
         }
         assert {"Times", "Wrap", "Tail"} <= footer_keys
-        assert screen.query_one(Footer).display
+        # With a search on (its three keys appear), every key of the view still fits at 100
+        # columns, left of the palette key.
+        await pilot.press("slash", *"error", "enter")
+        await pilot.pause()
+        keys = list(screen.query_one(Footer).query(FooterKey))
+        palette = next(k for k in keys if k.has_class("-command-palette"))
+        ours = {k.description: k.region for k in keys if not k.has_class("-command-palette")}
+        for name in ("Back", "Search", "Next", "Prev", "Filter", "Follow", "Times", "Wrap", "Tail"):
+            assert ours[name].right <= palette.region.x, name
+        await pilot.press("escape")
 
         # Tail: the last 5 lines, and new ones still come.
         await pilot.press("T", "5", "enter")

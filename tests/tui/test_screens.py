@@ -137,7 +137,7 @@ async def test_logs_search_highlight_and_n(
         screen = app.screen
         view = screen.query_one(LogView)
         assert len(view.lines) == 60
-        assert screen.check_action("next_match", ()) is None  # no search yet
+        assert screen.check_action("next_match", ()) is False  # no search yet
         await pilot.press("home")  # search goes forward from the top of the window
         assert not view.follow
         await pilot.press("slash", *"error", "enter")
@@ -181,7 +181,7 @@ async def test_help_lists_every_binding(make_app: Callable[..., TuiboxApp]) -> N
         assert ("Quit", "app.quit") in listed
         assert ("Theme", "app.theme") in listed
         shown = text_of(help_screen.query_one("#help-keys"))
-        for action in ("Create", "Destroy", "Next match", "Signal", "Quit"):
+        for action in ("Create", "Destroy", "Next", "Signal", "Quit"):
             assert action in shown
         await pilot.press("escape")
         assert isinstance(app.screen, BoxesScreen)

@@ -232,6 +232,16 @@ class CreateBoxScreen(ModalScreen[str | None]):
             self._note("ports", f"the image exposes {', '.join(self.exposed)}")
         self.load_images()
 
+    def on_descendant_focus(self, event: events.DescendantFocus) -> None:
+        # The focused field's label lights up too: the eye finds the row before the field.
+        for label in self.query(".field-label.-focused"):
+            label.remove_class("-focused")
+        widget = event.widget
+        siblings = list(widget.parent.children) if widget.parent is not None else []
+        at = siblings.index(widget) if widget in siblings else 0
+        if at and isinstance(label := siblings[at - 1], Label):
+            label.add_class("-focused")
+
     def on_resize(self, event: events.Resize) -> None:
         # The buttons stay on screen: the fields scroll when the terminal is short (80x24).
         # Rows the dialog needs besides the fields: its border, padding, title and buttons.

@@ -33,14 +33,14 @@ class LogsScreen(Screen[None]):
     CSS_PATH = "logs.tcss"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "back", "Back", id="logs.back"),
-        Binding("question_mark", "app.help", "Help", id="app.help"),
         Binding("slash", "search", "Search", id="logs.search"),
-        Binding("n", "next_match", "Next match", id="logs.next"),
-        Binding("N", "previous_match", "Previous match", id="logs.previous"),
+        # Short words: with a search on, every key of this view fits a 100-column footer.
+        Binding("n", "next_match", "Next", id="logs.next", tooltip="Next match"),
+        Binding("N", "previous_match", "Prev", id="logs.previous", tooltip="Previous match"),
         Binding(
             "m",
             "only_matches",
-            "Matches only",
+            "Filter",
             id="logs.only_matches",
             tooltip="Show only the lines that match the search",
         ),
@@ -54,6 +54,7 @@ class LogsScreen(Screen[None]):
         ),
         Binding("w", "wrap", "Wrap", id="logs.wrap", tooltip="Wrap long lines"),
         Binding("T", "tail", "Tail", id="logs.tail", tooltip="Show only the last N lines"),
+        Binding("question_mark", "app.help", "Help", id="app.help"),
     ]
 
     def __init__(self, box_name: str, poll: float = POLL) -> None:
@@ -202,8 +203,10 @@ class LogsScreen(Screen[None]):
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action in ("next_match", "previous_match", "only_matches"):
+            # Hidden, not greyed, until there is a search: the footer keeps room for the
+            # keys that work now (it is cut at 80 columns otherwise).
             views = self.query(LogView)
-            return True if views and views.first().query_text else None
+            return bool(views and views.first().query_text)
         return True
 
     def action_times(self) -> None:

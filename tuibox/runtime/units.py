@@ -44,7 +44,7 @@ def parse_signal(text: str | None) -> int:
             raise SpecError(f"invalid signal {text!r}")
         return num
     # SIG_DFL, SIG_IGN, SIG_BLOCK...: constants, not signals
-    num = None if not name or name.startswith("_") else getattr(_signal, "SIG" + name, None)
-    if type(num) is not int:
+    found = None if not name or name.startswith("_") else getattr(_signal, "SIG" + name, None)
+    if type(found) is not int:
         raise SpecError(f"invalid signal {text!r}")
-    return num
+    return found

@@ -105,15 +105,26 @@ def report(
     return medians
 
 
-def time_quiet(argv: Sequence[str], cwd: Path | None = None) -> float:
+def time_quiet(
+    argv: Sequence[str], cwd: Path | None = None, cpu: list[float] | None = None
+) -> float:
     """`time_once` with stdio on /dev/null and stderr kept in a file: an engine-mode create
-    hands its stdio to the box's init, and a pipe would not see EOF before the box exits."""
+    hands its stdio to the box's init, and a pipe would not see EOF before the box exits.
+
+    `cpu`: gets the CPU time (user + system) of the command and the descendants it reaped,
+    a figure a loaded machine skews less than the wall time."""
+    import resource
+
     with tempfile.TemporaryFile() as err:
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         t0 = time.perf_counter()
         proc = subprocess.run(
             argv, cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err
         )
         elapsed = time.perf_counter() - t0
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        if cpu is not None:
+            cpu.append(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
         if proc.returncode != 0:
             err.seek(0)
             raise RuntimeError(f"{' '.join(argv)} failed: {err.read().decode().strip()}")

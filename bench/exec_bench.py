@@ -94,9 +94,10 @@ def main() -> int:
                 cases[f"{rt} exec"] = lambda i, argv=argv: time_once(argv)
         for fn in cases.values():
             fn(0)  # warm the page cache and each runtime once
-        results = interleaved(cases, rounds)
+        results = interleaved(cases, rounds, settle=0.1)  # each starts cold (common.py)
         base_case = "runc exec" if "runc exec" in cases else "tuibox exec"
-        report(f"exec /bin/true in a running box, {rounds} rounds", results, base_case)
+        title = f"exec /bin/true in a running box, {rounds} rounds"
+        report(title, results, base_case, also=("crun exec",))
 
         # ---- stats: 1 box, then `many` boxes ------------------------------------------------
         print(f"\nstats (the CLI call includes its one {0.2:.1f} s sampling sleep)")

@@ -1,7 +1,8 @@
 """`tuibox run` of /bin/true against `runc run` and `crun run` on the same busybox bundle.
 
 Usage: .venv/bin/python bench/run_bench.py [--rounds N]
-Prints medians and ratios against runc; all cases run interleaved in one invocation.
+Prints medians and ratios against runc and crun; all cases run interleaved in one invocation.
+bench/startup_bench.py measures this and exec, state, list, create + start + delete together.
 """
 
 from __future__ import annotations
@@ -51,11 +52,13 @@ def main() -> int:
         # warm the page cache and each runtime once
         for fn in cases.values():
             fn(10_000)
-        results = interleaved(cases, rounds)
+        # 0.1 s apart: each runtime's first cgroup migration starts cold (common.interleaved)
+        results = interleaved(cases, rounds, settle=0.1)
         report(
             f"run /bin/true, {rounds} rounds",
             results,
             "runc run" if "runc run" in cases else "tuibox run",
+            also=("crun run",),
         )
     finally:
         for rt in ("runc", "crun"):

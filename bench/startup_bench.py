@@ -2,6 +2,7 @@
 
 Usage: .venv/bin/python bench/startup_bench.py [--rounds N] [--baseline LAUNCHER]
                                                 [--only run,exec,state,lifecycle]
+TUIBOX_BIN=LAUNCHER picks the tuibox measured (default: the venv's `tuibox`).
 
 Each section runs its cases interleaved (tuibox, runc, crun, and with --baseline another
 tuibox launcher, e.g. main's, to compare two builds), medians and mins, each median as a
@@ -116,16 +117,21 @@ def main() -> int:
     try:
         true = make_bundle(base / "true", ["/bin/true"])
         sleep = make_bundle(base / "sleep", ["sleep", "100000"])
+        cpu: dict[str, list[float]] = {}
+
+        def timed(rt: str, argv: list[str]) -> float:
+            return time_quiet(argv, cpu=cpu.setdefault(rt, []))
+
         if "run" in only:
             cases: dict[str, Callable[[int], float]] = {
-                rt: (
-                    lambda i, rt=rt: time_quiet(rts.cmd(rt, "run", "--bundle", str(true), f"r{i}"))
-                )
+                rt: (lambda i, rt=rt: timed(rt, rts.cmd(rt, "run", "--bundle", str(true), f"r{i}")))
                 for rt in names
             }
             for fn in cases.values():
                 fn(100_000)  # warm the page cache
+            cpu.clear()
             report(f"run /bin/true ({load()})", interleaved(cases, rounds, SETTLE), "runc", also)
+            report("its CPU time (user + system: the runtime, the box)", cpu, "runc", also)
 
         running = "x0"
         if "exec" in only or "state" in only:
@@ -134,12 +140,14 @@ def main() -> int:
                 rts.remember(rt, running)
         if "exec" in only:
             cases = {
-                rt: (lambda i, rt=rt: time_quiet(rts.cmd(rt, "exec", running, "/bin/true")))
+                rt: (lambda i, rt=rt: timed(rt, rts.cmd(rt, "exec", running, "/bin/true")))
                 for rt in names
             }
             for fn in cases.values():
                 fn(0)
+            cpu.clear()
             report(f"exec /bin/true ({load()})", interleaved(cases, rounds, SETTLE), "runc", also)
+            report("its CPU time (user + system)", cpu, "runc", also)
 
         if "state" in only:
             created = "c0"
@@ -181,7 +189,9 @@ def main() -> int:
             verbs.clear()
             totals = interleaved(cases, rounds, SETTLE)
             report(f"create + start + delete, engine mode ({load()})", totals, "runc", also)
-            report("the same, per verb", verbs, "runc create", ())
+            for verb in ("create", "start", "delete"):
+                per = {rt: verbs[f"{rt} {verb}"] for rt in names}
+                report(f"  {verb} alone", per, "runc", also)
         print(f"\n{load()} at the end")
     finally:
         rts.clean()

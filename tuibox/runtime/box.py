@@ -404,7 +404,6 @@ class Runtime(Queries, Actions):
     def run(self, req: CreateRequest, keep: bool = False) -> int:
         """create + start in the foreground; returns the program's exit status."""
         refuse_threads("run")
-        from tuibox.runtime.process import warmer
         from tuibox.runtime.process.monitor import wait_child
         from tuibox.runtime.process.sync import error_from_message
 
@@ -433,7 +432,6 @@ class Runtime(Queries, Actions):
             chan = self._channels.pop(req.name)
             try:
                 self.start(req.name)
-                warmer.stop()  # told to leave at attach (cgroups stage): reaped, no zombie
             except TuiboxError:
                 # The init's own account of why it died beats "it is stopped".
                 msg = chan.recv()

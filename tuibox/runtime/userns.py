@@ -216,7 +216,14 @@ class UsernsSetup:
             plan.etc_files[dest] = f"{_FD_PREFIX}{fd}"
         if self.join_fd is not None:
             return os.fork()
-        return kernel.clone(sc.CLONE_NEWUSER | pid_flags)
+        from tuibox.runtime.process import warmer
+
+        # A raw clone runs none of os.fork's hooks: no warmer thread may run across it.
+        warmer.before_fork()
+        pid = kernel.clone(sc.CLONE_NEWUSER | pid_flags)
+        if pid != 0:
+            warmer.after_fork()
+        return pid
 
     def after_fork(self, pid: int) -> None:
         for fd in self.file_fds:

@@ -49,9 +49,8 @@ def _attach(ctx: SetupContext) -> None:
         return
     try:
         cg.add(ctx.pid)
-        # The box's migrations are done: the CLI's warmer (process/warmer.py) may go; it is
-        # reaped later (`run`'s start, the CLI's end), off this critical path.
-        warmer.stop(wait=False)
+        # The box's migrations are done: the CLI's warmer (process/warmer.py) may go.
+        warmer.stop()
     except CgroupError:
         # The init works on while we attach; if it already failed and exited, its own
         # error (read next by box.py) is the one to report, not our "no such process".

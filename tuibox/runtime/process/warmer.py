@@ -2,24 +2,35 @@
 
 Moving a process into a cgroup (a write to `cgroup.procs`) takes the kernel's global
 threadgroup rwsem for writing. After a quiet spell that rwsem is in its readers' fast mode,
-and switching it to writer mode waits for an RCU grace period (`rcu_sync_enter`): 8-16 ms
-of sleep on this kernel, in the middle of `run` (the init joins its cgroups) and `exec` (the
-child joins the box's). It switches back only one grace period after the last writer left,
-so a writer that keeps coming keeps it in writer mode, where a migration costs ~30 us.
+and switching it to writer mode waits for an RCU grace period (`rcu_sync_enter`): 5-16 ms of
+sleep on this kernel, in the middle of `run` (the init joins its cgroups) and `exec` (the
+child joins the box's). It switches back only a grace period after the last writer left
+(~30-40 ms here), so a writer that keeps coming keeps it in writer mode, where a migration
+costs ~0.1 ms.
 
-So `run`, `create` and `exec` fork this helper first thing (cli/__init__.py), before their
-imports: it moves itself into the cgroup it is already in (`0` in its own `cgroup.procs`,
-which takes the same lock and changes nothing), once (that write pays the grace period,
-while the CLI imports and validates on the other core), then every 2 ms until `stop()`.
-The box's own migrations then find the rwsem in writer mode. `stop()` is called once they
-are done (cgroups stage attach, exec's child joined: told only, not waited for) and reaped soon
-after (a foreground run's start, the CLI's return), so no process of tuibox's outlives the
-verb (an engine's subreaper must never inherit one) and none lingers as a zombie.
-The helper imports nothing, holds no fd of the caller's (the box's stdio
-pipes stay closable) and gives up on its own after `MAX_SECONDS` or if the CLI dies.
+So `run`, `create` and `exec` start this warmer first thing (cli/__init__.py), before their
+imports: a thread that moves the process into the cgroup it is already in (`0` in its own
+`cgroup.procs`: the same lock, no change), once (that write sleeps through the grace period
+while the main thread imports and validates), then every 2 ms until `stop()`, which the
+cgroups stage calls once the init is in its cgroups, `exec.start` once the child joined, and
+the CLI when it returns. The box's own migrations find the rwsem in writer mode.
 
-Measured on this 2-core VM: a cold first migration 5-14 ms, with the helper 0.3 ms
-(docs/BENCHMARKS.md). Without cgroup v1 or v2 files it can write, the helper just exits.
+A thread, not a process: a forked helper cost ~3.5 ms of CPU (copy-on-write faults of the
+whole interpreter, its exit), which a loaded machine pays in wall time too; the thread costs
+~0.1 ms. And no fork ever runs beside it, so the rule that boxes are forked from a
+single-threaded process holds: `os.register_at_fork` stops the thread before every os.fork
+(and joins it) and starts it again in the parent after, the raw clone of a user-namespace
+box does the same by hand (`before_fork`, `after_fork`), and a child keeps no warmer.
+Stopping waits for the thread's current write, at worst the rest of the first grace period,
+which the fork's box would wait for at its attach anyway. The thread imports nothing, opens
+nothing, takes no lock of the interpreter's but the GIL, and writes nothing but `0` into one
+file, whose fd the main thread opens (at `start`, and after each fork) above `FD_BASE` and
+closes before each fork: no fd of the warmer can be taken for a caller's `--preserve-fds`
+(checked while it runs) or reach a box (forked while it is closed).
+
+Measured on this 2-core VM: a cold first migration 5-14 ms, warm ~0.1 ms
+(tests/integration/test_warmer.py, docs/BENCHMARKS.md). Without a cgroup.procs it can open
+(no cgroupfs, not root), the thread just ends.
 """
 
 from __future__ import annotations
@@ -27,11 +38,30 @@ from __future__ import annotations
 import os
 import sys
 
-# [pid, write end of its stop pipe (-1 once told to stop), our pid] until it is reaped (a
-# fork of ours, the init or a monitor, must not stop or reap it).
-_HELPER: list[int] = []
-INTERVAL = 0.002  # one grace period is ~10 ms: writes every 2 ms never let it lapse
-MAX_SECONDS = 5.0
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+INTERVAL = 0.002  # a grace period is 5-16 ms here: a write every 2 ms never lets it lapse
+# Where the warmer's one fd goes (F_DUPFD_CLOEXEC): far above the 3 .. 3+N-1 a caller passes
+# with --preserve-fds; below the usual 1024 limit (a lower one: no warmer).
+FD_BASE = 256
+
+
+class _Warmer:
+    """The one warmer of this process (module state: `start` makes it, forks pause it)."""
+
+    def __init__(self) -> None:
+        self.owner = 0  # the pid that started it: a forked child has none
+        self.wanted = False  # between start() and stop(): run again after a fork
+        self.running = False
+        self.fd = -1  # its cgroup.procs, above FD_BASE; closed across forks
+        self.stop: Any = None  # _thread locks: held by us until the thread must end,
+        self.done: Any = None  # held by the thread until it has ended
+        self.hooked = False
+
+
+_W = _Warmer()
 
 
 def procs_candidates(self_cgroup: str, root: str = "/sys/fs/cgroup") -> list[str]:
@@ -56,88 +86,108 @@ def procs_candidates(self_cgroup: str, root: str = "/sys/fs/cgroup") -> list[str
 
 
 def _open_own_procs() -> int:
-    with open("/proc/self/cgroup") as f:
-        text = f.read()
+    """Our cgroup.procs, as an fd above FD_BASE (-1: none we can write, or no room there)."""
+    import fcntl
+
+    try:
+        with open("/proc/self/cgroup") as f:
+            text = f.read()
+    except OSError:
+        return -1
     for path in procs_candidates(text):
         try:
-            return os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+            fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
         except OSError:
             continue
+        try:
+            return fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, FD_BASE)
+        except OSError:
+            return -1
+        finally:
+            os.close(fd)
     return -1
 
 
-def _helper(stop_fd: int, parent: int) -> None:  # pragma: no cover - the forked helper
-    import select
-    import time
-
+def _loop(fd: int, stop: Any, done: Any) -> None:
     try:
-        # Nothing of the caller's: its stdio may be an engine's pipes to the box.
-        os.closerange(0, stop_fd)
-        os.closerange(stop_fd + 1, 1 << 20)
-        try:
-            with open("/proc/self/comm", "w") as f:
-                f.write("tuibox-warm")
-        except OSError:
-            pass
-        fd = _open_own_procs()
-        deadline = time.monotonic() + MAX_SECONDS
-        while fd >= 0:
+        while True:
             try:
                 os.write(fd, b"0")
             except OSError:
                 pass  # refused after the lock was taken (a v2 inner node): warm all the same
-            if select.select([stop_fd], [], [], INTERVAL)[0]:
-                break
-            if os.getppid() != parent or time.monotonic() > deadline:
+            if stop.acquire(True, INTERVAL):  # released by _halt; waits without the GIL
                 break
     finally:
-        os._exit(0)
+        done.release()
+
+
+def _spawn() -> None:
+    import _thread
+
+    fd = _open_own_procs()
+    if fd < 0:
+        return
+    stop, done = _thread.allocate_lock(), _thread.allocate_lock()
+    stop.acquire()
+    done.acquire()
+    try:
+        _thread.start_new_thread(_loop, (fd, stop, done))
+    except RuntimeError:
+        os.close(fd)
+        return
+    _W.fd, _W.stop, _W.done, _W.running = fd, stop, done, True
+
+
+def _halt() -> None:
+    """End the thread, wait until it has (its write in progress finishes first), close its fd."""
+    if not _W.running or _W.owner != os.getpid():
+        return
+    _W.stop.release()
+    _W.done.acquire()  # releases the GIL while it waits
+    os.close(_W.fd)
+    _W.fd, _W.running = -1, False
 
 
 def start() -> None:
-    """Fork the helper; a no-op when one runs, or when threads run (a fork would be unsafe;
-    the TUI never forks boxes itself), or when the fork fails."""
-    if _HELPER or ("threading" in sys.modules and sys.modules["threading"].active_count() > 1):
+    """Start warming; a no-op when it runs already, or in a process with other threads
+    (the TUI never forks boxes itself), or when it cannot (no cgroup.procs, a low fd limit)."""
+    if _W.wanted:
         return
-    try:
-        r, w = os.pipe2(os.O_CLOEXEC)
-    except OSError:
+    threading = sys.modules.get("threading")
+    if threading is not None and threading.active_count() > 1:
         return
-    parent = os.getpid()
-    try:
-        pid = os.fork()
-    except OSError:
-        os.close(r)
-        os.close(w)
-        return
-    if pid == 0:  # pragma: no cover - the helper
-        _helper(r, parent)
-    os.close(r)
-    _HELPER[:] = [pid, w, parent]
+    if not _W.hooked:
+        os.register_at_fork(before=before_fork, after_in_parent=after_fork, after_in_child=_child)
+        _W.hooked = True
+    _W.owner = os.getpid()
+    _W.wanted = True
+    _spawn()
 
 
-def stop(wait: bool = True) -> None:
-    """Tell the helper to leave; with `wait`, reap it too (at most one grace period if it is
-    still in its first write). `wait=False` keeps the reaping (a few hundred us: the helper
-    must wake up and exit) off the critical path, for a later `stop()`. A no-op without one."""
-    if not _HELPER or _HELPER[2] != os.getpid():
+def stop() -> None:
+    """Stop warming for good (the box's migrations are done); a no-op without a warmer."""
+    if _W.owner != os.getpid():
         return
-    pid, w, _ = _HELPER
-    if w >= 0:
-        try:
-            os.write(w, b"x")
-        except OSError:
-            pass
-        os.close(w)
-        _HELPER[1] = -1
-    if not wait:
-        return
-    _HELPER.clear()
-    while True:
-        try:
-            os.waitpid(pid, 0)
-            return
-        except InterruptedError:
-            continue
-        except ChildProcessError:
-            return
+    _W.wanted = False
+    _halt()
+
+
+def before_fork() -> None:
+    """No thread and no fd of ours across a fork (os.fork's hook; by hand around a raw
+    clone)."""
+    _halt()
+
+
+def after_fork() -> None:
+    """In the parent after a fork: warm again if nobody stopped it meanwhile."""
+    if _W.wanted and not _W.running and _W.owner == os.getpid():
+        _spawn()
+
+
+def _child() -> None:
+    # A fork (the init, the monitor, a hook) has no thread and no fd of ours, and must not
+    # start or stop one.
+    _W.wanted = False
+    _W.running = False
+    _W.owner = 0
+    _W.fd = -1

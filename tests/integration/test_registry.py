@@ -230,6 +230,17 @@ def test_push_pull_round_trip_shares_the_base_layer(tb: TB, registry: str, tmp_p
     out = tb("run", "--userns", "auto", "--image", "app-2", "u", "/bin/sh", "-c", script)
     assert out.stdout == want
 
+    # A pulled image pushed again: its trees become tars again (whiteouts, the opaque dir),
+    # reproducibly: the base comes back with the digest it had, so it is still stored once.
+    tb("push", tls, "app-2", f"{registry}/again:1")
+    tb("pull", tls, f"{registry}/again:1")
+    again = _inspect(tb, "again-1")
+    assert again["layers"][0] == base["layers"][0] and len(again["layers"]) == 2
+    out = tb("run", "--image", "again-1", "r-again", "/bin/sh", "-c", script).stdout
+    assert out == want
+    assert again["config"]["config"]["Labels"] == {"org.example.role": "test"}
+    tb("image", "rm", "again-1")
+
     # A tag shares the layers; rm removes only what no other image uses.
     tb("image", "tag", "app-2", "app-copy")
     for name in ("app-2", "app-d"):

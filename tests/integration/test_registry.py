@@ -380,3 +380,29 @@ def test_the_tui_service_pulls_with_progress_and_lists_what_the_cli_lists(
     with pytest.raises(ServiceError) as e:
         asyncio.run(backend.remove_image("nothing"))
     assert "does not exist" in e.value.message
+
+
+def test_a_second_pull_of_the_same_reference_waits_its_turn(tb: TB, registry: str) -> None:
+    import fcntl
+
+    from tuibox.runtime.images.reference import parse_reference
+    from tuibox.runtime.images.registry import _pull_dir
+    from tuibox.runtime.images.store import ImageStore
+
+    tb("run", "--image", "busybox", "warm", "true")
+    ref = f"{registry}/twice:1"
+    tb("push", "--tls-verify=false", "busybox", ref)
+    work = Path(_pull_dir(ImageStore(str(tb.data_root)), parse_reference(ref)))
+    work.mkdir(parents=True)
+    (work / "theirs").write_text("a blob in progress\n")
+    fd = os.open(work, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # as the pull in progress holds it
+        line = tb.fails("pull", "--tls-verify=false", ref)
+        assert line == f"tuibox: error: {ref} is being pulled by another process"
+        assert (work / "theirs").exists()  # that pull's download is left alone
+        assert f"pull {work}" not in tb("gc").stdout
+    finally:
+        os.close(fd)
+    assert tb("pull", "--tls-verify=false", ref).stdout == "twice-1\n"
+    assert not work.exists()

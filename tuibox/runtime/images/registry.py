@@ -258,12 +258,13 @@ def pull(
     os.makedirs(work, 0o700, exist_ok=True)
     lock = os.open(work, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     keep = False
+    layout = os.path.join(work, "layout")
     try:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise ImageError(f"{ref} is being pulled by another process") from None
-        layout = os.path.join(work, "layout")
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(lock)  # that pull's dir is its own: leave it alone
+        raise ImageError(f"{ref} is being pulled by another process") from None
+    try:
 
         def tick() -> None:
             if progress is not None:
@@ -286,9 +287,6 @@ def pull(
             # Blobs that arrived whole make a retry cheaper; a refusal leaves nothing.
             keep = e.reason in ("unreachable", "other") and _has_blobs(layout)
             raise
-        except KeyboardInterrupt:
-            keep = _has_blobs(layout)
-            raise
         if progress is not None:
             progress("download", total, total)
         digest = _manifest_digest(layout)
@@ -305,6 +303,9 @@ def pull(
             reference=str(ref),
             digest=digest,
         )
+    except KeyboardInterrupt:
+        keep = _has_blobs(layout)  # during the download or the extraction: blobs are whole
+        raise
     finally:
         if not keep:
             remove_tree(work)

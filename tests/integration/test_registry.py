@@ -298,6 +298,12 @@ def test_gc_finds_layers_no_image_uses(tb: TB, registry: str) -> None:
     # An image record lost (a crash, a hand-made removal): its layer is now debris.
     shutil.rmtree(tb.data_root / "images" / "gc-1")
     (hexpart,) = [p.name for p in (tb.data_root / "layers").iterdir()]
+    # While some image's record is unreadable its layers are unknown: none is called unused.
+    broken = tb.data_root / "images" / "broken"
+    broken.mkdir()
+    (broken / "image.json").write_text("{not json")
+    assert "image-layer" not in tb("gc").stdout
+    shutil.rmtree(broken)
     listed = tb("gc").stdout
     assert f"would: image-layer {tb.data_root}/layers/{hexpart} (sha256:{hexpart})" in listed
     # A push killed half-way leaves its layout; nobody holds it any more.

@@ -9,6 +9,7 @@ each, and checks that the base layer is stored once.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
@@ -18,7 +19,7 @@ import socket
 import subprocess
 import tarfile
 import time
-import urllib.request
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -45,15 +46,15 @@ def _free_port() -> int:
         return port
 
 
-@pytest.fixture(scope="module")
-def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    base = tmp_path_factory.mktemp("registry")
+@contextlib.contextmanager
+def _serving(base: Path, extra: str = "") -> Iterator[str]:
+    """Debian's docker-registry on 127.0.0.1, storage under base; stopped by pid."""
     port = _free_port()
     (base / "config.yml").write_text(
         "version: 0.1\n"
         f"storage:\n  filesystem:\n    rootdirectory: {base / 'storage'}\n"
         f"http:\n  addr: 127.0.0.1:{port}\n"
-        "log:\n  level: error\n"
+        "log:\n  level: error\n" + extra
     )
     proc = subprocess.Popen(
         ["/usr/bin/docker-registry", "serve", str(base / "config.yml")],
@@ -64,8 +65,8 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         deadline = time.monotonic() + 15
         while True:
             try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/", timeout=1).close()
-                break
+                with socket.create_connection(("127.0.0.1", port), timeout=1):
+                    break
             except OSError:
                 if time.monotonic() > deadline or proc.poll() is not None:
                     raise RuntimeError("docker-registry did not start") from None
@@ -78,6 +79,27 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with _serving(tmp_path_factory.mktemp("registry")) as host:
+        yield host
+
+
+@pytest.fixture(scope="module")
+def auth_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """One that wants a user and password (htpasswd, bcrypt through libxcrypt)."""
+    base = tmp_path_factory.mktemp("auth-registry")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # crypt: gone in 3.13
+        import crypt
+
+        hashed = crypt.crypt("secret", crypt.mksalt(crypt.METHOD_BLOWFISH))
+    (base / "htpasswd").write_text(f"user:{hashed}\n")
+    extra = f"auth:\n  htpasswd:\n    realm: test\n    path: {base / 'htpasswd'}\n"
+    with _serving(base, extra) as host:
+        yield host
 
 
 def _skopeo(*args: str) -> str:
@@ -277,8 +299,13 @@ def test_unreachable_registry_fails_within_the_timeout_and_leaves_nothing(
     assert _store_entries(tb.data_root) == before
 
 
-def test_refusals_are_one_line_and_leave_nothing(tb: TB, registry: str) -> None:
+def test_refusals_are_one_line_and_leave_nothing(tb: TB, registry: str, auth_registry: str) -> None:
     before = _store_entries(tb.data_root)
+    line = tb.fails("pull", "--tls-verify=false", f"{auth_registry}/x:1")
+    assert line == (
+        f"tuibox: error: registry {auth_registry} refused access to {auth_registry}/x:1 "
+        "(log in, or check the name): unauthorized: authentication required"
+    )
     line = tb.fails("pull", "--tls-verify=false", f"{registry}/missing:1")
     assert line == f"tuibox: error: image {registry}/missing:1 was not found in registry {registry}"
     line = tb.fails("pull", f"{registry}/missing:1")  # https to a plain-http registry

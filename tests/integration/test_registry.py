@@ -439,3 +439,20 @@ def test_a_second_pull_of_the_same_reference_waits_its_turn(tb: TB, registry: st
         os.close(fd)
     assert tb("pull", "--tls-verify=false", ref).stdout == "twice-1\n"
     assert not work.exists()
+
+
+def test_credentials_come_from_an_auth_file(tb: TB, auth_registry: str, tmp_path: Path) -> None:
+    import base64
+
+    tb("run", "--image", "busybox", "warm", "true")
+    ref = f"{auth_registry}/private:1"
+    line = tb.fails("push", "--tls-verify=false", "busybox", ref)
+    assert "refused access" in line and "authentication required" in line
+    auth = tmp_path / "auth.json"
+    token = base64.b64encode(b"user:secret").decode()
+    auth.write_text(json.dumps({"auths": {auth_registry: {"auth": token}}}))
+    tls = "--tls-verify=false"
+    assert tb("push", tls, "--authfile", str(auth), "busybox", ref).stdout == f"{ref}\n"
+    assert tb("pull", tls, "--authfile", str(auth), ref).stdout == "private-1\n"
+    line = tb.fails("pull", tls, "--authfile", str(tmp_path / "none.json"), "--name", "o", ref)
+    assert line == f"tuibox: error: --authfile {tmp_path / 'none.json'}: no such file"

@@ -645,6 +645,7 @@ class Runtime(Actions):  # exec, ps, stats, wait, pause, resume, update: actions
         if failures:
             raise TeardownError(record.id, failures)
         self.root.remove(record.id)
+        _remove_layer(record)  # an image box's writable layer, as destroy removes it
         if "hooks" in record.extra:
             from tuibox.runtime.hooks import from_box
 

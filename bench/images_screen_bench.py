@@ -69,13 +69,19 @@ async def open_times(root: Path, data: Path, n: int, rounds: int) -> list[float]
             # Not pilot.press: it also waits for every widget to go idle (the list of N
             # boxes included), which is the test harness's cost, not the user's.
             app.simulate_key("I")
+            pushed = data = None
             while True:
                 screen = app.screen
+                if pushed is None and isinstance(screen, ImagesScreen):
+                    pushed = time.perf_counter() - t0
                 if isinstance(screen, ImagesScreen) and screen.images:
+                    data = time.perf_counter() - t0
                     await screen.query_one("#images").wait_for_refresh()
                     break
                 await asyncio.sleep(0.001)
             times.append(time.perf_counter() - t0)
+            if "-v" in sys.argv:
+                print(f"pushed {pushed} data {data} drawn {times[-1] * 1000:.0f} ms")
             await pilot.press("escape")
             await pilot.pause()
     return times

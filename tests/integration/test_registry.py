@@ -9,6 +9,7 @@ each, and checks that the base layer is stored once.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
@@ -18,7 +19,7 @@ import socket
 import subprocess
 import tarfile
 import time
-import urllib.request
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -45,15 +46,15 @@ def _free_port() -> int:
         return port
 
 
-@pytest.fixture(scope="module")
-def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    base = tmp_path_factory.mktemp("registry")
+@contextlib.contextmanager
+def _serving(base: Path, extra: str = "") -> Iterator[str]:
+    """Debian's docker-registry on 127.0.0.1, storage under base; stopped by pid."""
     port = _free_port()
     (base / "config.yml").write_text(
         "version: 0.1\n"
         f"storage:\n  filesystem:\n    rootdirectory: {base / 'storage'}\n"
         f"http:\n  addr: 127.0.0.1:{port}\n"
-        "log:\n  level: error\n"
+        "log:\n  level: error\n" + extra
     )
     proc = subprocess.Popen(
         ["/usr/bin/docker-registry", "serve", str(base / "config.yml")],
@@ -64,8 +65,8 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         deadline = time.monotonic() + 15
         while True:
             try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/", timeout=1).close()
-                break
+                with socket.create_connection(("127.0.0.1", port), timeout=1):
+                    break
             except OSError:
                 if time.monotonic() > deadline or proc.poll() is not None:
                     raise RuntimeError("docker-registry did not start") from None
@@ -78,6 +79,27 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with _serving(tmp_path_factory.mktemp("registry")) as host:
+        yield host
+
+
+@pytest.fixture(scope="module")
+def auth_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """One that wants a user and password (htpasswd, bcrypt through libxcrypt)."""
+    base = tmp_path_factory.mktemp("auth-registry")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # crypt: gone in 3.13
+        import crypt
+
+        hashed = crypt.crypt("secret", crypt.mksalt(crypt.METHOD_BLOWFISH))
+    (base / "htpasswd").write_text(f"user:{hashed}\n")
+    extra = f"auth:\n  htpasswd:\n    realm: test\n    path: {base / 'htpasswd'}\n"
+    with _serving(base, extra) as host:
+        yield host
 
 
 def _skopeo(*args: str) -> str:
@@ -230,6 +252,17 @@ def test_push_pull_round_trip_shares_the_base_layer(tb: TB, registry: str, tmp_p
     out = tb("run", "--userns", "auto", "--image", "app-2", "u", "/bin/sh", "-c", script)
     assert out.stdout == want
 
+    # A pulled image pushed again: its trees become tars again (whiteouts, the opaque dir),
+    # reproducibly: the base comes back with the digest it had, so it is still stored once.
+    tb("push", tls, "app-2", f"{registry}/again:1")
+    tb("pull", tls, f"{registry}/again:1")
+    again = _inspect(tb, "again-1")
+    assert again["layers"][0] == base["layers"][0] and len(again["layers"]) == 2
+    out = tb("run", "--image", "again-1", "r-again", "/bin/sh", "-c", script).stdout
+    assert out == want
+    assert again["config"]["config"]["Labels"] == {"org.example.role": "test"}
+    tb("image", "rm", "again-1")
+
     # A tag shares the layers; rm removes only what no other image uses.
     tb("image", "tag", "app-2", "app-copy")
     for name in ("app-2", "app-d"):
@@ -266,8 +299,13 @@ def test_unreachable_registry_fails_within_the_timeout_and_leaves_nothing(
     assert _store_entries(tb.data_root) == before
 
 
-def test_refusals_are_one_line_and_leave_nothing(tb: TB, registry: str) -> None:
+def test_refusals_are_one_line_and_leave_nothing(tb: TB, registry: str, auth_registry: str) -> None:
     before = _store_entries(tb.data_root)
+    line = tb.fails("pull", "--tls-verify=false", f"{auth_registry}/x:1")
+    assert line == (
+        f"tuibox: error: registry {auth_registry} refused access to {auth_registry}/x:1 "
+        "(log in, or check the name): unauthorized: authentication required"
+    )
     line = tb.fails("pull", "--tls-verify=false", f"{registry}/missing:1")
     assert line == f"tuibox: error: image {registry}/missing:1 was not found in registry {registry}"
     line = tb.fails("pull", f"{registry}/missing:1")  # https to a plain-http registry
@@ -287,6 +325,12 @@ def test_gc_finds_layers_no_image_uses(tb: TB, registry: str) -> None:
     # An image record lost (a crash, a hand-made removal): its layer is now debris.
     shutil.rmtree(tb.data_root / "images" / "gc-1")
     (hexpart,) = [p.name for p in (tb.data_root / "layers").iterdir()]
+    # While some image's record is unreadable its layers are unknown: none is called unused.
+    broken = tb.data_root / "images" / "broken"
+    broken.mkdir()
+    (broken / "image.json").write_text("{not json")
+    assert "image-layer" not in tb("gc").stdout
+    shutil.rmtree(broken)
     listed = tb("gc").stdout
     assert f"would: image-layer {tb.data_root}/layers/{hexpart} (sha256:{hexpart})" in listed
     # A push killed half-way leaves its layout; nobody holds it any more.
@@ -369,3 +413,46 @@ def test_the_tui_service_pulls_with_progress_and_lists_what_the_cli_lists(
     with pytest.raises(ServiceError) as e:
         asyncio.run(backend.remove_image("nothing"))
     assert "does not exist" in e.value.message
+
+
+def test_a_second_pull_of_the_same_reference_waits_its_turn(tb: TB, registry: str) -> None:
+    import fcntl
+
+    from tuibox.runtime.images.reference import parse_reference
+    from tuibox.runtime.images.registry import _pull_dir
+    from tuibox.runtime.images.store import ImageStore
+
+    tb("run", "--image", "busybox", "warm", "true")
+    ref = f"{registry}/twice:1"
+    tb("push", "--tls-verify=false", "busybox", ref)
+    work = Path(_pull_dir(ImageStore(str(tb.data_root)), parse_reference(ref)))
+    work.mkdir(parents=True)
+    (work / "theirs").write_text("a blob in progress\n")
+    fd = os.open(work, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # as the pull in progress holds it
+        line = tb.fails("pull", "--tls-verify=false", ref)
+        assert line == f"tuibox: error: {ref} is being pulled by another process"
+        assert (work / "theirs").exists()  # that pull's download is left alone
+        assert f"pull {work}" not in tb("gc").stdout
+    finally:
+        os.close(fd)
+    assert tb("pull", "--tls-verify=false", ref).stdout == "twice-1\n"
+    assert not work.exists()
+
+
+def test_credentials_come_from_an_auth_file(tb: TB, auth_registry: str, tmp_path: Path) -> None:
+    import base64
+
+    tb("run", "--image", "busybox", "warm", "true")
+    ref = f"{auth_registry}/private:1"
+    line = tb.fails("push", "--tls-verify=false", "busybox", ref)
+    assert "refused access" in line and "authentication required" in line
+    auth = tmp_path / "auth.json"
+    token = base64.b64encode(b"user:secret").decode()
+    auth.write_text(json.dumps({"auths": {auth_registry: {"auth": token}}}))
+    tls = "--tls-verify=false"
+    assert tb("push", tls, "--authfile", str(auth), "busybox", ref).stdout == f"{ref}\n"
+    assert tb("pull", tls, "--authfile", str(auth), ref).stdout == "private-1\n"
+    line = tb.fails("pull", tls, "--authfile", str(tmp_path / "none.json"), "--name", "o", ref)
+    assert line == f"tuibox: error: --authfile {tmp_path / 'none.json'}: no such file"

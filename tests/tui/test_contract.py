@@ -306,3 +306,22 @@ async def test_update_limits(side: Side) -> None:
         "not-found",
         f"box {name!r} does not exist",
     )
+
+
+async def test_images_unknown_and_in_use(side: Side) -> None:
+    missing = f"img-{uuid.uuid4().hex[:6]}"
+    for call in (lambda: side.b.inspect_image(missing), lambda: side.b.remove_image(missing)):
+        check_error(await side.error(call()), "image", f"image {missing!r} does not exist")
+    name = new_name()
+    opts = CreateOptions(name, image="busybox", rootfs=None, command=PROGRAM, terminal=False)
+    await side.b.run(opts)
+    await side.ready(name)
+    assert "busybox" in [i.name for i in await side.b.images()]
+    check_error(
+        await side.error(side.b.remove_image("busybox")),
+        "image",
+        f"image 'busybox' is in use by {name}: destroy them first, or use --force",
+    )
+    await side.b.destroy(name, force=True)
+    await side.b.remove_image("busybox")
+    assert "busybox" not in [i.name for i in await side.b.images()]

@@ -27,6 +27,12 @@ _TLS = Opt(
 _TIMEOUT = Opt(
     ("--timeout",), "timeout", "SECONDS", default="120", help="give up after this (default 120)"
 )
+_AUTH = Opt(
+    ("--authfile",),
+    "authfile",
+    "FILE",
+    help="credentials (skopeo login's / podman's auth.json)",
+)
 _RETRIES = Opt(
     ("--retry-times",), "retry_times", "N", default="2", help="skopeo's retries (default 2)"
 )
@@ -40,6 +46,7 @@ class PullOptions(Options):
         "Layers already in the store are kept once and shared.",
         (
             _TLS,
+            _AUTH,
             _TIMEOUT,
             _RETRIES,
             Opt(("--name",), "name", "NAME", help="the local image name"),
@@ -54,8 +61,18 @@ class PullOptions(Options):
         ),
         (Arg("reference"),),
     )
-    __slots__ = ("name", "progress", "quiet", "reference", "retry_times", "timeout", "tls_verify")
+    __slots__ = (
+        "authfile",
+        "name",
+        "progress",
+        "quiet",
+        "reference",
+        "retry_times",
+        "timeout",
+        "tls_verify",
+    )
     progress: str
+    authfile: str | None
     tls_verify: str
     timeout: str
     retry_times: str
@@ -68,10 +85,11 @@ class PushOptions(Options):
     COMMAND = Command(
         "push",
         "Push image NAME to a registry as REF (docker's references).",
-        (_TLS, _TIMEOUT, _RETRIES),
+        (_TLS, _AUTH, _TIMEOUT, _RETRIES),
         (Arg("name"), Arg("reference")),
     )
-    __slots__ = ("name", "reference", "retry_times", "timeout", "tls_verify")
+    __slots__ = ("authfile", "name", "reference", "retry_times", "timeout", "tls_verify")
+    authfile: str | None
     tls_verify: str
     timeout: str
     retry_times: str
@@ -125,6 +143,7 @@ def do_pull(opts: PullOptions, g: Globals) -> int:
             tls_verify=tls,
             timeout=timeout,
             retries=retries,
+            authfile=opts.authfile,
         )
     finally:
         if bar is not None:
@@ -151,6 +170,7 @@ def do_push(opts: PushOptions, g: Globals) -> int:
         tls_verify=tls,
         timeout=timeout,
         retries=retries,
+        authfile=opts.authfile,
     )
     sys.stdout.write(done + "\n")
     return 0

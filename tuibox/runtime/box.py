@@ -630,6 +630,7 @@ class Runtime(Queries, Actions):
         if failures:
             raise TeardownError(record.id, failures)
         self.root.remove(record.id)
+        _remove_layer(record)  # an image box's writable layer, as destroy removes it
         if "hooks" in record.extra:
             from tuibox.runtime.hooks import from_box
 

@@ -78,7 +78,6 @@ class ImagesScreen(Screen[None], BoxesAware):
         self.images: list[ImageRow] = []
         self.error: str | None = None
         self.pulling: str | None = None
-        self._had_current = False
 
     @property
     def tapp(self) -> TuiboxApp:
@@ -147,18 +146,12 @@ class ImagesScreen(Screen[None], BoxesAware):
         return next((i for i in self.images if i.name == key), None)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action in ("create", "inspect", "remove"):
-            return True if self.current() is not None else None
+        # The row keys stay lit (they do nothing on an empty list): greying them out would
+        # refresh the bindings when the first rows arrive, and each refresh recomposes the
+        # footer, the largest part of the time this screen takes to open.
         if action == "pull":
             return None if self.pulling else True
         return True
-
-    def on_data_table_row_highlighted(self) -> None:
-        # Only "is a row selected" changes what is allowed; a refresh recomposes the footer.
-        has = self.current() is not None
-        if has != self._had_current:
-            self._had_current = has
-            self.refresh_bindings()
 
     # ---- actions
 

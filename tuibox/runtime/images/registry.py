@@ -179,11 +179,16 @@ def _tls(tls_verify: bool, side: str) -> list[str]:
 
 
 def remote_manifest(
-    ref: Reference, tls_verify: bool = True, timeout: float = DEFAULT_TIMEOUT
+    ref: Reference,
+    tls_verify: bool = True,
+    timeout: float = DEFAULT_TIMEOUT,
+    authfile: str | None = None,
 ) -> dict[str, Any]:
     """The image manifest for this host (an index is resolved by platform): `skopeo inspect
     --raw`, which fetches only manifests. Fails fast on a missing image or registry."""
     tls = [] if tls_verify else ["--tls-verify=false"]
+    if authfile:
+        tls += ["--authfile", authfile]
     current = ref
     for _ in range(3):
         raw = _run(
@@ -240,6 +245,7 @@ def pull(
     tls_verify: bool = True,
     timeout: float = DEFAULT_TIMEOUT,
     retries: int = 2,
+    authfile: str | None = None,
 ) -> ImageInfo:
     """Pull REF (docker's syntax) into the store as a layered image named `name` (default:
     the reference's last component, see Reference.local_name)."""
@@ -250,7 +256,8 @@ def pull(
     name = check_image_name(name or ref.local_name())
     if store.exists(name):
         raise ImageError(f"image {name!r} already exists (remove it, or pull with another name)")
-    manifest = remote_manifest(ref, tls_verify, timeout)
+    authfile = _check_authfile(authfile)
+    manifest = remote_manifest(ref, tls_verify, timeout, authfile)
     layers = manifest.get("layers") or manifest.get("fsLayers") or ()
     total = sum(int(x.get("size") or 0) for x in layers if isinstance(x, dict))
     work = _pull_dir(store, ref)
@@ -258,12 +265,13 @@ def pull(
     os.makedirs(work, 0o700, exist_ok=True)
     lock = os.open(work, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     keep = False
+    layout = os.path.join(work, "layout")
     try:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise ImageError(f"{ref} is being pulled by another process") from None
-        layout = os.path.join(work, "layout")
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(lock)  # that pull's dir is its own: leave it alone
+        raise ImageError(f"{ref} is being pulled by another process") from None
+    try:
 
         def tick() -> None:
             if progress is not None:
@@ -277,6 +285,7 @@ def pull(
             "--retry-times",
             str(retries),
             *_tls(tls_verify, "src"),
+            *(["--src-authfile", authfile] if authfile else []),
             ref.transport(),
             f"oci:{layout}:latest",
         ]
@@ -285,9 +294,6 @@ def pull(
         except SkopeoError as e:
             # Blobs that arrived whole make a retry cheaper; a refusal leaves nothing.
             keep = e.reason in ("unreachable", "other") and _has_blobs(layout)
-            raise
-        except KeyboardInterrupt:
-            keep = _has_blobs(layout)
             raise
         if progress is not None:
             progress("download", total, total)
@@ -305,6 +311,9 @@ def pull(
             reference=str(ref),
             digest=digest,
         )
+    except KeyboardInterrupt:
+        keep = _has_blobs(layout)  # during the download or the extraction: blobs are whole
+        raise
     finally:
         if not keep:
             remove_tree(work)
@@ -313,6 +322,16 @@ def pull(
             except OSError:
                 pass
         os.close(lock)
+
+
+def _check_authfile(path: str | None) -> str | None:
+    """skopeo's auth file (`skopeo login --authfile` or podman's auth.json); without one,
+    skopeo reads $REGISTRY_AUTH_FILE, then ${XDG_RUNTIME_DIR}/containers/auth.json."""
+    if not path:
+        return None
+    if not os.path.isfile(path):
+        raise ImageError(f"--authfile {path}: no such file")
+    return os.path.abspath(path)
 
 
 def _has_blobs(layout: str) -> bool:
@@ -374,6 +393,7 @@ def push(
     timeout: float = DEFAULT_TIMEOUT,
     retries: int = 2,
     tick: Callable[[], None] | None = None,
+    authfile: str | None = None,
 ) -> str:
     """Push image `name` to REF; returns the reference pushed."""
     import tempfile
@@ -382,6 +402,7 @@ def push(
     from tuibox.runtime.images.safefs import remove_tree
 
     ref = parse_reference(text)
+    authfile = _check_authfile(authfile)
     info = resolve_image(store, name)  # "busybox" is built on first use, as for run
     os.makedirs(store.data_root, 0o700, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix=PUSH_PREFIX, dir=store.data_root)
@@ -397,6 +418,7 @@ def push(
             "--retry-times",
             str(retries),
             *_tls(tls_verify, "dest"),
+            *(["--dest-authfile", authfile] if authfile else []),
             f"oci:{tmp}:latest",
             ref.transport(),
         ]

@@ -558,13 +558,31 @@ class ImageStore:
             raise
         return new
 
-    def unused_layers(self) -> Strings:
-        """Layers no image (nor an import in progress) uses: what gc_layers would remove."""
+    def _wanted(self) -> set[str] | None:
+        """Every layer an image or an import in progress names; None if an image's record
+        cannot be read (its layers are unknown, so none may be called unused)."""
         from tuibox.runtime.images.layers import wanted_by_temps
 
         wanted = wanted_by_temps(self.images)
-        for info in self.list():
-            wanted.update(info.layers)
+        try:
+            entries = os.listdir(self.images)
+        except FileNotFoundError:
+            return wanted
+        for entry in entries:
+            if entry.startswith("."):
+                continue
+            try:
+                wanted.update(self.get(entry).layers)
+            except (ImageError, InvalidName):
+                if os.path.isdir(os.path.join(self.images, entry)):
+                    return None
+        return wanted
+
+    def unused_layers(self) -> Strings:
+        """Layers no image (nor an import in progress) uses: what gc_layers would remove."""
+        wanted = self._wanted()
+        if wanted is None:
+            return []
         return [d for d in self.layer_store().all() if d not in wanted]
 
     def gc_layers(self) -> Strings:
@@ -573,11 +591,9 @@ class ImageStore:
             return self._sweep_layers()
 
     def _sweep_layers(self) -> Strings:
-        from tuibox.runtime.images.layers import wanted_by_temps
-
-        wanted = wanted_by_temps(self.images)
-        for info in self.list():
-            wanted.update(info.layers)
+        wanted = self._wanted()
+        if wanted is None:
+            return []  # a damaged image record: keep every layer until it is dealt with
         return self.layer_store().sweep(wanted)
 
     def remove(

@@ -20,7 +20,7 @@ import signal
 import time
 from typing import ClassVar
 
-from rich.color import Color
+from rich.color import Color, ColorSystem
 from rich.segment import Segment
 from rich.style import Style
 from textual import events
@@ -31,6 +31,7 @@ from textual.message import Message
 from textual.strip import Strip
 from textual.widget import Widget
 
+from tuibox.asciicast import CastWriter
 from tuibox.widgets.ptyspawn import set_window_size
 from tuibox.widgets.vt_keys import encode_key, normalize_key
 from tuibox.widgets.vt_screen import (
@@ -175,6 +176,14 @@ class TerminalPane(Widget, can_focus=True):
             id="terminal.detach",
         ),
         # Taken by the app or screen before the focused widget sees them; the program gets them.
+        Binding(
+            "alt+r",
+            "record",
+            "Record",
+            priority=True,
+            id="terminal.record",
+            tooltip="Start or stop recording this pane (asciicast, under the data root)",
+        ),
         Binding("ctrl+q", "send_key('ctrl+q')", show=False, priority=True),
         Binding("ctrl+p", "send_key('ctrl+p')", show=False, priority=True),
         Binding("tab", "send_key('tab')", show=False, priority=True),
@@ -183,6 +192,17 @@ class TerminalPane(Widget, can_focus=True):
 
     class Detached(Message):
         """The user pressed the detach key: the owner should move focus or close the pane."""
+
+        def __init__(self, pane: TerminalPane) -> None:
+            super().__init__()
+            self.pane = pane
+
+        @property
+        def control(self) -> TerminalPane:
+            return self.pane
+
+    class RecordRequested(Message):
+        """The user asked to start or stop recording: the owner knows where files go."""
 
         def __init__(self, pane: TerminalPane) -> None:
             super().__init__()
@@ -207,7 +227,7 @@ class TerminalPane(Widget, can_focus=True):
 
     def __init__(
         self,
-        fd: int,
+        fd: int | None,
         pid: int | None,
         *,
         detach_key: str = DEFAULT_DETACH_KEY,
@@ -232,6 +252,7 @@ class TerminalPane(Widget, can_focus=True):
         self._cursor_drawn: tuple[int, int] | None = None
         self._offset = 0  # rows scrolled back from the live view
         self._pushed_seen = 0
+        self._recorder: CastWriter | None = None
         detach_key = normalize_key(detach_key)
         if detach_key != DEFAULT_DETACH_KEY:
             self._rebind_detach(detach_key)
@@ -271,6 +292,58 @@ class TerminalPane(Widget, can_focus=True):
         screen = self._vt.screen
         return "\n".join(row_text(self._row_at(y), screen.columns) for y in range(screen.lines))
 
+    @property
+    def recording(self) -> str | None:
+        """The file this pane's output is being recorded to, if it is."""
+        return self._recorder.path if self._recorder is not None else None
+
+    def start_recording(self, path: str, title: str = "") -> None:
+        """Record from now on into `path` (asciicast v2). The recording opens with the screen
+        as it is, so a player shows what the user saw, not a blank page being patched."""
+        self.stop_recording()
+        screen = self._vt.screen
+        recorder = CastWriter(path, screen.columns, screen.lines, title=title)
+        recorder.output(self.screen_ansi().encode())
+        self._recorder = recorder
+
+    def stop_recording(self) -> str | None:
+        """Close the recording; returns its file (None when none was running)."""
+        recorder, self._recorder = self._recorder, None
+        if recorder is None:
+            return None
+        recorder.close()
+        return recorder.path
+
+    def screen_ansi(self) -> str:
+        """The live screen as the bytes a terminal would need to draw it: clear, each row with
+        its SGR styles, then the cursor where it is."""
+        screen = self._vt.screen
+        out = ["\x1b[0m\x1b[H\x1b[2J"]
+        for y in range(screen.lines):
+            segments = row_segments(screen.rows.raw(y), screen.columns, self._styles)
+            if not segments:
+                continue
+            out.append(f"\x1b[{y + 1};1H")
+            for seg in segments:
+                style = seg.style
+                if style is None or not style:
+                    out.append(seg.text)
+                else:
+                    out.append(style.render(seg.text, color_system=ColorSystem.TRUECOLOR))
+        cursor = screen.cursor
+        out.append(f"\x1b[{cursor.y + 1};{min(cursor.x, screen.columns - 1) + 1}H")
+        return "".join(out)
+
+    def feed(self, data: bytes) -> None:
+        """Show `data` as if the program had written it (a player's way in)."""
+        try:
+            self._vt.feed(data)
+        except Exception as exc:
+            # Output pyte cannot parse must not take the app down with it; the parser
+            # has reset itself and the next bytes are read normally.
+            self.log.error(f"terminal: output not understood: {exc!r}")
+        self._schedule_flush()
+
     def write(self, data: bytes) -> None:
         """Send bytes to the program, as if typed."""
         fd = self._fd
@@ -292,6 +365,7 @@ class TerminalPane(Widget, can_focus=True):
 
     def close(self) -> None:
         """Stop reading, close the fd and hang up the program (SIGHUP). Idempotent."""
+        self.stop_recording()
         if self._flush_handle is not None:
             self._flush_handle.cancel()
             self._flush_handle = None
@@ -346,6 +420,8 @@ class TerminalPane(Widget, can_focus=True):
         if (columns, lines) == (screen.columns, screen.lines):
             return
         self._vt.resize(columns, lines)
+        if self._recorder is not None:
+            self._recorder.resize(lines, columns)
         self._lines.clear()
         self._history_strips.clear()
         self._cursor_drawn = None
@@ -389,13 +465,10 @@ class TerminalPane(Widget, can_focus=True):
             chunks.append(data)
             total += len(data)
         if chunks:
-            try:
-                self._vt.feed(b"".join(chunks))
-            except Exception as exc:
-                # Output pyte cannot parse must not take the app down with it; the parser
-                # has reset itself and the next bytes are read normally.
-                self.log.error(f"terminal: output not understood: {exc!r}")
-            self._schedule_flush()
+            data = b"".join(chunks)
+            if self._recorder is not None:
+                self._recorder.output(data)
+            self.feed(data)
         if eof:
             self._on_eof()
 
@@ -491,6 +564,7 @@ class TerminalPane(Widget, can_focus=True):
         self._finish(status)
 
     def _finish(self, status: int | None) -> None:
+        self.stop_recording()
         self.exited = True
         self.exit_status = status
         self._pid = None
@@ -514,7 +588,7 @@ class TerminalPane(Widget, can_focus=True):
         return not self.exited
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action == "send_key":
+        if action in ("send_key", "record"):
             return not self.exited
         return True
 
@@ -526,6 +600,9 @@ class TerminalPane(Widget, can_focus=True):
 
     def action_detach(self) -> None:
         self.post_message(self.Detached(self))
+
+    def action_record(self) -> None:
+        self.post_message(self.RecordRequested(self))
 
     def on_key(self, event: events.Key) -> None:
         if self.exited:

@@ -12,6 +12,7 @@ exit status, until the user closes it.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 from rich.text import Text
@@ -19,6 +20,7 @@ from textual import events
 from textual.message import Message
 from textual.widgets import Static, TabbedContent, TabPane
 
+from tuibox.asciicast import recording_name
 from tuibox.widgets.ptyspawn import spawn_local
 from tuibox.widgets.terminal import DEFAULT_DETACH_KEY, TerminalPane
 
@@ -179,14 +181,78 @@ class TerminalTabs(TabbedContent):
         self.active = ids[(at + step) % len(ids)]
         self.focus_current()
 
+    # ---- recording
+
+    def recordings_dir(self) -> str | None:
+        """<data root>/recordings, from the app's backend (None when it has no data root)."""
+        data_root = getattr(getattr(self.app, "backend", None), "data_root", None)
+        return os.path.join(data_root, "recordings") if isinstance(data_root, str) else None
+
+    def toggle_recording(self, tab: TerminalTab | None = None) -> tuple[bool, str]:
+        """Start or stop recording the tab's pane (the current one by default).
+
+        Returns (recording now, the file or why not)."""
+        tab = tab or self.current
+        if tab is None or tab.terminal is None:
+            return False, "no terminal pane to record"
+        pane = tab.terminal
+        if pane.recording is not None:
+            path = pane.stop_recording() or ""
+            self._label(tab)
+            return False, path
+        if pane.exited:
+            return False, "the program in this pane has exited"
+        folder = self.recordings_dir()
+        if folder is None:
+            return False, "no data root to keep recordings in"
+        try:
+            os.makedirs(folder, mode=0o700, exist_ok=True)
+            path = os.path.join(folder, recording_name(tab.box, tab.mode))
+            pane.start_recording(path, title=tab.base_title)
+        except OSError as exc:
+            return False, f"cannot record: {(exc.strerror or str(exc)).lower()}: {folder}"
+        self._label(tab)
+        return True, path
+
+    def _label(self, tab: TerminalTab, status: str | None = None) -> None:
+        if not tab.id:
+            return
+        pane = tab.terminal
+        if status is not None:
+            self.get_tab(tab.id).label = Text(f"{tab.base_title} · {status}", style="dim")
+        elif pane is not None and pane.recording is not None:
+            label = Text(tab.base_title)
+            label.append(" ● REC", style="bold red")
+            self.get_tab(tab.id).label = label
+        else:
+            self.get_tab(tab.id).label = Text(tab.base_title)
+
+    def post_record_request(self) -> None:
+        """Toggle recording of the current pane, as its own alt+r does."""
+        tab = self.current
+        if tab is not None and tab.terminal is not None:
+            tab.terminal.action_record()
+
+    def on_terminal_pane_record_requested(self, message: TerminalPane.RecordRequested) -> None:
+        message.stop()
+        tab = next((t for t in self.tabs() if t.terminal is message.pane), None)
+        if tab is None:
+            return
+        recording, text = self.toggle_recording(tab)
+        if recording:
+            self.notify(f"recording to {text}", title=tab.base_title, timeout=4)
+        elif text.endswith(".cast"):
+            self.notify(f"recording saved: {text}", title=tab.base_title, timeout=6)
+        else:
+            self.notify(text, title=tab.base_title, severity="warning")
+
     # ---- program exits
 
     def on_terminal_pane_exited(self, message: TerminalPane.Exited) -> None:
         # Not stopped: the screen hears about it too (footer keys change with it).
         for tab in self.tabs():
             if tab.terminal is message.pane and tab.id:
-                label = Text(f"{tab.base_title} · {exit_text(message.status)}", style="dim")
-                self.get_tab(tab.id).label = label
+                self._label(tab, exit_text(message.status))
 
     def on_terminal_tab_failed(self, message: TerminalTab.Failed) -> None:
         if message.tab.id:

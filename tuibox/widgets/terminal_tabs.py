@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from typing import ClassVar
 
 from rich.text import Text
 from textual import events
+from textual.binding import Binding, BindingType
 from textual.message import Message
-from textual.widgets import Static, TabbedContent, TabPane
+from textual.widgets import Input, Static, TabbedContent, TabPane
 
 from tuibox.asciicast import recording_name
 from tuibox.widgets.ptyspawn import spawn_local
@@ -34,6 +36,44 @@ def exit_text(status: int | None) -> str:
     if status < 0:
         return f"killed by signal {-status}"
     return f"exited {status}"
+
+
+class SearchLine(Input):
+    """The scrollback search line under a pane: matches follow each keystroke; Enter goes
+    back to the pane (n/N move between matches there), Esc closes the search."""
+
+    DEFAULT_CSS = """
+    SearchLine {
+        dock: bottom;
+        height: 1;
+        border: none;
+        padding: 0 1;
+    }
+    """
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "close", "Close search", id="terminal.search_close"),
+    ]
+
+    def __init__(self, pane: TerminalPane) -> None:
+        super().__init__(placeholder="search the scrollback (Enter: to the pane, Esc: close)")
+        self.pane = pane
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        event.stop()
+        found = self.pane.search(event.value)
+        self.border_subtitle = f"{found} matches"
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        if event.value and not self.pane.matches:
+            self.notify(f"not found: {event.value}", severity="warning", timeout=3)
+        self.pane.focus()
+
+    async def action_close(self) -> None:
+        self.pane.clear_search()
+        self.pane.live()
+        self.pane.focus()
+        await self.remove()
 
 
 class TerminalTab(TabPane):
@@ -82,6 +122,14 @@ class TerminalTab(TabPane):
     @property
     def running(self) -> bool:
         return self.terminal is not None and not self.terminal.exited
+
+    def on_terminal_pane_search_requested(self, message: TerminalPane.SearchRequested) -> None:
+        message.stop()
+        line = next(iter(self.query(SearchLine)), None)
+        if line is None:
+            line = SearchLine(message.pane)
+            self.mount(line)
+        line.focus()
 
     def on_resize(self, event: events.Resize) -> None:
         # The first real size is when the program starts; later resizes are the pane's own

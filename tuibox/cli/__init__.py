@@ -43,6 +43,7 @@ VERBS: dict[str, tuple[str, str]] = {
     "port": ("network", "list the ports a box publishes"),
     "image": ("images", "manage images: ls, import, rm, inspect, bootstrap"),
     "gc": ("gc", "find (and with --yes remove) debris of boxes that no longer exist"),
+    "serve": ("serve", "serve the TUI to a web browser (textual-serve; token in the URL)"),
 }
 ALIASES = {"delete": "destroy", "rm": "destroy", "ls": "list"}
 # Verbs that need nothing beyond the standard library (unless a box asks for a network).

@@ -235,14 +235,22 @@ async def test_a_resize_keeps_the_scrollback_and_tells_the_program(
         tab = await open_pane(pilot, "web", "e", no_leftovers)
         pane = tab.terminal
         assert pane is not None
-        await type_line(pilot, "seq 1 200")
-        await wait_until(pilot, lambda: "200" in lines(pane))
+        await type_line(pilot, "seq 1 200; printf '%0250d\\n' 0")
+        await wait_until(pilot, lambda: "200" in pane.scrollback_lines + lines(pane))
+
+        def zero_rows() -> list[str]:
+            return [x for x in pane.scrollback_lines + lines(pane) if x and set(x) == {"0"}]
+
+        await wait_until(pilot, lambda: sum(map(len, zero_rows())) == 250)
+        width = pane.size.width
+        assert [len(x) for x in zero_rows()] == [width, width, 250 - 2 * width]
         before = [x for x in pane.scrollback_lines if x]
-        assert before[:3] == ["$ seq 1 200", "1", "2"]
+        assert before[:3] == ["$ seq 1 200; printf '%0250d\\n' 0", "1", "2"]
         await pilot.resize_terminal(90, 30)
         await wait_until(pilot, lambda: pane.size.width == 90)
-        after = pane.scrollback_lines
-        assert after[: len(before)] == pane.scrollback_lines[: len(before)]
-        assert [x for x in after if x][:3] == before[:3]
+        # The scrollback is kept, and the long line re-wrapped at the new width.
+        assert [x for x in pane.scrollback_lines if x][:3] == before[:3]
+        new = pane.size.width
+        assert [len(x) for x in zero_rows()] == [new, new, 250 - 2 * new]
         await type_line(pilot, "stty size")
-        await wait_until(pilot, lambda: f"{pane.size.height} 90" in lines(pane))
+        await wait_until(pilot, lambda: f"{pane.size.height} {new}" in lines(pane))

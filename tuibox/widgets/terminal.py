@@ -598,7 +598,15 @@ class TerminalPane(Widget, can_focus=True):
         screen = self._vt.screen
         if (columns, lines) == (screen.columns, screen.lines):
             return
+        rewrap = columns != screen.columns
         self._vt.resize(columns, lines)
+        if rewrap:
+            # A re-wrap renumbers lines: what pointed at them (selection, matches, the
+            # scrolled view's hold) starts again from the new numbering.
+            self._selection, self._selecting = None, False
+            self._matches, self._match_lines, self._match_index = [], {}, -1
+            self._offset = min(self._offset, len(screen.history))
+            self._pushed_seen = screen.pushed
         if self._recorder is not None:
             self._recorder.resize(lines, columns)
         self._lines.clear()

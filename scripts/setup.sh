@@ -3,7 +3,7 @@
 set -eu
 cd "$(dirname "$0")/.."
 
-PACKAGES="python3 python3-venv busybox-static runc crun iproute2 nftables iptables tmux hyperfine libseccomp2 gcc libc6-dev keyutils skopeo docker-registry"
+PACKAGES="python3 python3-venv busybox-static runc crun iproute2 nftables iptables tmux hyperfine libseccomp2 gcc libc6-dev keyutils skopeo docker-registry asciinema chromium"
 # The engines the tests drive tuibox with (tests/integration/engines/): no recommends
 # (rootful, CNI: netavark, slirp4netns, fuse-overlayfs, uidmap are not used). podman 4.3 picks
 # the CNI backend when netavark is absent; its bridge case needs the CNI plugins.

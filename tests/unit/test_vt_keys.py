@@ -140,3 +140,21 @@ def test_split_and_normalize() -> None:
     assert normalize_key("ctrl++") == "ctrl+plus"
     assert normalize_key("f12") == "f12"
     assert normalize_key("ctrl+a") == "ctrl+a"
+
+
+def test_mouse_reports_in_sgr_and_x10_encodings() -> None:
+    from tuibox.widgets.vt_keys import MOUSE_MOVE, MOUSE_PRESS, MOUSE_RELEASE, encode_mouse
+
+    assert encode_mouse(MOUSE_PRESS, 1, 0, 0, sgr=True) == b"\x1b[<0;1;1M"
+    assert encode_mouse(MOUSE_RELEASE, 3, 9, 4, sgr=True) == b"\x1b[<2;10;5m"
+    assert encode_mouse(MOUSE_MOVE, 1, 2, 2, sgr=True, ctrl=True) == b"\x1b[<48;3;3M"
+    assert encode_mouse(MOUSE_MOVE, 0, 2, 2, sgr=True) == b"\x1b[<35;3;3M"
+    assert encode_mouse(MOUSE_PRESS, 5, 0, 0, sgr=True, shift=True) == b"\x1b[<69;1;1M"
+    # X10: one byte each, plus 32; a release is button 3 whatever was pressed.
+    assert encode_mouse(MOUSE_PRESS, 2, 0, 1, sgr=False) == b"\x1b[M" + bytes([33, 33, 34])
+    assert encode_mouse(MOUSE_RELEASE, 1, 0, 1, sgr=False) == b"\x1b[M" + bytes([35, 33, 34])
+    assert encode_mouse(MOUSE_PRESS, 4, 0, 0, sgr=False, meta=True) == b"\x1b[M" + bytes(
+        [32 + 72, 33, 33]
+    )
+    assert encode_mouse(MOUSE_PRESS, 1, 300, 0, sgr=False) is None  # past X10's reach
+    assert encode_mouse(MOUSE_PRESS, 1, 300, 0, sgr=True) == b"\x1b[<0;301;1M"

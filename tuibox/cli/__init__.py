@@ -45,6 +45,7 @@ VERBS: dict[str, tuple[str, str]] = {
     "pull": ("registry", "pull an image from a registry (through skopeo)"),
     "push": ("registry", "push an image to a registry (through skopeo)"),
     "gc": ("gc", "find (and with --yes remove) debris of boxes that no longer exist"),
+    "serve": ("serve", "serve the TUI to a web browser (textual-serve; token in the URL)"),
 }
 ALIASES = {"delete": "destroy", "rm": "destroy", "ls": "list"}
 # Verbs that need nothing beyond the standard library (unless a box asks for a network).

@@ -34,6 +34,12 @@ class ExecOptions(Options):
             Opt(("-i", "--interactive"), "interactive", help="keep stdin attached"),
             Opt(("-t", "--tty"), "tty", help="allocate a terminal (resizes follow yours)"),
             Opt(("-d", "--detach"), "detach", help="start it and return at once"),
+            Opt(
+                ("--record",),
+                "record",
+                "FILE",
+                help="also write the session to FILE as an asciicast v2 recording (implies -t)",
+            ),
             Opt(("-e", "--env"), "env", "K=V", multiple=True, help="set an environment variable"),
             Opt(("-w", "--workdir", "--cwd"), "cwd", "DIR", help="working directory in the box"),
             Opt(("-u", "--user"), "user", "UID[:GID]", help="user (and group) to run as"),
@@ -65,6 +71,7 @@ class ExecOptions(Options):
         "pid_file",
         "preserve_fds",
         "process",
+        "record",
         "tty",
         "user",
     )
@@ -78,6 +85,7 @@ class ExecOptions(Options):
     pid_file: str | None
     console_socket: str | None
     preserve_fds: str | None
+    record: str | None
     name: str
     command: list[str]
 
@@ -217,7 +225,11 @@ def do_exec(opts: ExecOptions, g: Globals) -> int:
         process = load_process(opts.process)
     elif not command:
         raise UsageError("exec: missing COMMAND (see 'tuibox exec --help')")
-    tty = opts.tty or bool(process is not None and process.terminal)
+    if opts.record is not None and (opts.detach or opts.console_socket):
+        raise UsageError("exec: --record needs the session here (not with -d or --console-socket)")
+    if opts.record == "":
+        raise UsageError("exec: --record needs a file name")
+    tty = opts.tty or opts.record is not None or bool(process is not None and process.terminal)
     if opts.console_socket and not (tty and opts.detach):
         raise UsageError("exec: --console-socket needs -t and -d (the terminal goes there)")
     if tty and opts.detach and not opts.console_socket:
@@ -269,7 +281,19 @@ def _exec(
     # Engine mode (docs/OCI_CLI.md): a detached process keeps the caller's stdio, as runc's
     # (with --process it always did; docker's `exec -d --pid-file` keeps nothing attached).
     engine = bool(g.log) and req.detach and not tty
-    handle = runtime(g).exec(opts.name, req, (0, 1, 2) if engine else None)
+    recorder = None
+    if opts.record:
+        from tuibox.asciicast import CastWriter
+
+        rows, cols = req.size or (24, 80)
+        recorder = CastWriter(opts.record, cols, rows, title=f"{opts.name}: {' '.join(command)}")
+    try:
+        handle = runtime(g).exec(opts.name, req, (0, 1, 2) if engine else None)
+    except BaseException:
+        if recorder is not None:
+            recorder.close()
+            os.unlink(opts.record or "")  # nothing was recorded: leave nothing behind
+        raise
     if sock >= 0 and handle.master_fd is not None:
         from tuibox.runtime.console import send_fd
 
@@ -285,7 +309,11 @@ def _exec(
     if tty:
         from tuibox.runtime.process.relay import relay
 
-        return relay(handle, forward_stdin=req.interactive)
+        try:
+            return relay(handle, forward_stdin=req.interactive, recorder=recorder)
+        finally:
+            if recorder is not None:
+                recorder.close()
     return _wait_forwarding(handle)
 
 

@@ -12,7 +12,7 @@ import _signal
 import sys
 
 from tuibox.cli import Globals
-from tuibox.cli.args import Arg, Command, Opt, Options, parse
+from tuibox.cli.args import Arg, Command, Opt, Options, UsageError, parse
 
 DEFAULT_DETACH_KEYS = "ctrl-]"
 
@@ -31,11 +31,18 @@ class AttachOptions(Options):
                 default=DEFAULT_DETACH_KEYS,
                 help="keys that detach, e.g. ctrl-p,ctrl-q ('' for none; default ctrl-])",
             ),
+            Opt(
+                ("--record",),
+                "record",
+                "FILE",
+                help="also write what the console shows to FILE as an asciicast v2 recording",
+            ),
         ),
         (Arg("name", "the box's name"),),
     )
-    __slots__ = ("detach_keys", "name")
+    __slots__ = ("detach_keys", "name", "record")
     detach_keys: str
+    record: str | None
     name: str
 
 
@@ -46,14 +53,29 @@ def dispatch(verb: str, words: list[str], g: Globals) -> int:
 
     keys = console.parse_detach_keys(opts.detach_keys)
     name = opts.name
+    if opts.record == "":
+        raise UsageError("attach: --record needs a file name")
     sock = console.connect(g.root, name)
+    recorder = None
+    if opts.record:
+        from tuibox.asciicast import CastWriter
+        from tuibox.runtime.process.exec import get_size
+
+        try:
+            rows, cols = get_size(0) or get_size(1) or (24, 80)
+            recorder = CastWriter(opts.record, cols, rows, title=f"{name}: console")
+        except BaseException:
+            sock.close()
+            raise
     # Ignored outside the relay (which catches it): a closing pane closes the pty and also
     # sends SIGHUP; the second one must not kill us on the way out.
     _signal.signal(_signal.SIGHUP, _signal.SIG_IGN)
     try:
-        code = console.attach_terminal(sock, keys)
+        code = console.attach_terminal(sock, keys, recorder=recorder)
     finally:
         sock.close()
+        if recorder is not None:
+            recorder.close()
     if code == console.DETACHED:
         sys.stderr.write(f"\r\ntuibox: detached from box {name!r}; it keeps running\r\n")
         return 0

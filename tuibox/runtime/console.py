@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     from socket import socket
 
     from tuibox.runtime.process.init import InitPlan
+    from tuibox.runtime.process.relay import Recorder
     from tuibox.runtime.request import CreateRequest
     from tuibox.runtime.stages.base import SetupContext
 
@@ -461,7 +462,11 @@ class _DetachScanner:
 
 
 def attach_terminal(
-    sock: _socket.socket, detach_keys: bytes = b"\x1d", stdin: int = 0, stdout: int = 1
+    sock: _socket.socket,
+    detach_keys: bytes = b"\x1d",
+    stdin: int = 0,
+    stdout: int = 1,
+    recorder: Recorder | None = None,
 ) -> int | None:
     """Relay until the box exits (its exit status), the user detaches (DETACHED), our
     terminal goes away (HUNG_UP), or the keeper goes away without a word (None).
@@ -469,7 +474,8 @@ def attach_terminal(
     Our terminal is put in raw mode (every key, ctrl-c included, reaches the box's terminal,
     whose line discipline makes signals of them); our window size is sent at once and on
     every SIGWINCH. SIGHUP/SIGTERM/SIGINT from outside (a closed window, a TUI closing its
-    pane) detach: attaching never stops the box."""
+    pane) detach: attaching never stops the box. A `recorder` is handed the box's output and
+    our window size changes as they pass (`attach --record`)."""
     from tuibox.runtime.process.relay import write_all
 
     raw = os.isatty(stdin)
@@ -503,6 +509,9 @@ def attach_terminal(
                 if any(s != _signal.SIGWINCH for s in signals):
                     return HUNG_UP
                 pending += _size_frame(stdin, stdout)
+                size = get_size(stdin) or get_size(stdout)
+                if recorder is not None and size is not None:
+                    recorder.resize(*size)
             if sfd in ready_r:
                 try:
                     data = sock.recv(65536)
@@ -514,6 +523,8 @@ def attach_terminal(
                     return None
                 for tag, payload in reader.feed(data or b""):
                     if tag == DATA:
+                        if recorder is not None:
+                            recorder.output(payload)
                         try:
                             write_all(stdout, payload)
                         except OSError:

@@ -72,7 +72,7 @@ VERB_OF: dict[str, str] = {
 # Actions on the one box under the cursor; the others act on the whole selection.
 SINGLE = frozenset({"shell", "shell_suspend", "attach", "processes", "logs", "limits"})
 # Actions on the terminal panes: hidden from the footer while no pane is open.
-PANE_ACTIONS = frozenset({"focus_pane", "close_pane", "next_pane", "zoom_pane"})
+PANE_ACTIONS = frozenset({"focus_pane", "close_pane", "next_pane", "zoom_pane", "record_pane"})
 
 
 def sort_value(box: BoxRow, column: str, app: TuiboxApp) -> Any:
@@ -169,6 +169,8 @@ class BoxesScreen(Screen[None], BoxesAware):
         ),
         Binding("n", "next_pane", "Next pane", id="pane.next", show=False),
         Binding("z", "zoom_pane", "Zoom pane", id="pane.zoom", show=False),
+        Binding("R", "record_pane", "Record pane", id="pane.record", show=False),
+        Binding("V", "recordings", "Recordings", id="box.recordings", show=False),
         Binding("t", "processes", "Processes", id="box.processes"),
         Binding("l", "logs", "Logs", id="box.logs"),
         Binding("y", "inspect", "Inspect", id="box.inspect", tooltip="Everything about the box"),
@@ -602,6 +604,14 @@ class BoxesScreen(Screen[None], BoxesAware):
         elif not (from_inside and tabs.focus_current()):
             self.table.focus()
         self._maybe_refresh_bindings()
+
+    def action_record_pane(self) -> None:
+        self.panes.post_record_request()
+
+    def action_recordings(self) -> None:
+        from tuibox.screens.recordings import RecordingsScreen
+
+        self.app.push_screen(RecordingsScreen())
 
     def action_zoom_pane(self) -> None:
         if self.maximized is not None:

@@ -16,11 +16,12 @@ from __future__ import annotations
 import asyncio
 import errno
 import os
+import re
 import signal
 import time
 from typing import ClassVar
 
-from rich.color import Color
+from rich.color import Color, ColorSystem
 from rich.segment import Segment
 from rich.style import Style
 from textual import events
@@ -31,11 +32,21 @@ from textual.message import Message
 from textual.strip import Strip
 from textual.widget import Widget
 
+from tuibox.asciicast import CastWriter
 from tuibox.widgets.ptyspawn import set_window_size
-from tuibox.widgets.vt_keys import encode_key, normalize_key
+from tuibox.widgets.vt_keys import (
+    MOUSE_MOVE,
+    MOUSE_PRESS,
+    MOUSE_RELEASE,
+    encode_key,
+    encode_mouse,
+    normalize_key,
+)
 from tuibox.widgets.vt_screen import (
     BRACKETED_PASTE,
     DECCKM,
+    MOUSE_ANY,
+    MOUSE_BUTTONS,
     MOUSE_MODES,
     MOUSE_SGR,
     RawRow,
@@ -48,6 +59,15 @@ DEFAULT_DETACH_KEY = "ctrl+right_square_bracket"
 READ_BUDGET = 64 * 1024
 FRAME = 1 / 60
 WHEEL_LINES = 3
+
+SELECTION_STYLE = Style(color="bright_white", bgcolor="blue")
+MATCH_STYLE = Style(color="black", bgcolor="yellow")
+CURRENT_MATCH_STYLE = Style(color="black", bgcolor="bright_magenta", bold=True)
+
+# A point of the whole text: (absolute line, column). Absolute lines count every line that
+# ever entered history, so they stay put while output scrolls the screen.
+Point = tuple[int, int]
+Match = tuple[int, int, int]  # absolute line, start column, end column
 
 # pyte colour names -> Rich's; anything else pyte produces is six hex digits.
 _NAMED = {
@@ -150,6 +170,18 @@ def _with_cursor(strip: Strip, x: int, width: int) -> Strip:
     return Strip.join([before, shown, after])
 
 
+def _highlight(strip: Strip, ranges: list[tuple[int, int, Style]], width: int) -> Strip:
+    """`strip` with each [start, end) range of cells drawn in its style, over the cell's own."""
+    for start, end, style in ranges:
+        start, end = max(0, start), min(width, end)
+        if start >= end:
+            continue
+        before, middle, after = strip.divide([start, end, width])
+        shown = Strip([Segment(seg.text, (seg.style or Style()) + style) for seg in middle])
+        strip = Strip.join([before, shown, after])
+    return strip
+
+
 class TerminalPane(Widget, can_focus=True):
     """A terminal on a pty master fd. Posts `Detached` and `Exited`."""
 
@@ -175,6 +207,22 @@ class TerminalPane(Widget, can_focus=True):
             id="terminal.detach",
         ),
         # Taken by the app or screen before the focused widget sees them; the program gets them.
+        Binding(
+            "alt+r",
+            "record",
+            "Record",
+            priority=True,
+            id="terminal.record",
+            tooltip="Start or stop recording this pane (asciicast, under the data root)",
+        ),
+        Binding(
+            "alt+s",
+            "search",
+            "Search",
+            priority=True,
+            id="terminal.search",
+            tooltip="Search the scrollback (n/N: older/newer match, Esc: back to live)",
+        ),
         Binding("ctrl+q", "send_key('ctrl+q')", show=False, priority=True),
         Binding("ctrl+p", "send_key('ctrl+p')", show=False, priority=True),
         Binding("tab", "send_key('tab')", show=False, priority=True),
@@ -183,6 +231,28 @@ class TerminalPane(Widget, can_focus=True):
 
     class Detached(Message):
         """The user pressed the detach key: the owner should move focus or close the pane."""
+
+        def __init__(self, pane: TerminalPane) -> None:
+            super().__init__()
+            self.pane = pane
+
+        @property
+        def control(self) -> TerminalPane:
+            return self.pane
+
+    class RecordRequested(Message):
+        """The user asked to start or stop recording: the owner knows where files go."""
+
+        def __init__(self, pane: TerminalPane) -> None:
+            super().__init__()
+            self.pane = pane
+
+        @property
+        def control(self) -> TerminalPane:
+            return self.pane
+
+    class SearchRequested(Message):
+        """The user asked for the search line: the owner shows it and calls `search`."""
 
         def __init__(self, pane: TerminalPane) -> None:
             super().__init__()
@@ -207,7 +277,7 @@ class TerminalPane(Widget, can_focus=True):
 
     def __init__(
         self,
-        fd: int,
+        fd: int | None,
         pid: int | None,
         *,
         detach_key: str = DEFAULT_DETACH_KEY,
@@ -232,6 +302,15 @@ class TerminalPane(Widget, can_focus=True):
         self._cursor_drawn: tuple[int, int] | None = None
         self._offset = 0  # rows scrolled back from the live view
         self._pushed_seen = 0
+        self._recorder: CastWriter | None = None
+        self._selection: tuple[Point, Point] | None = None  # anchor, end
+        self._selecting = False
+        self.copied: str | None = None  # the last text copied from a selection
+        self._matches: list[Match] = []
+        self._match_lines: dict[int, list[tuple[int, int, int]]] = {}
+        self._match_index = -1
+        self._mouse_cell: tuple[int, int] | None = None  # last motion reported to the program
+        self._mouse_held = 0  # the button of the press last reported, until its release
         detach_key = normalize_key(detach_key)
         if detach_key != DEFAULT_DETACH_KEY:
             self._rebind_detach(detach_key)
@@ -271,6 +350,179 @@ class TerminalPane(Widget, can_focus=True):
         screen = self._vt.screen
         return "\n".join(row_text(self._row_at(y), screen.columns) for y in range(screen.lines))
 
+    @property
+    def recording(self) -> str | None:
+        """The file this pane's output is being recorded to, if it is."""
+        return self._recorder.path if self._recorder is not None else None
+
+    def start_recording(self, path: str, title: str = "") -> None:
+        """Record from now on into `path` (asciicast v2). The recording opens with the screen
+        as it is, so a player shows what the user saw, not a blank page being patched."""
+        self.stop_recording()
+        screen = self._vt.screen
+        recorder = CastWriter(path, screen.columns, screen.lines, title=title)
+        recorder.output(self.screen_ansi().encode())
+        self._recorder = recorder
+
+    def stop_recording(self) -> str | None:
+        """Close the recording; returns its file (None when none was running)."""
+        recorder, self._recorder = self._recorder, None
+        if recorder is None:
+            return None
+        recorder.close()
+        return recorder.path
+
+    def screen_ansi(self) -> str:
+        """The live screen as the bytes a terminal would need to draw it: clear, each row with
+        its SGR styles, then the cursor where it is."""
+        screen = self._vt.screen
+        out = ["\x1b[0m\x1b[H\x1b[2J"]
+        for y in range(screen.lines):
+            segments = row_segments(screen.rows.raw(y), screen.columns, self._styles)
+            if not segments:
+                continue
+            out.append(f"\x1b[{y + 1};1H")
+            for seg in segments:
+                style = seg.style
+                if style is None or not style:
+                    out.append(seg.text)
+                else:
+                    out.append(style.render(seg.text, color_system=ColorSystem.TRUECOLOR))
+        cursor = screen.cursor
+        out.append(f"\x1b[{cursor.y + 1};{min(cursor.x, screen.columns - 1) + 1}H")
+        return "".join(out)
+
+    def feed(self, data: bytes) -> None:
+        """Show `data` as if the program had written it (a player's way in)."""
+        try:
+            self._vt.feed(data)
+        except Exception as exc:
+            # Output pyte cannot parse must not take the app down with it; the parser
+            # has reset itself and the next bytes are read normally.
+            self.log.error(f"terminal: output not understood: {exc!r}")
+        self._schedule_flush()
+
+    # ---- selection
+
+    def _abs_line(self, y: int) -> int:
+        """The absolute line shown at view line y."""
+        return self._vt.screen.pushed - self._offset + y
+
+    def _row_abs(self, line: int) -> RawRow:
+        screen = self._vt.screen
+        history = screen.history
+        index = line - (screen.pushed - len(history))
+        if 0 <= index < len(history):
+            return history[index]
+        return screen.rows.raw(index - len(history))
+
+    @property
+    def selection_text(self) -> str:
+        """The selected text, lines joined by newlines, trailing blanks removed."""
+        if self._selection is None:
+            return ""
+        (a_line, a_x), (b_line, b_x) = sorted(self._selection)
+        out: list[str] = []
+        for line in range(a_line, b_line + 1):
+            text = row_text(self._row_abs(line), None)
+            start = a_x if line == a_line else 0
+            end = b_x + 1 if line == b_line else len(text)
+            out.append(text[start:end].rstrip())
+        return "\n".join(out)
+
+    def clear_selection(self) -> None:
+        if self._selection is not None:
+            self._selection = None
+            self.refresh()
+
+    def select(self, start: Point, end: Point) -> str:
+        """Select from `start` to `end` (view coordinates: x, y), copy it as a mouse drag does,
+        and return the text."""
+        self._selection = (
+            (self._abs_line(start[1]), start[0]),
+            (self._abs_line(end[1]), end[0]),
+        )
+        self.refresh()
+        return self._copy_selection()
+
+    def _copy_selection(self) -> str:
+        text = self.selection_text
+        if text:
+            self.copied = text
+            # OSC 52 through the user's terminal: works over ssh and in tmux (set-clipboard).
+            self.app.copy_to_clipboard(text)
+            self.notify(f"copied {len(text)} characters", timeout=2)
+        return text
+
+    # ---- search
+
+    @property
+    def matches(self) -> list[Match]:
+        return list(self._matches)
+
+    @property
+    def current_match(self) -> Match | None:
+        if 0 <= self._match_index < len(self._matches):
+            return self._matches[self._match_index]
+        return None
+
+    def search(self, needle: str) -> int:
+        """Find `needle` in the scrollback and the screen (case-insensitive unless it has
+        capitals, as less's -i), show the newest match at or above the view's bottom, and
+        highlight them all. Returns how many there are."""
+        self._matches = []
+        self._match_lines = {}
+        self._match_index = -1
+        if needle:
+            pattern = re.compile(re.escape(needle), 0 if needle != needle.lower() else re.I)
+            screen = self._vt.screen
+            first = screen.pushed - len(screen.history)
+            rows = [*screen.history, *(screen.rows.raw(y) for y in range(screen.lines))]
+            for i, row in enumerate(rows):
+                text = row_text(row, None)
+                if not text:
+                    continue
+                for m in pattern.finditer(text):
+                    self._matches.append((first + i, m.start(), m.end()))
+            for n, (line, start, end) in enumerate(self._matches):
+                self._match_lines.setdefault(line, []).append((start, end, n))
+            if self._matches:
+                bottom = self._abs_line(screen.lines - 1)
+                below = [n for n, m in enumerate(self._matches) if m[0] <= bottom]
+                self._match_index = below[-1] if below else len(self._matches) - 1
+                self._show_match()
+        self.refresh()
+        return len(self._matches)
+
+    def search_next(self, older: bool = True) -> Match | None:
+        """Go to the next older (n) or newer (N) match, wrapping around."""
+        if not self._matches:
+            return None
+        step = -1 if older else 1
+        self._match_index = (self._match_index + step) % len(self._matches)
+        self._show_match()
+        self.refresh()
+        return self.current_match
+
+    def clear_search(self) -> None:
+        if self._matches:
+            self._matches, self._match_lines, self._match_index = [], {}, -1
+            self.refresh()
+
+    def _show_match(self) -> None:
+        match = self.current_match
+        if match is None:
+            return
+        screen = self._vt.screen
+        top = self._abs_line(0)
+        if top <= match[0] < top + screen.lines:
+            return
+        # Put the match in the middle of the view, as less does.
+        offset = screen.pushed - match[0] + screen.lines // 2
+        self._offset = max(0, min(offset, len(screen.history)))
+        self._pushed_seen = screen.pushed
+        self._sync_cursor()
+
     def write(self, data: bytes) -> None:
         """Send bytes to the program, as if typed."""
         fd = self._fd
@@ -292,6 +544,7 @@ class TerminalPane(Widget, can_focus=True):
 
     def close(self) -> None:
         """Stop reading, close the fd and hang up the program (SIGHUP). Idempotent."""
+        self.stop_recording()
         if self._flush_handle is not None:
             self._flush_handle.cancel()
             self._flush_handle = None
@@ -345,7 +598,17 @@ class TerminalPane(Widget, can_focus=True):
         screen = self._vt.screen
         if (columns, lines) == (screen.columns, screen.lines):
             return
+        rewrap = columns != screen.columns
         self._vt.resize(columns, lines)
+        if rewrap:
+            # A re-wrap renumbers lines: what pointed at them (selection, matches, the
+            # scrolled view's hold) starts again from the new numbering.
+            self._selection, self._selecting = None, False
+            self._matches, self._match_lines, self._match_index = [], {}, -1
+            self._offset = min(self._offset, len(screen.history))
+            self._pushed_seen = screen.pushed
+        if self._recorder is not None:
+            self._recorder.resize(lines, columns)
         self._lines.clear()
         self._history_strips.clear()
         self._cursor_drawn = None
@@ -389,13 +652,10 @@ class TerminalPane(Widget, can_focus=True):
             chunks.append(data)
             total += len(data)
         if chunks:
-            try:
-                self._vt.feed(b"".join(chunks))
-            except Exception as exc:
-                # Output pyte cannot parse must not take the app down with it; the parser
-                # has reset itself and the next bytes are read normally.
-                self.log.error(f"terminal: output not understood: {exc!r}")
-            self._schedule_flush()
+            data = b"".join(chunks)
+            if self._recorder is not None:
+                self._recorder.output(data)
+            self.feed(data)
         if eof:
             self._on_eof()
 
@@ -491,6 +751,7 @@ class TerminalPane(Widget, can_focus=True):
         self._finish(status)
 
     def _finish(self, status: int | None) -> None:
+        self.stop_recording()
         self.exited = True
         self.exit_status = status
         self._pid = None
@@ -514,7 +775,7 @@ class TerminalPane(Widget, can_focus=True):
         return not self.exited
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action == "send_key":
+        if action in ("send_key", "record"):
             return not self.exited
         return True
 
@@ -527,14 +788,21 @@ class TerminalPane(Widget, can_focus=True):
     def action_detach(self) -> None:
         self.post_message(self.Detached(self))
 
+    def action_record(self) -> None:
+        self.post_message(self.RecordRequested(self))
+
     def on_key(self, event: events.Key) -> None:
         if self.exited:
             return
         key = event.key
+        self.clear_selection()
         if key in ("shift+pageup", "shift+pagedown"):
             page = max(1, self._vt.screen.lines - 1)
             self.scroll_history(page if key == "shift+pageup" else -page)
+        elif (self._offset or self._matches) and self._scrollback_key(key):
+            pass
         else:
+            self.clear_search()  # typing to the program leaves the search
             data = encode_key(key, event.character, app_cursor=self._vt.mode(DECCKM))
             if data is None:
                 return
@@ -542,6 +810,29 @@ class TerminalPane(Widget, can_focus=True):
             self.write(data)
         event.stop()
         event.prevent_default()
+
+    def _scrollback_key(self, key: str) -> bool:
+        """Keys of the scrolled-back view or a search (tmux's copy mode, less's keys);
+        False: not one of them (the key then goes to the program)."""
+        page = max(1, self._vt.screen.lines - 1)
+        moves = {"up": 1, "k": 1, "down": -1, "j": -1, "pageup": page, "pagedown": -page}
+        if key in moves:
+            self.scroll_history(moves[key])
+        elif key in ("home", "g"):
+            self.scroll_history(len(self._vt.screen.history))
+        elif key in ("end", "G", "escape", "q"):
+            self.clear_search()
+            self.live()
+        elif key in ("slash", "question_mark"):
+            self.post_message(self.SearchRequested(self))
+        elif key in ("n", "N"):
+            self.search_next(older=key == "n")
+        else:
+            return False
+        return True
+
+    def action_search(self) -> None:
+        self.post_message(self.SearchRequested(self))
 
     def on_paste(self, event: events.Paste) -> None:
         if self.exited:
@@ -565,13 +856,8 @@ class TerminalPane(Widget, can_focus=True):
 
     def _wheel(self, event: events.MouseEvent, up: bool) -> None:
         screen = self._vt.screen
-        if not self._offset and not self.exited and MOUSE_MODES & screen.mode:
-            x, y = event.x + 1, event.y + 1
-            button = 64 if up else 65
-            if self._vt.mode(MOUSE_SGR):
-                self.write(f"\x1b[<{button};{x};{y}M".encode())
-            elif x < 223 and y < 223:
-                self.write(bytes([0x1B, 0x5B, 0x4D, 32 + button, 32 + x, 32 + y]))
+        if self._reporting(event):
+            self._report(MOUSE_PRESS, 4 if up else 5, event)
         elif screen.alternate and not self.exited:
             # Full-screen programs have no scrollback here: scroll them, like xterm's
             # alternateScroll, by cursor keys.
@@ -580,6 +866,88 @@ class TerminalPane(Widget, can_focus=True):
             self.write(data * WHEEL_LINES)
         else:
             self.scroll_history(WHEEL_LINES if up else -WHEEL_LINES)
+
+    def _reporting(self, event: events.MouseEvent) -> bool:
+        """Whether mouse events go to the program: it asked (DECSET 1000/1002/1003), the live
+        screen is shown, and shift is not held (xterm's way to select in such programs)."""
+        return (
+            not self.exited
+            and not self._offset
+            and not event.shift
+            and bool(MOUSE_MODES & self._vt.screen.mode)
+        )
+
+    def _report(self, kind: str, button: int, event: events.MouseEvent) -> None:
+        x = max(0, min(event.x, self._vt.screen.columns - 1))
+        y = max(0, min(event.y, self._vt.screen.lines - 1))
+        data = encode_mouse(
+            kind,
+            button,
+            x,
+            y,
+            sgr=self._vt.mode(MOUSE_SGR),
+            meta=event.meta,
+            ctrl=event.ctrl,
+        )
+        if data is not None:
+            self.write(data)
+
+    def _point(self, event: events.MouseEvent) -> Point:
+        y = max(0, min(event.y, self.size.height - 1))
+        x = max(0, min(event.x, self.size.width - 1))
+        return self._abs_line(y), x
+
+    def on_mouse_down(self, event: events.MouseDown) -> None:
+        if self._reporting(event):
+            event.stop()
+            self._mouse_cell = (event.x, event.y)
+            self._mouse_held = event.button
+            self._report(MOUSE_PRESS, event.button, event)
+            return
+        if event.button != 1:
+            return
+        event.stop()
+        point = self._point(event)
+        self._selection = (point, point)
+        self._selecting = True
+        self.capture_mouse()
+        self.refresh()
+
+    def on_mouse_move(self, event: events.MouseMove) -> None:
+        if self._selecting and self._selection is not None:
+            if event.y < 0:
+                self.scroll_history(1)  # dragging above the pane scrolls back
+            elif event.y >= self.size.height:
+                self.scroll_history(-1)
+            self._selection = (self._selection[0], self._point(event))
+            self.refresh()
+            return
+        if not self._reporting(event):
+            return
+        screen = self._vt.screen
+        # 1002 reports motion only between a press and its release (as the program saw them).
+        held = self._mouse_held
+        if not (MOUSE_ANY in screen.mode or (held and MOUSE_BUTTONS in screen.mode)):
+            return
+        if (event.x, event.y) == self._mouse_cell:
+            return  # one report per cell, as xterm
+        self._mouse_cell = (event.x, event.y)
+        self._report(MOUSE_MOVE, held, event)
+
+    def on_mouse_up(self, event: events.MouseUp) -> None:
+        if self._selecting:
+            event.stop()
+            self._selecting = False
+            self.release_mouse()
+            if self._selection is not None and self._selection[0] == self._selection[1]:
+                self.clear_selection()  # a click, not a drag: nothing to copy
+                return
+            self._copy_selection()
+            return
+        if self._reporting(event):
+            event.stop()
+            button, self._mouse_held = self._mouse_held or event.button, 0
+            self._report(MOUSE_RELEASE, button, event)
 
     # ---- rendering
 
@@ -593,6 +961,24 @@ class TerminalPane(Widget, can_focus=True):
         return screen.rows.raw(index - len(history))
 
     def render_line(self, y: int) -> Strip:
+        strip = self._render_line(y)
+        if self._selection is None and not self._match_lines:
+            return strip
+        width = self.size.width
+        line = self._abs_line(y)
+        ranges: list[tuple[int, int, Style]] = []
+        for start, end, n in self._match_lines.get(line, ()):
+            style = CURRENT_MATCH_STYLE if n == self._match_index else MATCH_STYLE
+            ranges.append((start, end, style))
+        if self._selection is not None:
+            (a_line, a_x), (b_line, b_x) = sorted(self._selection)
+            if a_line <= line <= b_line:
+                start = a_x if line == a_line else 0
+                end = b_x + 1 if line == b_line else width
+                ranges.append((start, end, SELECTION_STYLE))
+        return _highlight(strip, ranges, width) if ranges else strip
+
+    def _render_line(self, y: int) -> Strip:
         width = self.size.width
         screen = self._vt.screen
         if not self._offset:

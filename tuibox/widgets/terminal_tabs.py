@@ -12,13 +12,17 @@ exit status, until the user closes it.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
+from typing import ClassVar
 
 from rich.text import Text
 from textual import events
+from textual.binding import Binding, BindingType
 from textual.message import Message
-from textual.widgets import Static, TabbedContent, TabPane
+from textual.widgets import Input, Static, TabbedContent, TabPane
 
+from tuibox.asciicast import recording_name
 from tuibox.widgets.ptyspawn import spawn_local
 from tuibox.widgets.terminal import DEFAULT_DETACH_KEY, TerminalPane
 
@@ -32,6 +36,44 @@ def exit_text(status: int | None) -> str:
     if status < 0:
         return f"killed by signal {-status}"
     return f"exited {status}"
+
+
+class SearchLine(Input):
+    """The scrollback search line under a pane: matches follow each keystroke; Enter goes
+    back to the pane (n/N move between matches there), Esc closes the search."""
+
+    DEFAULT_CSS = """
+    SearchLine {
+        dock: bottom;
+        height: 1;
+        border: none;
+        padding: 0 1;
+    }
+    """
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "close", "Close search", id="terminal.search_close"),
+    ]
+
+    def __init__(self, pane: TerminalPane) -> None:
+        super().__init__(placeholder="search the scrollback (Enter: to the pane, Esc: close)")
+        self.pane = pane
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        event.stop()
+        found = self.pane.search(event.value)
+        self.border_subtitle = f"{found} matches"
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        if event.value and not self.pane.matches:
+            self.notify(f"not found: {event.value}", severity="warning", timeout=3)
+        self.pane.focus()
+
+    async def action_close(self) -> None:
+        self.pane.clear_search()
+        self.pane.live()
+        self.pane.focus()
+        await self.remove()
 
 
 class TerminalTab(TabPane):
@@ -80,6 +122,14 @@ class TerminalTab(TabPane):
     @property
     def running(self) -> bool:
         return self.terminal is not None and not self.terminal.exited
+
+    def on_terminal_pane_search_requested(self, message: TerminalPane.SearchRequested) -> None:
+        message.stop()
+        line = next(iter(self.query(SearchLine)), None)
+        if line is None:
+            line = SearchLine(message.pane)
+            self.mount(line)
+        line.focus()
 
     def on_resize(self, event: events.Resize) -> None:
         # The first real size is when the program starts; later resizes are the pane's own
@@ -179,14 +229,78 @@ class TerminalTabs(TabbedContent):
         self.active = ids[(at + step) % len(ids)]
         self.focus_current()
 
+    # ---- recording
+
+    def recordings_dir(self) -> str | None:
+        """<data root>/recordings, from the app's backend (None when it has no data root)."""
+        data_root = getattr(getattr(self.app, "backend", None), "data_root", None)
+        return os.path.join(data_root, "recordings") if isinstance(data_root, str) else None
+
+    def toggle_recording(self, tab: TerminalTab | None = None) -> tuple[bool, str]:
+        """Start or stop recording the tab's pane (the current one by default).
+
+        Returns (recording now, the file or why not)."""
+        tab = tab or self.current
+        if tab is None or tab.terminal is None:
+            return False, "no terminal pane to record"
+        pane = tab.terminal
+        if pane.recording is not None:
+            path = pane.stop_recording() or ""
+            self._label(tab)
+            return False, path
+        if pane.exited:
+            return False, "the program in this pane has exited"
+        folder = self.recordings_dir()
+        if folder is None:
+            return False, "no data root to keep recordings in"
+        try:
+            os.makedirs(folder, mode=0o700, exist_ok=True)
+            path = os.path.join(folder, recording_name(tab.box, tab.mode))
+            pane.start_recording(path, title=tab.base_title)
+        except OSError as exc:
+            return False, f"cannot record: {(exc.strerror or str(exc)).lower()}: {folder}"
+        self._label(tab)
+        return True, path
+
+    def _label(self, tab: TerminalTab, status: str | None = None) -> None:
+        if not tab.id:
+            return
+        pane = tab.terminal
+        if status is not None:
+            self.get_tab(tab.id).label = Text(f"{tab.base_title} · {status}", style="dim")
+        elif pane is not None and pane.recording is not None:
+            label = Text(tab.base_title)
+            label.append(" ● REC", style="bold red")
+            self.get_tab(tab.id).label = label
+        else:
+            self.get_tab(tab.id).label = Text(tab.base_title)
+
+    def post_record_request(self) -> None:
+        """Toggle recording of the current pane, as its own alt+r does."""
+        tab = self.current
+        if tab is not None and tab.terminal is not None:
+            tab.terminal.action_record()
+
+    def on_terminal_pane_record_requested(self, message: TerminalPane.RecordRequested) -> None:
+        message.stop()
+        tab = next((t for t in self.tabs() if t.terminal is message.pane), None)
+        if tab is None:
+            return
+        recording, text = self.toggle_recording(tab)
+        if recording:
+            self.notify(f"recording to {text}", title=tab.base_title, timeout=4)
+        elif text.endswith(".cast"):
+            self.notify(f"recording saved: {text}", title=tab.base_title, timeout=6)
+        else:
+            self.notify(text, title=tab.base_title, severity="warning")
+
     # ---- program exits
 
     def on_terminal_pane_exited(self, message: TerminalPane.Exited) -> None:
         # Not stopped: the screen hears about it too (footer keys change with it).
         for tab in self.tabs():
             if tab.terminal is message.pane and tab.id:
-                label = Text(f"{tab.base_title} · {exit_text(message.status)}", style="dim")
-                self.get_tab(tab.id).label = label
+                self._label(tab, exit_text(message.status))
 
     def on_terminal_tab_failed(self, message: TerminalTab.Failed) -> None:
         if message.tab.id:

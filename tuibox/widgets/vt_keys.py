@@ -222,3 +222,44 @@ def encode_key(key: str, character: str | None = None, *, app_cursor: bool = Fal
         return character.encode()
     char = _plain_char(base, "shift" in mods)
     return None if char is None else char.encode()
+
+
+# Mouse reporting (xterm's ctlseqs, "Mouse Tracking"): the button number, plus 32 for motion,
+# 4 shift, 8 meta, 16 ctrl; 64/65 for the wheel. X10's encoding sends release as button 3
+# and each number plus 32 as one byte (so positions stop at 223); SGR's (mode 1006) sends
+# decimal numbers and `M` for press and motion, `m` for release, with the button kept.
+MOUSE_PRESS, MOUSE_RELEASE, MOUSE_MOVE = "press", "release", "move"
+_X10_LIMIT = 223
+
+
+def encode_mouse(
+    kind: str,
+    button: int,
+    x: int,
+    y: int,
+    *,
+    sgr: bool,
+    shift: bool = False,
+    meta: bool = False,
+    ctrl: bool = False,
+) -> bytes | None:
+    """The report of one mouse event at cell (x, y), 0-based; `button` 1-3 as Textual numbers
+    them (0: none), 4/5 for wheel up/down. None when X10's encoding cannot carry it."""
+    if button in (4, 5):
+        code = 64 + (button - 4)
+    elif button in (1, 2, 3):
+        code = button - 1
+    else:
+        code = 3  # motion with no button held
+    if kind == MOUSE_MOVE:
+        code += 32
+    code += 4 * shift + 8 * meta + 16 * ctrl
+    col, row = x + 1, y + 1
+    if sgr:
+        final = "m" if kind == MOUSE_RELEASE else "M"
+        return f"{ESC}[<{code};{col};{row}{final}".encode()
+    if kind == MOUSE_RELEASE:
+        code = (code & ~3) | 3
+    if col > _X10_LIMIT or row > _X10_LIMIT:
+        return None
+    return bytes([0x1B, 0x5B, 0x4D, 32 + code, 32 + col, 32 + row])

@@ -194,6 +194,10 @@ class VTScreen(pyte.Screen):
         self._cells: dict[Char, _Cells] = {}
         self._sgr: dict[tuple[Char, bool, tuple[int, ...]], Char] = {}
         self._on_reply = on_reply
+        # Absolute numbers (pushed + y) of main-screen rows that continue on the next row:
+        # the text wrapped there at the right margin. A resize re-wraps such lines.
+        self.wrapped: set[int] = set()
+        self._drawing = False
         super().__init__(columns, lines)
         self._use(RowBuffer(lines, self._materialize))
 
@@ -244,6 +248,18 @@ class VTScreen(pyte.Screen):
         self.history.append(row if row else None)
         self.pushed += 1
 
+    def _mark_wrap(self, y: int) -> None:
+        if self._alt is None:
+            self.wrapped.add(self.pushed + y)
+            if len(self.wrapped) > 2 * (self.history.maxlen or 10_000) + 4096:
+                first = self.pushed - len(self.history)
+                self.wrapped = {a for a in self.wrapped if a >= first}
+
+    def _unmark(self, top: int, bottom: int) -> None:
+        """Forget wraps of screen rows top..bottom (erased or moved)."""
+        if self._alt is None and self.wrapped:
+            self.wrapped.difference_update(range(self.pushed + top, self.pushed + bottom + 1))
+
     def _full_margins(self) -> bool:
         m = self.margins
         return m is None or (m.top == 0 and m.bottom == self.lines - 1)
@@ -260,6 +276,24 @@ class VTScreen(pyte.Screen):
             self._alt = None
             self._use(alt.buffer)
         super().reset()
+        self.wrapped = set()
+
+    def linefeed(self) -> None:
+        if self._drawing:  # inside pyte's own draw, a line feed is a wrap
+            self._mark_wrap(self.cursor.y)
+        super().linefeed()
+
+    def erase_in_line(self, how: int = 0, private: bool = False) -> None:
+        self._unmark(self.cursor.y, self.cursor.y)
+        super().erase_in_line(how, private)
+
+    def insert_lines(self, count: int | None = None) -> None:
+        self._unmark(0, self.lines - 1)
+        super().insert_lines(count)
+
+    def delete_lines(self, count: int | None = None) -> None:
+        self._unmark(0, self.lines - 1)
+        super().delete_lines(count)
 
     def select_graphic_rendition(self, *attrs: int) -> None:
         # pyte rebuilds the style through a dict and `_replace` on every SGR; programs repeat a
@@ -278,7 +312,11 @@ class VTScreen(pyte.Screen):
         if not data.isprintable():
             data = _CONTROLS.sub("", data)
         if not data.isascii() or charset is not cs.LAT1_MAP or mo.IRM in self.mode:
-            super().draw(data)
+            self._drawing = True
+            try:
+                super().draw(data)
+            finally:
+                self._drawing = False
             return
         cursor = self.cursor
         columns = self.columns
@@ -304,6 +342,7 @@ class VTScreen(pyte.Screen):
                     cursor.x = columns
                     break
                 self.dirty.add(cursor.y)
+                self._mark_wrap(cursor.y)
                 self.carriage_return()
                 self.linefeed()
             x = cursor.x
@@ -327,6 +366,12 @@ class VTScreen(pyte.Screen):
     def erase_in_display(self, how: int = 0, *args: Any, **kwargs: Any) -> None:
         if how == 3:  # xterm's "erase saved lines", sent by `clear`
             self.history.clear()
+        if how == 0:
+            self._unmark(self.cursor.y, self.lines - 1)
+        elif how == 1:
+            self._unmark(0, self.cursor.y)
+        else:
+            self._unmark(0, self.lines - 1)
         super().erase_in_display(how, *args, **kwargs)
 
     def set_mode(self, *modes: int, **kwargs: Any) -> None:
@@ -375,6 +420,8 @@ class VTScreen(pyte.Screen):
         columns = columns or self.columns
         if lines == self.lines and columns == self.columns:
             return
+        if columns != self.columns and self._alt is None:
+            self._reflow(columns)
         if lines < self.lines:
             drop = max(0, self.cursor.y - (lines - 1))
             for _ in range(drop):
@@ -406,6 +453,96 @@ class VTScreen(pyte.Screen):
         self.cursor.y = min(self.cursor.y, lines - 1)
         self.dirty.update(range(lines))
 
+    # ---- reflow
+
+    def _reflow(self, columns: int) -> None:
+        """Re-wrap the history and the screen at a new width: rows joined by a wrap become
+        one line again, then each line is cut at `columns`. The cursor stays on its
+        character; the screen shows the last rows, the rest is history. Lines that neither
+        wrapped nor are too long keep their row as it is (most of them: cheap)."""
+        old_columns = self.columns
+        history = list(self.history)
+        first = self.pushed - len(history)
+        screen_rows = [self.rows.raw(y) for y in range(self.lines)]
+        last = self.cursor.y
+        for y in range(self.lines - 1, last, -1):
+            if screen_rows[y]:
+                last = y
+                break
+        rows = history + screen_rows[: last + 1]
+        cursor_index = len(history) + self.cursor.y
+        wrapped = self.wrapped
+        out: list[RawRow] = []
+        out_wraps: list[int] = []
+        cursor: tuple[int, int] = (len(history) + self.cursor.y, self.cursor.x)
+        i = 0
+        while i < len(rows):
+            j = i
+            while j < len(rows) - 1 and first + j in wrapped:
+                j += 1
+            if j == i and _row_width(rows[i], self.default_char) <= columns:
+                if i == cursor_index:
+                    cursor = (len(out), self.cursor.x)
+                out.append(rows[i])
+                i += 1
+                continue
+            cells: list[Char] = []
+            cursor_at: int | None = None
+            for k in range(i, j + 1):
+                if k == cursor_index:
+                    cursor_at = len(cells) + self.cursor.x
+                row_cells = self._cells_of(rows[k])
+                if k < j:  # a wrapped row is full by definition
+                    row_cells = row_cells[:old_columns]
+                    row_cells += [self.default_char] * (old_columns - len(row_cells))
+                cells += row_cells
+            while cells and cells[-1] == self.default_char:
+                cells.pop()
+            start = len(out)
+            chunks = _cut(cells, columns)
+            if cursor_at is not None:
+                r, x = divmod(cursor_at, columns)
+                pending = self.cursor.x >= old_columns
+                if pending and x == 0 and r == len(chunks) and r and cursor_at == len(cells):
+                    r, x = r - 1, columns  # the next character wraps: still so
+                chunks += [[]] * (r + 1 - len(chunks))
+                cursor = (start + r, x)
+            for n, chunk in enumerate(chunks):
+                out.append(self._row_from_cells(chunk))
+                if n < len(chunks) - 1:
+                    out_wraps.append(start + n)
+            i = j + 1
+        top = max(0, min(cursor[0], len(out) - self.lines))
+        keep = self.history.maxlen
+        dropped = max(0, top - keep) if keep is not None else 0
+        self.history = deque(out[dropped:top], maxlen=keep)
+        self.pushed = first + top
+        self.rows._rows = deque(out[top : top + self.lines])
+        self.rows.set_lines(self.lines)
+        self.wrapped = {first + n for n in out_wraps if n >= dropped}
+        self.cursor.y = cursor[0] - top
+        self.cursor.x = min(cursor[1], columns)
+        self.dirty.update(range(self.lines))
+
+    def _cells_of(self, raw: RawRow) -> list[Char]:
+        if isinstance(raw, dict):
+            width = max(raw) + 1 if raw else 0
+            return [raw[x] for x in range(width)]
+        cells: list[Char] = []
+        for text, attrs in runs_of(raw) or ():
+            get = self._cells_for(attrs).__getitem__
+            cells += map(get, text)
+        return cells
+
+    def _row_from_cells(self, cells: list[Char]) -> RawRow:
+        if not cells:
+            return None
+        if all(c[1:] == _PLAIN_STYLE and len(c.data) == 1 for c in cells):
+            return "".join([c.data for c in cells])  # compact, as the bulk path keeps them
+        row: Row = StaticDefaultDict(self.default_char)
+        row.update(enumerate(cells))
+        return row
+
     # ---- bulk path
 
     def can_take_lines(self) -> bool:
@@ -421,13 +558,19 @@ class VTScreen(pyte.Screen):
     def draw_lines(self, lines: list[str]) -> None:
         """Draw printable-ASCII lines, each followed by CR LF, from column 0."""
         columns = self.columns
+        wraps: list[int] = []
         if max(map(len, lines), default=0) > columns:  # long lines wrap onto several rows
-            lines = [p for line in lines for p in (_split(line, columns) if line else ("",))]
+            parts: list[str] = []
+            for line in lines:
+                split = _split(line, columns) if line else [""]
+                wraps.extend(range(len(parts), len(parts) + len(split) - 1))
+                parts += split
+            lines = parts
         attrs = self.cursor.attrs
         if attrs[1:] == _PLAIN_STYLE:  # the common case: the strings are the rows
-            self._place_rows(lines)
+            self._place_rows(lines, wraps)
         else:
-            self._place_rows([PlainRow(line, attrs) if line else None for line in lines])
+            self._place_rows([PlainRow(line, attrs) if line else None for line in lines], wraps)
 
     def draw_styled_lines(self, lines: list[str]) -> None:
         """Draw lines of printable ASCII and SGR sequences, each followed by CR LF, from
@@ -437,6 +580,7 @@ class VTScreen(pyte.Screen):
         params = _sgr_params
         cursor = self.cursor
         rows: list[RawRow] = []
+        wraps: list[int] = []
         for line in lines:
             row: list[PlainRow] = []
             x = 0
@@ -451,6 +595,7 @@ class VTScreen(pyte.Screen):
                     continue
                 while part:
                     if x == columns:  # a character past the margin wraps, as in `draw`
+                        wraps.append(len(rows))
                         rows.append(self._row_of(row))
                         row, x = [], 0
                     take = part[: columns - x]
@@ -458,7 +603,7 @@ class VTScreen(pyte.Screen):
                     x += len(take)
                     part = part[len(take) :]
             rows.append(self._row_of(row))
-        self._place_rows(rows)
+        self._place_rows(rows, wraps)
 
     @staticmethod
     def _row_of(runs: list[PlainRow]) -> RawRow:
@@ -470,13 +615,19 @@ class VTScreen(pyte.Screen):
             return text if attrs[1:] == _PLAIN_STYLE else runs[0]
         return tuple(runs)
 
-    def _place_rows(self, rows: Sequence[RawRow]) -> None:
+    def _place_rows(self, rows: Sequence[RawRow], wraps: Sequence[int] = ()) -> None:
         """Put one row per line from the cursor down, with a line feed after each, as CR LF
         would: each new row is laid over the row under the cursor, which is blank once the
-        screen has scrolled."""
+        screen has scrolled. `wraps`: indexes of rows that continue on the next one."""
         bottom = self.lines - 1
         y = first_y = self.cursor.y
         count = len(rows)
+        if self._alt is None:
+            # Row i lands on absolute line pushed + first_y + i whatever scrolls happen.
+            base = self.pushed + first_y
+            if self.wrapped:
+                self.wrapped.difference_update(range(base, base + count))
+            self.wrapped.update(base + i for i in wraps)
         i = 0
         while i < count and y < bottom:
             self._overlay(y, rows[i])
@@ -554,6 +705,29 @@ def _covers(new: RawRow, old: RawRow) -> bool:
 def _sgr_params(text: str) -> tuple[int, ...]:
     """SGR parameters as pyte's parser reads them ("" -> 0, capped at 9999)."""
     return tuple(min(int(p or 0), 9999) for p in text.split(";"))
+
+
+def _row_width(row: RawRow, blank: Char) -> int:
+    """Columns a row uses, trailing blanks of the default style not counted."""
+    if isinstance(row, dict):
+        x = max(row) if row else -1
+        while x >= 0 and row[x] == blank:
+            x -= 1
+        return x + 1
+    return sum(len(run.text) for run in runs_of(row) or ())
+
+
+def _cut(cells: list[Char], columns: int) -> list[list[Char]]:
+    """Cells in rows of `columns`; a wide character is not split from its second half."""
+    chunks: list[list[Char]] = []
+    start = 0
+    while start < len(cells):
+        end = min(start + columns, len(cells))
+        if end < len(cells) and cells[end].data == "" and end - start > 1:
+            end -= 1  # the next cell is the right half of a wide character: keep them together
+        chunks.append(cells[start:end])
+        start = end
+    return chunks or [[]]
 
 
 def _split(line: str, columns: int) -> list[str]:

@@ -18,6 +18,17 @@ import tty
 
 from tuibox.runtime.process.exec import ExecHandle, get_size, set_size
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Protocol
+
+    class Recorder(Protocol):
+        """Where a recorded session goes (`tuibox.asciicast.CastWriter`)."""
+
+        def output(self, data: bytes) -> None: ...
+        def resize(self, rows: int, columns: int) -> None: ...
+
+
 _RELAYED = (_signal.SIGWINCH, _signal.SIGCHLD, _signal.SIGTERM, _signal.SIGHUP, _signal.SIGINT)
 
 
@@ -29,8 +40,15 @@ def write_all(fd: int, data: bytes) -> None:
             select.select([], [fd], [])
 
 
-def relay(handle: ExecHandle, stdin: int = 0, stdout: int = 1, forward_stdin: bool = True) -> int:
-    """Copy until the process exits and its output is drained; returns its exit status."""
+def relay(
+    handle: ExecHandle,
+    stdin: int = 0,
+    stdout: int = 1,
+    forward_stdin: bool = True,
+    recorder: Recorder | None = None,
+) -> int:
+    """Copy until the process exits and its output is drained; returns its exit status.
+    With a `recorder`, every output chunk and window size change is also handed to it."""
     master = handle.master_fd
     if master is None:
         raise ValueError("relay needs a process with a pty")
@@ -50,7 +68,7 @@ def relay(handle: ExecHandle, stdin: int = 0, stdout: int = 1, forward_stdin: bo
             tty.setraw(stdin, termios.TCSANOW)
         while True:
             if handle.poll() is not None:
-                _drain(master, stdout)
+                _drain(master, stdout, recorder)
                 break
             if not master_open:
                 handle.wait()
@@ -60,9 +78,9 @@ def relay(handle: ExecHandle, stdin: int = 0, stdout: int = 1, forward_stdin: bo
             ready_r, ready_w, _ = select.select(readers, writers, [], 1.0)
             if wake_r in ready_r:
                 for signum in os.read(wake_r, 256):
-                    _on_signal(handle, signum, stdin, stdout)
+                    _on_signal(handle, signum, stdin, stdout, recorder)
             if master in ready_r:
-                master_open = _copy_out(master, stdout)
+                master_open = _copy_out(master, stdout, recorder)
             if stdin in ready_r:
                 data = os.read(stdin, 65536)
                 if data:
@@ -89,17 +107,21 @@ def relay(handle: ExecHandle, stdin: int = 0, stdout: int = 1, forward_stdin: bo
     return handle.returncode if handle.returncode is not None else 1
 
 
-def _on_signal(handle: ExecHandle, signum: int, stdin: int, stdout: int) -> None:
+def _on_signal(
+    handle: ExecHandle, signum: int, stdin: int, stdout: int, recorder: Recorder | None
+) -> None:
     if signum == _signal.SIGWINCH:
         size = get_size(stdin) or get_size(stdout)
         if size is not None and handle.master_fd is not None:
             set_size(handle.master_fd, *size)
+            if recorder is not None:
+                recorder.resize(*size)
     elif signum in (_signal.SIGTERM, _signal.SIGHUP, _signal.SIGINT):
         # In raw mode ctrl-c arrives as a key; these come from elsewhere (kill, a closed window).
         handle.signal(signum)
 
 
-def _copy_out(master: int, stdout: int) -> bool:
+def _copy_out(master: int, stdout: int, recorder: Recorder | None = None) -> bool:
     """Copy what the pty has; False once every slave end is closed (EIO)."""
     try:
         data = os.read(master, 65536)
@@ -111,11 +133,13 @@ def _copy_out(master: int, stdout: int) -> bool:
         raise
     if not data:
         return False
+    if recorder is not None:
+        recorder.output(data)
     write_all(stdout, data)
     return True
 
 
-def _drain(master: int, stdout: int) -> None:
+def _drain(master: int, stdout: int, recorder: Recorder | None = None) -> None:
     while True:
         try:
             data = os.read(master, 65536)
@@ -123,4 +147,6 @@ def _drain(master: int, stdout: int) -> None:
             return
         if not data:
             return
+        if recorder is not None:
+            recorder.output(data)
         write_all(stdout, data)

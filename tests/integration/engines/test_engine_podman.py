@@ -137,6 +137,22 @@ def test_run_it_and_exec_it_through_a_pty(podman: Podman, runtime: str) -> None:
     assert_nothing_left(name, podman.state[runtime])
 
 
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_a_runtime_error_reaches_podman(podman: Podman, runtime: str) -> None:
+    with open("/proc/self/status") as f:
+        caps = int(next(ln for ln in f if ln.startswith("CapEff")).split()[1], 16)
+    if caps & (1 << 24):
+        pytest.skip("CAP_SYS_RESOURCE: a hard rlimit can be raised here, nothing fails")
+    name = engine_id()
+    p = podman(runtime, "run", "--rm", "--name", name, "--network", "none",
+               "--ulimit", "nofile=100000:100000", IMAGE, "true")  # fmt: skip
+    assert p.returncode == 126, p.stderr
+    # the runtime's own message, read from its --log (runtime_supports_json), said once
+    said = {"runc": "error setting rlimit", "tuibox": "Error: OCI runtime error: tuibox: rlimits:"}
+    assert said[runtime] in p.stderr and "tuibox: tuibox:" not in p.stderr, p.stderr
+    assert_nothing_left(name, podman.state[runtime])
+
+
 def host_network_traces() -> set[str]:
     """What podman's CNI bridge would leave on the host: links and addresses, iptables
     rules and chains, IPAM and netns files."""

@@ -161,20 +161,28 @@ def host_network_traces() -> set[str]:
         f"ip {ln}"
         for cmd in (["ip", "-o", "link"], ["ip", "-o", "addr"])
         for ln in run(cmd).stdout.splitlines()
-        if "cni-" in ln or prefix in ln
+        if "cni-" in ln or prefix in ln or " 10.88." in ln
     }
     for table in ("filter", "nat"):
         rules = run(["iptables", "-t", table, "-S"]).stdout.splitlines()
-        traces |= {f"iptables -t {table} {r}" for r in rules if "CNI" in r or prefix in r}
+        traces |= {
+            f"iptables -t {table} {r}" for r in rules if "CNI" in r or prefix in r or "10.88." in r
+        }
     traces |= {p for p in ("/var/lib/cni", "/run/cni") if os.path.lexists(p)}
     if os.path.isdir("/run/netns"):
         traces |= {f"/run/netns/{n}" for n in os.listdir("/run/netns") if n.startswith("cni-")}
     return traces
 
 
+# podman's own default network ("bridge": cni-podman0, 10.88.0.0/16, made in memory) and one
+# `podman network create` wrote into the private config dir
+PODMAN_DEFAULT = ("bridge", "10.88.0.1")
+
+
 @pytest.mark.parametrize("runtime", RUNTIMES)
-def test_network_bridge(podman: Podman, runtime: str) -> None:
-    gateway = podman.bridge_network()
+@pytest.mark.parametrize("network", ["bridge", "created"])
+def test_network_bridge(podman: Podman, runtime: str, network: str) -> None:
+    net, gateway = PODMAN_DEFAULT if network == "bridge" else (BRIDGE_NET, podman.bridge_network())
     before = host_network_traces()
     name = engine_id()
     p = podman.isolated(
@@ -184,7 +192,7 @@ def test_network_bridge(podman: Podman, runtime: str) -> None:
         "--name",
         name,
         "--network",
-        BRIDGE_NET,
+        net,
         IMAGE,
         "sh",
         "-c",

@@ -249,6 +249,8 @@ class Podman:
             'events_logger = "file"\n'
             f'events_logfile_path = "{base}/events.log"\n'
             'runtime = "runc"\n'
+            # podman passes --log/--log-format json (and reads errors from it) only to these
+            'runtime_supports_json = ["crun", "runc", "tuibox"]\n'
             "[engine.runtimes]\n" + "\n".join(conf_runtimes) + "\n"
             "[network]\n"
             'network_backend = "cni"\n'

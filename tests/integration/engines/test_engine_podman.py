@@ -137,6 +137,22 @@ def test_run_it_and_exec_it_through_a_pty(podman: Podman, runtime: str) -> None:
     assert_nothing_left(name, podman.state[runtime])
 
 
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_a_runtime_error_reaches_podman(podman: Podman, runtime: str) -> None:
+    with open("/proc/self/status") as f:
+        caps = int(next(ln for ln in f if ln.startswith("CapEff")).split()[1], 16)
+    if caps & (1 << 24):
+        pytest.skip("CAP_SYS_RESOURCE: a hard rlimit can be raised here, nothing fails")
+    name = engine_id()
+    p = podman(runtime, "run", "--rm", "--name", name, "--network", "none",
+               "--ulimit", "nofile=100000:100000", IMAGE, "true")  # fmt: skip
+    assert p.returncode == 126, p.stderr
+    # the runtime's own message, read from its --log (runtime_supports_json), said once
+    said = {"runc": "error setting rlimit", "tuibox": "Error: OCI runtime error: tuibox: rlimits:"}
+    assert said[runtime] in p.stderr and "tuibox: tuibox:" not in p.stderr, p.stderr
+    assert_nothing_left(name, podman.state[runtime])
+
+
 def host_network_traces() -> set[str]:
     """What podman's CNI bridge would leave on the host: links and addresses, iptables
     rules and chains, IPAM and netns files."""
@@ -145,20 +161,28 @@ def host_network_traces() -> set[str]:
         f"ip {ln}"
         for cmd in (["ip", "-o", "link"], ["ip", "-o", "addr"])
         for ln in run(cmd).stdout.splitlines()
-        if "cni-" in ln or prefix in ln
+        if "cni-" in ln or prefix in ln or " 10.88." in ln
     }
     for table in ("filter", "nat"):
         rules = run(["iptables", "-t", table, "-S"]).stdout.splitlines()
-        traces |= {f"iptables -t {table} {r}" for r in rules if "CNI" in r or prefix in r}
+        traces |= {
+            f"iptables -t {table} {r}" for r in rules if "CNI" in r or prefix in r or "10.88." in r
+        }
     traces |= {p for p in ("/var/lib/cni", "/run/cni") if os.path.lexists(p)}
     if os.path.isdir("/run/netns"):
         traces |= {f"/run/netns/{n}" for n in os.listdir("/run/netns") if n.startswith("cni-")}
     return traces
 
 
+# podman's own default network ("bridge": cni-podman0, 10.88.0.0/16, made in memory) and one
+# `podman network create` wrote into the private config dir
+PODMAN_DEFAULT = ("bridge", "10.88.0.1")
+
+
 @pytest.mark.parametrize("runtime", RUNTIMES)
-def test_network_bridge(podman: Podman, runtime: str) -> None:
-    gateway = podman.bridge_network()
+@pytest.mark.parametrize("network", ["bridge", "created"])
+def test_network_bridge(podman: Podman, runtime: str, network: str) -> None:
+    net, gateway = PODMAN_DEFAULT if network == "bridge" else (BRIDGE_NET, podman.bridge_network())
     before = host_network_traces()
     name = engine_id()
     p = podman.isolated(
@@ -168,7 +192,7 @@ def test_network_bridge(podman: Podman, runtime: str) -> None:
         "--name",
         name,
         "--network",
-        BRIDGE_NET,
+        net,
         IMAGE,
         "sh",
         "-c",

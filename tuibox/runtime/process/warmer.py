@@ -28,10 +28,11 @@ Stopping waits for the thread's current write, at worst the rest of the first gr
 which the fork's box would wait for at its attach anyway. The thread imports nothing, opens
 nothing, takes no lock of the interpreter's but the GIL, and writes nothing but `0` into one
 file, whose fd the main thread opens (at `start`, and after each fork) above `FD_BASE` and
-closes before each fork: no fd of the warmer can be taken for a caller's `--preserve-fds`
-(checked while it runs) or reach a box (forked while it is closed).
+closes before each fork: no box can inherit it (it is closed at every fork), and a caller's
+`--preserve-fds N` (checked while it runs) can only name it with N >= 253, which then fails
+in the init (a descriptor closed by then), never hands it over.
 
-Measured on this 2-core VM: a cold first migration 5-14 ms, warm ~0.1 ms
+Measured on this 2-core VM: a cold first migration 5-27 ms, warm ~0.1 ms
 (tests/integration/test_warmer.py, docs/BENCHMARKS.md). Without a cgroup.procs it can open
 (no cgroupfs, not root), the thread just ends.
 """

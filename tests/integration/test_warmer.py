@@ -7,11 +7,16 @@ Runs in its own process: it forks, which pytest's process should not do."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+
+from tests.conftest import TB, unique
+from tests.integration.actions_helpers import wait_for
 
 pytestmark = pytest.mark.root
 
@@ -84,3 +89,52 @@ def test_a_migration_with_the_warmer_running_skips_the_grace_period() -> None:
     assert out["at_fork"] == [[False, 1, -1]] * 5
     assert out["after_fork"] == [[True, 2, True]] * 5
     assert out["after_stop"] == [[False, 1]] * 5
+
+
+def _threads(pid: int) -> int:
+    return len(os.listdir(f"/proc/{pid}/task"))
+
+
+def test_no_warmer_is_left_while_the_program_runs(tb: TB, make_bundle: Callable[..., Path]) -> None:
+    # A foreground run and an exec wait for their program: by then the warmer has stopped
+    # (cgroups stage attach, exec.start), or it would keep the host's rwsem in writer mode.
+    name = unique()
+    run = subprocess.Popen(
+        tb.argv("run", "--bundle", str(make_bundle(["sleep", "5"])), name),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for(lambda: name in tb.names() and tb.state(name)["status"] == "running")
+        assert _threads(run.pid) == 1
+        exe = subprocess.Popen(
+            tb.argv("exec", name, "sleep", "2"),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            # the exec'd process is the exec CLI's own child (in the box's pid namespace)
+            wait_for(lambda: b"sleep 2" in _children_cmdlines(exe.pid))
+            assert _threads(exe.pid) == 1
+        finally:
+            assert exe.wait(timeout=30) == 0
+    finally:
+        assert run.wait(timeout=30) == 0
+
+
+def _children_cmdlines(parent: int) -> bytes:
+    """The command lines of a process's children, as the host sees them."""
+    out = b""
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat", "rb") as f:
+                    ppid = int(f.read().rpartition(b")")[2].split()[1])
+                if ppid == parent:
+                    with open(f"/proc/{entry}/cmdline", "rb") as f:
+                        out += f.read().replace(b"\0", b" ") + b"\n"
+            except (OSError, ValueError):
+                continue
+    return out

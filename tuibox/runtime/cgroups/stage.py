@@ -44,18 +44,19 @@ def _prepare(ctx: SetupContext) -> None:
 
 
 def _attach(ctx: SetupContext) -> None:
-    cg = BoxCgroup.from_record(ctx.record.extra)
-    if cg is None:
-        return
     try:
-        cg.add(ctx.pid)
-        # The box's migrations are done: the CLI's warmer (process/warmer.py) may go.
-        warmer.stop()
+        cg = BoxCgroup.from_record(ctx.record.extra)
+        if cg is not None:
+            cg.add(ctx.pid)
     except CgroupError:
         # The init works on while we attach; if it already failed and exited, its own
         # error (read next by box.py) is the one to report, not our "no such process".
         if proc.is_alive(ctx.pid, ctx.record.starttime):
             raise
+    finally:
+        # The box's migrations are done (or will never be): the CLI's warmer may go
+        # (process/warmer.py), whatever happens, before a foreground box's program runs.
+        warmer.stop()
 
 
 def _teardown(runtime: Runtime, record: BoxRecord, box_dir: object) -> None:

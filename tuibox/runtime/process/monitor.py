@@ -17,6 +17,7 @@ from tuibox.runtime import state as st
 from tuibox.runtime.errors import TuiboxError
 from tuibox.runtime.linux import proc
 from tuibox.runtime.linux.proc import exit_code
+from tuibox.runtime.process import warmer
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -119,6 +120,9 @@ def spawn_init(plan: InitPlan, child: Channel, parent: Channel | None) -> int:
         sc.close_fds_except({*child.fds(), plan.fifo_fd, *(plan.stdio or ()), *plan.keep_fds})
         init_run(plan, child)
     _restore_pid_ns(own)
+    # No thread can start while our pid_for_children is the box's (the kernel refuses
+    # CLONE_THREAD then), so the CLI's warmer could not resume in os.fork's hook: now it can.
+    warmer.after_fork()
     if userns is not None:
         userns.after_fork(pid)
     return pid

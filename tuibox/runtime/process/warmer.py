@@ -20,15 +20,19 @@ whole interpreter, its exit), which a loaded machine pays in wall time too; the 
 ~0.1 ms. And no fork ever runs beside it, so the rule that boxes are forked from a
 single-threaded process holds: `os.register_at_fork` stops the thread before every os.fork
 (and joins it) and starts it again in the parent after, the raw clone of a user-namespace
-box does the same by hand (`before_fork`, `after_fork`), and a child keeps no warmer.
+box does the same by hand (`before_fork`, `after_fork`), and a child keeps no warmer. (Right
+after the init's fork the parent's pid_for_children is still the box's, where the kernel
+refuses to start a thread: `spawn_init` resumes it once that is set back. `exec`'s child
+joins its cgroups at once, so there it just stays stopped until `stop`.)
 Stopping waits for the thread's current write, at worst the rest of the first grace period,
 which the fork's box would wait for at its attach anyway. The thread imports nothing, opens
 nothing, takes no lock of the interpreter's but the GIL, and writes nothing but `0` into one
 file, whose fd the main thread opens (at `start`, and after each fork) above `FD_BASE` and
-closes before each fork: no fd of the warmer can be taken for a caller's `--preserve-fds`
-(checked while it runs) or reach a box (forked while it is closed).
+closes before each fork: no box can inherit it (it is closed at every fork), and a caller's
+`--preserve-fds N` (checked while it runs) can only name it with N >= 253, which then fails
+in the init (a descriptor closed by then), never hands it over.
 
-Measured on this 2-core VM: a cold first migration 5-14 ms, warm ~0.1 ms
+Measured on this 2-core VM: a cold first migration 5-27 ms, warm ~0.1 ms
 (tests/integration/test_warmer.py, docs/BENCHMARKS.md). Without a cgroup.procs it can open
 (no cgroupfs, not root), the thread just ends.
 """
@@ -37,12 +41,15 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
 INTERVAL = 0.002  # a grace period is 5-16 ms here: a write every 2 ms never lets it lapse
+# A warmer nobody stopped (a bug) must not keep the host's rwsem in writer mode for ever.
+MAX_SECONDS = 10.0
 # Where the warmer's one fd goes (F_DUPFD_CLOEXEC): far above the 3 .. 3+N-1 a caller passes
 # with --preserve-fds; below the usual 1024 limit (a lower one: no warmer).
 FD_BASE = 256
@@ -109,8 +116,10 @@ def _open_own_procs() -> int:
 
 
 def _loop(fd: int, stop: Any, done: Any) -> None:
+    # (imports nothing: a thread that imported could hold the import lock across a fork)
     try:
-        while True:
+        deadline = time.monotonic() + MAX_SECONDS
+        while time.monotonic() < deadline:
             try:
                 os.write(fd, b"0")
             except OSError:

@@ -35,6 +35,10 @@ def test_layers_are_stored_in_overlay_form_and_shared(tb: TB, tmp_path: Path) ->
     # The box sees the layers merged: the whiteout hides the base's file.
     script = "cat /etc/motd; ls /etc/gone 2>/dev/null || echo hidden"
     assert tb("run", "--image", "two", "m", "/bin/sh", "-c", script).stdout == "two\nhidden\n"
+    # The config (Cmd, Env, WorkingDir, User "app" resolved in the top layer's passwd),
+    # as for the same layout imported flat (test_image_boxes.py).
+    out = tb("run", "--image", "two", "cfg").stdout.splitlines()
+    assert out == ["two", "gone", "hi /home/app", "/srv", "1000", "1000", "1000 50"], out
     usage = store.usage()
     assert usage["one"] == usage["two"] and usage["one"][1] == 0 and usage["one"][0] > 0
     store.remove("one")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import stat
+import time
 from pathlib import Path
 
 import pytest
@@ -35,6 +36,21 @@ def test_layers_are_stored_in_overlay_form_and_shared(tb: TB, tmp_path: Path) ->
     # The box sees the layers merged: the whiteout hides the base's file.
     script = "cat /etc/motd; ls /etc/gone 2>/dev/null || echo hidden"
     assert tb("run", "--image", "two", "m", "/bin/sh", "-c", script).stdout == "two\nhidden\n"
+    # The config (Cmd, Env, WorkingDir, User "app" resolved in the top layer's passwd),
+    # as for the same layout imported flat (test_image_boxes.py).
+    out = tb("run", "--image", "two", "cfg").stdout.splitlines()
+    assert out == ["two", "gone", "hi /home/app", "/srv", "1000", "1000", "1000 50"], out
+    # A detached box of it stops and starts again on the same layers and writable layer.
+    tb("run", "-d", "-u", "0", "--image", "two", "d", "/bin/sh", "-c", "echo x >> /runs; sleep 30")
+    tb("stop", "-t", "1", "d")
+    tb("start", "d")
+    # The second run appends to what the first wrote (give its shell a moment to start).
+    deadline = time.monotonic() + 10
+    while (runs := tb("exec", "d", "/bin/busybox", "cat", "/runs").stdout) != "x\nx\n":
+        assert time.monotonic() < deadline, runs
+        time.sleep(0.05)
+    assert "in use by d" in tb.fails("image", "rm", "two")
+    tb("destroy", "--force", "d")
     usage = store.usage()
     assert usage["one"] == usage["two"] and usage["one"][1] == 0 and usage["one"][0] > 0
     store.remove("one")

@@ -295,7 +295,19 @@ def test_unreachable_registry_fails_within_the_timeout_and_leaves_nothing(
         t0 = time.monotonic()
         line = tb.fails("pull", "--tls-verify=false", "--timeout", "2", f"{host}/x:1")
         assert time.monotonic() - t0 < 8
-    assert line == f"tuibox: error: registry {host} did not answer within 2 s"
+        assert line == f"tuibox: error: registry {host} did not answer within 2 s"
+        # SIGTERM while it waits: skopeo is stopped with it, one line, nothing left.
+        proc = subprocess.Popen(
+            tb.argv("pull", "--tls-verify=false", f"{host}/y:1"),
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        time.sleep(1.0)
+        proc.terminate()
+        _, err = proc.communicate(timeout=10)
+        assert proc.returncode == 130 and err == "tuibox: error: interrupted\n", err
+        left = subprocess.run(["pgrep", "-f", f"{host}/y:1"], capture_output=True, text=True)
+        assert left.stdout == "", left.stdout
     assert _store_entries(tb.data_root) == before
 
 

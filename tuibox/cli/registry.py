@@ -116,6 +116,25 @@ def _number(value: str, flag: str, integer: bool = False) -> float:
     return n
 
 
+class _Stopped:
+    """SIGTERM and SIGHUP end a pull or push as ^C does: skopeo is stopped and what the
+    transfer made is cleaned up (a plain SIGTERM would leave skopeo running on its own)."""
+
+    def __enter__(self) -> None:
+        import signal
+
+        def stop(signum: int, _frame: object) -> None:
+            raise KeyboardInterrupt
+
+        self.old = {s: signal.signal(s, stop) for s in (signal.SIGTERM, signal.SIGHUP)}
+
+    def __exit__(self, *exc: object) -> None:
+        import signal
+
+        for s, handler in self.old.items():
+            signal.signal(s, handler)
+
+
 def do_pull(opts: PullOptions, g: Globals) -> int:
     from tuibox.cli import warn
     from tuibox.cli.images import human_size
@@ -134,17 +153,18 @@ def do_pull(opts: PullOptions, g: Globals) -> int:
     try:
         if bar is not None:
             bar.start()
-        info = pull(
-            ImageStore(g.data_root),
-            opts.reference,
-            opts.name,
-            report,
-            warn,
-            tls_verify=tls,
-            timeout=timeout,
-            retries=retries,
-            authfile=opts.authfile,
-        )
+        with _Stopped():
+            info = pull(
+                ImageStore(g.data_root),
+                opts.reference,
+                opts.name,
+                report,
+                warn,
+                tls_verify=tls,
+                timeout=timeout,
+                retries=retries,
+                authfile=opts.authfile,
+            )
     finally:
         if bar is not None:
             bar.stop()
@@ -163,15 +183,16 @@ def do_push(opts: PushOptions, g: Globals) -> int:
     tls = _bool(opts.tls_verify, "--tls-verify")
     timeout = _number(opts.timeout, "--timeout")
     retries = int(_number(opts.retry_times, "--retry-times", integer=True))
-    done = push(
-        ImageStore(g.data_root),
-        opts.name,
-        opts.reference,
-        tls_verify=tls,
-        timeout=timeout,
-        retries=retries,
-        authfile=opts.authfile,
-    )
+    with _Stopped():
+        done = push(
+            ImageStore(g.data_root),
+            opts.name,
+            opts.reference,
+            tls_verify=tls,
+            timeout=timeout,
+            retries=retries,
+            authfile=opts.authfile,
+        )
     sys.stdout.write(done + "\n")
     return 0
 

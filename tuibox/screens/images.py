@@ -20,7 +20,6 @@ from textual.widgets import (
     Button,
     DataTable,
     Footer,
-    Header,
     Input,
     Label,
     ProgressBar,
@@ -84,13 +83,11 @@ class ImagesScreen(Screen[None], BoxesAware):
         return cast("TuiboxApp", self.app)
 
     def compose(self) -> ComposeResult:
-        yield Header()
         yield Static("images", id="images-title")
         table: DataTable[Any] = DataTable(id="images", cursor_type="row", zebra_stripes=True)
         yield table
-        with Horizontal(id="pull-row", classes="hidden"):
-            yield Static("", id="pull-label")
-            yield ProgressBar(id="pull-bar", show_eta=False)
+        # The pull row (a label and a ProgressBar) is mounted by the first pull: most
+        # visits never pull, and every widget adds to the time the screen takes to open.
         yield Static("", id="images-status", classes="status-line")
         yield Footer()
 
@@ -232,6 +229,16 @@ class ImagesScreen(Screen[None], BoxesAware):
 
     @work(exclusive=True, exit_on_error=False, group="image-pull")
     async def pull(self, reference: str, tls_verify: bool) -> None:
+        if not self.query("#pull-row"):
+            await self.mount(
+                Horizontal(
+                    Static("", id="pull-label"),
+                    ProgressBar(id="pull-bar", show_eta=False),
+                    id="pull-row",
+                    classes="hidden",
+                ),
+                before="#images-status",
+            )
         row = self.query_one("#pull-row")
         label = self.query_one("#pull-label", Static)
         bar = self.query_one("#pull-bar", ProgressBar)

@@ -51,6 +51,11 @@ def test_exec_and_attach_record_what_the_session_showed(
     assert events and all(e[1] == "o" and isinstance(e[0], float) for e in events)
     assert (cast.stat().st_mode & 0o777) == 0o600
     assert "recorded-$((6*7))-ok" in asciinema_cat(cast)
+    play = pexpect.spawn("asciinema", ["play", "-s", "20", str(cast)], encoding="utf-8", timeout=30)
+    play.expect_exact("recorded-$((6*7))-ok")
+    play.expect(pexpect.EOF)
+    play.close()
+    assert play.exitstatus == 0
 
     # attach: the console's output (the keeper replays its ring first) goes to the file too.
     cast2 = tmp_path / "attach.cast"

@@ -5,9 +5,11 @@ backend, whose panes run a local /bin/sh (tests/tui/test_panes.py has the helper
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
+import pexpect
 from conftest import refresh, wait_until
 from fake_backend import FakeBackend
 from test_panes import lines, no_leftovers, open_pane, screen_of, tab_label, type_line
@@ -62,6 +64,11 @@ async def test_alt_r_records_the_pane_and_the_list_plays_it_back(
         # The first event draws the screen as it was (so "before" shows), then what followed.
         assert "before-2" in events[0][2]
         assert "during-4" in text and "after-6" not in text
+        if shutil.which("asciinema"):  # Debian's player takes the pane's file too
+            child = pexpect.spawn("asciinema", ["cat", str(cast)], encoding="utf-8", timeout=20)
+            child.expect(pexpect.EOF)
+            child.close()
+            assert child.exitstatus == 0 and "during-4" in str(child.before)
 
         # The list (V from the box list), Enter plays it; f speeds it up.
         pane.action_detach()

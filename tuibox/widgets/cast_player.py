@@ -154,6 +154,9 @@ class CastPlayer(TerminalPane):
     def check_consume_key(self, key: str, character: str | None) -> bool:
         return False
 
+    def _reporting(self, event: events.MouseEvent) -> bool:
+        return False  # a recorded program's mouse modes have no program to report to
+
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         return action not in ("send_key", "record", "detach")
 

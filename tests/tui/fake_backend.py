@@ -65,6 +65,7 @@ class FakeBackend:
         self.terminal_argv: tuple[str, ...] = ()  # a prefix for the pane's program (tests)
         self._next_pid = 4000
         self.debris_items: list[DebrisRow] = []
+        self.cpu_times: dict[int, float] = {}  # box pid -> CPU seconds, for `processes`
 
     # ---- helpers
 
@@ -127,12 +128,13 @@ class FakeBackend:
             return []
         p = box.pid
         started = NOW - timedelta(minutes=5)
-        return [
+        rows = [
             ProcessRow(p, 1, p - 1, "root", "S", 0.0, 1_200_000, started, " ".join(box.command)),
-            ProcessRow(p + 1, 7, p, "root", "S", 2.0, 900_000, started, "sleep 1000"),
-            ProcessRow(p + 2, 8, p, "nobody", "R", 12.5, 3_400_000, started, "httpd -f -p 80"),
-            ProcessRow(p + 3, 9, p + 2, "nobody", "S", 0.5, 800_000, started, "httpd worker"),
+            ProcessRow(p + 1, 7, p, "root", "S", 2.0, 900_000, started, "sleep 1000", 1),
+            ProcessRow(p + 2, 8, p, "nobody", "R", 12.5, 3_400_000, started, "httpd -f -p 80", 1),
+            ProcessRow(p + 3, 9, p + 2, "nobody", "S", 0.5, 800_000, started, "httpd worker", 8),
         ]
+        return [replace(r, cpu_time=self.cpu_times.get(r.box_pid, 0.0)) for r in rows]
 
     async def images(self) -> list[ImageRow]:
         self._check("image")

@@ -171,7 +171,7 @@ class BoxesScreen(Screen[None], BoxesAware):
         Binding("t", "processes", "Processes", id="box.processes"),
         Binding("l", "logs", "Logs", id="box.logs"),
         Binding("y", "inspect", "Inspect", id="box.inspect", tooltip="Everything about the box"),
-        Binding("k", "kill", "Kill", id="box.kill", tooltip="Send a signal to the box's init"),
+        Binding("K", "kill", "Kill", id="box.kill", tooltip="Send a signal to the box's init"),
         Binding("slash", "filter", "Filter", id="box.filter"),
         Binding(
             "space",
@@ -193,7 +193,7 @@ class BoxesScreen(Screen[None], BoxesAware):
         Binding("i", "toggle_details", "Details", id="box.details", show=False),
         Binding("escape", "clear", "Clear filter/selection", id="box.clear", show=False),
         Binding(
-            "g",
+            "C",
             "gc",
             "Clean up debris",
             id="box.gc",

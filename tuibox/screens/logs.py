@@ -27,6 +27,7 @@ class LogsScreen(Screen[None]):
     CSS_PATH = "logs.tcss"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "back", "Back", id="logs.back"),
+        Binding("q", "back", "Back", id="logs.back_q", show=False),
         Binding("question_mark", "app.help", "Help", id="app.help"),
         Binding("slash", "search", "Search", id="logs.search"),
         Binding("n", "next_match", "Next match", id="logs.next"),

@@ -263,4 +263,5 @@ async def test_not_root_screen(make_app: Callable[..., TuiboxApp], fake: FakeBac
         assert "namespaces" in text
         assert fake.calls == []  # never touched the runtime
         await pilot.press("q")
-    assert app.return_code == 0
+    # Nothing was done: a script running `tuibox` sees the failure.
+    assert app.return_code == 1 and app.return_value == 1

@@ -7,6 +7,7 @@ app to act; they never reach the runtime themselves.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import time
@@ -124,6 +125,7 @@ class TuiboxApp(App[int]):
         self._list_worker: Worker[None] | None = None
         self._stats_worker: Worker[None] | None = None
         self._notified_errors: set[str] = set()
+        self.pending: dict[str, str] = {}  # box -> the verb running on it
         self._held_keys: list[events.Key] = []
         self._key_in_flight: events.Key | None = None
         self._key_deadline = 0.0
@@ -298,19 +300,45 @@ class TuiboxApp(App[int]):
 
     # ---- verbs
 
-    @work(group="actions", exit_on_error=False)
-    async def perform(self, verb: str, names: Sequence[str], **options: Any) -> None:
-        """Run a verb on boxes one by one; each failure is its own notification."""
+    def perform(self, verb: str, names: Sequence[str], **options: Any) -> Worker[None] | None:
+        """Run a verb on boxes, all at once; each failure is its own notification.
+
+        A box already busy with a verb is skipped (a second `x` must not queue another stop),
+        and each box shows what it is doing ("stopping…") until its verb returns."""
+        names = [n for n in dict.fromkeys(names) if n not in self.pending]
+        if not names:
+            return None
         for name in names:
+            self.pending[name] = verb
+        self._boxes_changed()
+        return self._perform(verb, names, **options)
+
+    @work(group="actions", exit_on_error=False)
+    async def _perform(self, verb: str, names: list[str], **options: Any) -> None:
+        # Concurrently: the runtime serialises per box (its lock), and a stop that waits out
+        # a timeout must not make the next box wait too (30 boxes, 30 timeouts).
+        unavailable: list[ServiceUnavailable] = []
+
+        async def one(name: str) -> None:
             try:
                 await self._call(verb, name, **options)
             except ServiceUnavailable as exc:
-                self.mark_unavailable(exc.verb or verb, exc.message)
-                self.notify(exc.message, title=f"{verb} is unavailable", severity="error")
-                break
+                unavailable.append(exc)
             except ServiceError as exc:
                 self.notify(exc.message, title=f"{verb} {name}", severity="error", timeout=8)
-            self.request_refresh()
+            finally:
+                self.pending.pop(name, None)
+                self.request_refresh()
+
+        try:
+            await asyncio.gather(*(one(n) for n in names))
+        finally:
+            for name in names:  # cancelled: nothing is pending any more
+                self.pending.pop(name, None)
+        if unavailable:
+            exc = unavailable[0]
+            self.mark_unavailable(exc.verb or verb, exc.message)
+            self.notify(exc.message, title=f"{verb} is unavailable", severity="error")
 
     async def _call(self, verb: str, name: str, **options: Any) -> None:
         b = self.backend

@@ -62,6 +62,7 @@ class FakeBackend:
         self.logs: dict[str, bytes] = {}
         self.images_list = [ImageRow("busybox", 2_000_000, NOW), ImageRow("alpine", 8_000_000, NOW)]
         self.list_delay = 0.0
+        self.stop_gate: asyncio.Event | None = None  # a stop waits for it (a slow stop)
         self.terminal_argv: tuple[str, ...] = ()  # a prefix for the pane's program (tests)
         self._next_pid = 4000
         self.debris_items: list[DebrisRow] = []
@@ -208,6 +209,8 @@ class FakeBackend:
 
     async def stop(self, name: str, timeout: float | None = None) -> None:
         self._check("stop", name)
+        if self.stop_gate is not None:
+            await self.stop_gate.wait()
         box = self._get(name, "stop")
         if box.status == "stopped":
             return  # as the runtime (and docker stop): already where it was asked to go

@@ -68,6 +68,16 @@ VERB_OF: dict[str, str] = {
     "processes": "ps",
     "logs": "logs",
 }
+# What a row's state says while its verb runs.
+PENDING: dict[str, str] = {
+    "start": "starting…",
+    "stop": "stopping…",
+    "restart": "restarting…",
+    "pause": "pausing…",
+    "resume": "resuming…",
+    "kill": "signalling…",
+    "destroy": "destroying…",
+}
 # Actions on the one box under the cursor; the others act on the whole selection.
 SINGLE = frozenset({"shell", "shell_suspend", "attach", "processes", "logs"})
 # Actions on the terminal panes: hidden from the footer while no pane is open.
@@ -263,6 +273,10 @@ class BoxesScreen(Screen[None], BoxesAware):
             state.append(f" ({box.exit_status}{' OOM' if box.oom_killed else ''})")
         if box.restarts:
             state.append(f" ↻{box.restarts}", style="yellow")
+        if (verb := app.pending.get(box.name)) is not None:
+            # At once, before the runtime answers: a stop that waits out its timeout is
+            # otherwise "running" for seconds, and the user presses x again.
+            state = Text(PENDING.get(verb, f"{verb}…"), style="bold magenta")
         chosen = box.name in self.selected
         return [
             Text(SELECTED_MARK, style="bold yellow") if chosen else " ",

@@ -12,7 +12,7 @@ from textual.widgets import DataTable, Input
 from textual.widgets.data_table import ColumnKey
 
 from tuibox.app import TuiboxApp
-from tuibox.screens.boxes import BoxesScreen
+from tuibox.screens.boxes import BoxesScreen, natural_key
 from tuibox.service import BoxRow
 from tuibox.widgets.table_sync import cursor_key
 
@@ -215,3 +215,27 @@ async def test_details_pane_follows_the_cursor(make_app: Callable[..., TuiboxApp
         assert "web" in body and "10.88.0.2" in body and "256.0M" in body
         assert "/proc" in body  # mounts from the spec
         assert "31.5%" in text_of(app.screen.query_one("#cpu-label"))
+
+
+def test_names_sort_naturally() -> None:
+    names = ["q10", "q2", "Q3", "q1", "q11", "a", "box-1", "box-10", "box-9"]
+    assert sorted(names, key=natural_key) == [
+        "a", "box-1", "box-9", "box-10", "q1", "q2", "Q3", "q10", "q11",
+    ]  # fmt: skip
+
+
+async def test_direct_sort_keys_and_hint(make_app: Callable[..., TuiboxApp]) -> None:
+    app = make_app()
+    async with app.run_test(size=(140, 40)) as pilot:
+        await refresh(pilot)
+        screen = app.screen
+        assert isinstance(screen, BoxesScreen)
+        table = screen.query_one("#boxes", DataTable)
+        assert "sort NAME ▲ · o: STATE" in str(table.border_subtitle)
+        await pilot.press("2")
+        assert (screen.sort_column, screen.sort_reverse) == ("state", False)
+        assert "sort STATE ▲ · o: IMAGE/ROOTFS" in str(table.border_subtitle)
+        await pilot.press("2")  # again: reversed
+        assert (screen.sort_column, screen.sort_reverse) == ("state", True)
+        await pilot.press("0")
+        assert screen.sort_column == "mem"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from rich.text import Text
@@ -49,6 +50,9 @@ COLUMNS: tuple[tuple[str, str], ...] = (
 )
 COLUMN_KEYS = tuple(k for k, _ in COLUMNS)
 SORTABLE = COLUMN_KEYS[1:]
+# A key per sortable column, left to right (1 = NAME ... 0 = MEM): press it again to reverse.
+SORT_KEYS = dict(zip("1234567890", SORTABLE, strict=True))
+_DIGITS = re.compile(r"(\d+)")
 SELECTED_MARK = "●"
 START_STOP = Binding.Group("Start/Stop", compact=True)
 PAUSE_RESUME = Binding.Group("Pause/Resume", compact=True)
@@ -84,6 +88,15 @@ SINGLE = frozenset({"shell", "shell_suspend", "attach", "processes", "logs"})
 PANE_ACTIONS = frozenset({"focus_pane", "close_pane", "next_pane", "zoom_pane"})
 
 
+def natural_key(text: str) -> tuple[tuple[int, int | str], ...]:
+    """q1, q2, q10 rather than q1, q10, q2: runs of digits compare as numbers."""
+    parts = []
+    for chunk in _DIGITS.split(text):
+        if chunk:
+            parts.append((0, int(chunk)) if chunk.isdigit() else (1, chunk.lower()))
+    return tuple(parts)
+
+
 def sort_value(box: BoxRow, column: str, app: TuiboxApp) -> Any:
     stats = app.history.latest.get(box.name)
     now = app.clock()
@@ -91,9 +104,9 @@ def sort_value(box: BoxRow, column: str, app: TuiboxApp) -> Any:
         case "state":
             return STATUS_ORDER.get(box.status, 9)
         case "image":
-            return box.source
+            return natural_key(box.source)
         case "command":
-            return " ".join(box.command)
+            return natural_key(" ".join(box.command))
         case "pid":
             return box.pid
         case "address":
@@ -107,7 +120,7 @@ def sort_value(box: BoxRow, column: str, app: TuiboxApp) -> Any:
             return stats.cpu_percent if stats else -1.0
         case "mem":
             return stats.memory_usage if stats else -1
-    return box.name
+    return natural_key(box.name)
 
 
 def matches(box: BoxRow, text: str) -> bool:
@@ -200,6 +213,16 @@ class BoxesScreen(Screen[None], BoxesAware):
         ),
         Binding("A", "select_all", "Select all", id="box.select_all", show=False),
         Binding("O", "sort_reverse", "Reverse sort", id="box.sort_reverse", show=False),
+        *(
+            Binding(
+                key,
+                f"sort_by('{column}')",
+                f"Sort by {column}",
+                id=f"box.sort_{column}",
+                show=False,
+            )
+            for key, column in SORT_KEYS.items()
+        ),
         Binding("i", "toggle_details", "Details", id="box.details", show=False),
         Binding("escape", "clear", "Clear filter/selection", id="box.clear", show=False),
         Binding(
@@ -259,7 +282,7 @@ class BoxesScreen(Screen[None], BoxesAware):
     def visible_boxes(self) -> list[BoxRow]:
         app = self.tapp
         shown = [b for b in app.boxes if matches(b, self.filter_text)]
-        shown.sort(key=lambda b: b.name)
+        shown.sort(key=lambda b: natural_key(b.name))
         shown.sort(key=lambda b: sort_value(b, self.sort_column, app), reverse=self.sort_reverse)
         return shown
 
@@ -702,6 +725,13 @@ class BoxesScreen(Screen[None], BoxesAware):
         self.sort_reverse = False
         self._resort()
 
+    def action_sort_by(self, column: str) -> None:
+        if column == self.sort_column:
+            self.sort_reverse = not self.sort_reverse
+        else:
+            self.sort_column, self.sort_reverse = column, False
+        self._resort()
+
     def action_sort_reverse(self) -> None:
         self.sort_reverse = not self.sort_reverse
         self._resort()
@@ -719,6 +749,12 @@ class BoxesScreen(Screen[None], BoxesAware):
             table.columns[ColumnKey(key)].label = Text(
                 f"{label} {arrow}" if key == self.sort_column else f"{label}  "
             )
+        # Which column sorts, which comes next (o), and the direct keys.
+        nxt = SORTABLE[(SORTABLE.index(self.sort_column) + 1) % len(SORTABLE)]
+        label_of = dict(COLUMNS)
+        table.border_subtitle = (
+            f"sort {label_of[self.sort_column]} {arrow} · o: {label_of[nxt]} · 1-9,0: a column"
+        )
         # Labels are cached with the rendered header; this drops the caches.
         table.notify_style_update()
         table.refresh()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from rich.text import Text
@@ -35,18 +36,19 @@ if TYPE_CHECKING:
     from tuibox.app import TuiboxApp
 
 # (key, header label, sort key). Labels get a sort arrow, so each keeps room for one.
+# The essential columns first: a narrow terminal cuts the table on the right (it scrolls).
 COLUMNS: tuple[tuple[str, str], ...] = (
     ("sel", " "),
     ("name", "NAME"),
     ("state", "STATE"),
+    ("cpu", "CPU %"),
+    ("mem", "MEM / LIMIT"),
+    ("uptime", "UPTIME"),
     ("image", "IMAGE/ROOTFS"),
     ("command", "COMMAND"),
     ("pid", "PID"),
     ("address", "ADDRESS"),
     ("ports", "PORTS"),
-    ("uptime", "UPTIME"),
-    ("cpu", "CPU %"),
-    ("mem", "MEM / LIMIT"),
 )
 COLUMN_KEYS = tuple(k for k, _ in COLUMNS)
 SORTABLE = COLUMN_KEYS[1:]
@@ -54,8 +56,33 @@ SORTABLE = COLUMN_KEYS[1:]
 SORT_KEYS = dict(zip("1234567890", SORTABLE, strict=True))
 _DIGITS = re.compile(r"(\d+)")
 SELECTED_MARK = "●"
-START_STOP = Binding.Group("Start/Stop", compact=True)
-PAUSE_RESUME = Binding.Group("Pause/Resume", compact=True)
+# The footer shows, in this order, as many of these bindings (by id) as fit its width; the
+# rest are in the help screen (?) and the palette. Pairs such as start and stop are two items,
+# not a group: a group's keys were drawn together ("sx") and read like a chord.
+FOOTER_ORDER = (
+    "app.help",
+    "pane.focus",
+    "pane.close",
+    "box.create",
+    "box.start",
+    "box.stop",
+    "box.shell",
+    "box.logs",
+    "box.destroy",
+    "box.filter",
+    "box.restart",
+    "box.attach",
+    "box.processes",
+    "box.inspect",
+    "box.pause",
+    "box.resume",
+    "box.kill",
+    "box.select",
+    "box.sort",
+    "box.create_bundle",
+    "box.gc",
+)
+FOOTER_RESERVED = 24  # the app's "q Quit" and the palette's "^p palette" on the right
 
 # Action -> the runtime verb it needs (for "unavailable" greying).
 VERB_OF: dict[str, str] = {
@@ -146,18 +173,17 @@ class BoxesScreen(Screen[None], BoxesAware):
         # Help first: the footer cuts off at the right on narrow terminals.
         Binding("question_mark", "app.help", "Help", id="app.help"),
         Binding("c", "create", "Create", id="box.create", tooltip="Create and start a new box"),
-        Binding("s", "start", "Start", id="box.start", group=START_STOP),
+        Binding("s", "start", "Start", id="box.start"),
         Binding(
             "x",
             "stop",
             "Stop",
             id="box.stop",
-            group=START_STOP,
             tooltip="SIGTERM, then SIGKILL after a timeout",
         ),
         Binding("r", "restart", "Restart", id="box.restart"),
-        Binding("p", "pause", "Pause", id="box.pause", group=PAUSE_RESUME),
-        Binding("u", "resume", "Resume", id="box.resume", group=PAUSE_RESUME),
+        Binding("p", "pause", "Pause", id="box.pause"),
+        Binding("u", "resume", "Resume", id="box.resume"),
         Binding("d", "destroy", "Destroy", id="box.destroy"),
         Binding(
             "e",
@@ -245,6 +271,7 @@ class BoxesScreen(Screen[None], BoxesAware):
         self._details_for: str | None = None
         self._binding_state: tuple[Any, ...] = ()
         self._details_hidden_before_panes = False
+        self._footer_bindings: dict[str, Binding] = {}
 
     @property
     def tapp(self) -> TuiboxApp:
@@ -265,7 +292,46 @@ class BoxesScreen(Screen[None], BoxesAware):
         yield TerminalTabs(id="panes")
         yield Footer()
 
+    def on_resize(self) -> None:
+        self._fit_footer()
+
+    def _fit_footer(self) -> None:
+        """Show in the footer the bindings of FOOTER_ORDER that fit, in that order."""
+        panes = self.is_mounted and self.panes.count > 0
+        room = self.size.width - FOOTER_RESERVED
+        wanted: set[str] = set()
+        for ident in FOOTER_ORDER:
+            binding = self._footer_bindings.get(ident)
+            if binding is None or (ident.startswith("pane.") and not panes):
+                continue
+            if ident == "box.gc" and not (self.is_mounted and self.debris.items):
+                continue
+            cost = len(self.app.get_key_display(binding)) + len(binding.description) + 3
+            if cost > room:
+                break
+            room -= cost
+            wanted.add(ident)
+        table = self._bindings.key_to_bindings
+        changed = False
+        for key, bindings in table.items():
+            new = [
+                replace(b, show=b.id in wanted) if b.id in self._footer_bindings else b
+                for b in bindings
+            ]
+            if [b.show for b in new] != [b.show for b in bindings]:
+                table[key] = new
+                changed = True
+        if changed:
+            self.refresh_bindings()
+
     def on_mount(self) -> None:
+        # What the footer may show: the bindings that are shown by default.
+        self._footer_bindings = {
+            b.id: b
+            for bindings in self._bindings.key_to_bindings.values()
+            for b in bindings
+            if b.show and b.id in FOOTER_ORDER
+        }
         table = self.query_one("#boxes", DataTable)
         for key, label in COLUMNS:
             table.add_column(Text(label + "  ") if key != "sel" else label, key=key)
@@ -301,21 +367,21 @@ class BoxesScreen(Screen[None], BoxesAware):
             # otherwise "running" for seconds, and the user presses x again.
             state = Text(PENDING.get(verb, f"{verb}…"), style="bold magenta")
         chosen = box.name in self.selected
-        return [
-            Text(SELECTED_MARK, style="bold yellow") if chosen else " ",
-            Text(box.name, style="bold" if chosen else ""),
-            state,
-            short(box.source, 28),
-            short(" ".join(box.command), 28),
-            str(box.pid) if box.pid else "-",
-            box.address or "-",
-            short(",".join(box.ports), 20) or "-",
-            human_duration(since(box.started, now), coarse=True) if live else "-",
-            percent_text(stats.cpu_percent) if stats else "-",
-            memory_text(stats.memory_usage, stats.memory_limit or box.limits.memory)
-            if stats
-            else "-",
-        ]
+        memory = stats.memory_limit or box.limits.memory if stats else None
+        cells: dict[str, Any] = {
+            "sel": Text(SELECTED_MARK, style="bold yellow") if chosen else " ",
+            "name": Text(box.name, style="bold" if chosen else ""),
+            "state": state,
+            "cpu": percent_text(stats.cpu_percent) if stats else "-",
+            "mem": memory_text(stats.memory_usage, memory) if stats else "-",
+            "uptime": human_duration(since(box.started, now), coarse=True) if live else "-",
+            "image": short(box.source, 28),
+            "command": short(" ".join(box.command), 28),
+            "pid": str(box.pid) if box.pid else "-",
+            "address": box.address or "-",
+            "ports": short(",".join(box.ports), 20) or "-",
+        }
+        return [cells[k] for k in COLUMN_KEYS]
 
     def boxes_changed(self) -> None:
         """Called by the app after each poll: update the table in place, then the rest."""
@@ -462,9 +528,11 @@ class BoxesScreen(Screen[None], BoxesAware):
         state = (
             *(self.action_reason(a) is None for a in VERB_OF),
             self.panes.count if self.is_mounted else 0,
+            self.is_mounted and bool(self.debris.items),
         )
         if state != self._binding_state:
             self._binding_state = state
+            self._fit_footer()
             self.refresh_bindings()
 
     # ---- actions

@@ -216,7 +216,8 @@ class BoxesScreen(Screen[None], BoxesAware):
             tooltip="Close the terminal pane; a shell ends, an attach detaches",
         ),
         Binding("n", "next_pane", "Next pane", id="pane.next", show=False),
-        Binding("z", "zoom_pane", "Zoom pane", id="pane.zoom", show=False),
+        # alt+z as well: the key that zooms from inside a pane (where z goes to the program).
+        Binding("z,alt+z", "zoom_pane", "Zoom pane", id="pane.zoom", show=False),
         Binding("t", "processes", "Processes", id="box.processes"),
         Binding("l", "logs", "Logs", id="box.logs"),
         Binding("y", "inspect", "Inspect", id="box.inspect", tooltip="Everything about the box"),
@@ -664,6 +665,10 @@ class BoxesScreen(Screen[None], BoxesAware):
         if self.maximized is not None:
             self.minimize()
         self.table.focus()
+
+    def on_terminal_pane_zoom_toggled(self, message: TerminalPane.ZoomToggled) -> None:
+        self.action_zoom_pane()
+        message.pane.focus()  # the keys stay in the pane, zoomed or not
 
     def on_terminal_pane_exited(self, message: TerminalPane.Exited) -> None:
         tab = next((t for t in self.panes.tabs() if t.terminal is message.pane), None)

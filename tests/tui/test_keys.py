@@ -6,8 +6,9 @@ from collections.abc import Callable
 
 import pytest
 from conftest import refresh
+from fake_backend import FakeBackend
 from textual import events
-from textual.widgets import DataTable, Input
+from textual.widgets import DataTable, Input, Switch
 
 from tuibox.app import TuiboxApp
 from tuibox.screens.boxes import BoxesScreen
@@ -67,3 +68,27 @@ async def test_q_and_escape_leave_a_sub_view_not_the_app(
             await pilot.press(leave)
             await pilot.pause()
             assert isinstance(app.screen, BoxesScreen) and app.is_running
+
+
+async def test_space_toggles_a_form_switch_and_enter_submits(
+    make_app: Callable[..., TuiboxApp], fake: FakeBackend
+) -> None:
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await refresh(pilot)
+        await pilot.press("c")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        form = app.screen
+        assert isinstance(form, CreateBoxScreen)
+        switch = form.query_one("#network", Switch)
+        switch.focus()
+        await pilot.pause()
+        await pilot.press("space")
+        assert switch.value is True
+        await pilot.press("enter")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert switch.value is True  # Enter did not toggle it: it created the box
+        assert any(c[0] == "run" for c in fake.calls)
+        assert isinstance(app.screen, BoxesScreen)

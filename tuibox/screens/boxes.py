@@ -273,6 +273,7 @@ class BoxesScreen(Screen[None], BoxesAware):
         self._binding_state: tuple[Any, ...] = ()
         self._details_hidden_before_panes = False
         self._footer_bindings: dict[str, Binding] = {}
+        self._last_inputs: tuple[Any, ...] = ()
 
     @property
     def tapp(self) -> TuiboxApp:
@@ -392,6 +393,14 @@ class BoxesScreen(Screen[None], BoxesAware):
         table = self.table
         names = {b.name for b in app.boxes}
         self.selected &= names
+        # At rest nothing the list shows has changed since the last poll: then only the
+        # details (their sparklines move every sample) are drawn again, whatever the number
+        # of boxes, instead of building and comparing every row's cells each second.
+        inputs = self._list_inputs()
+        if inputs == self._last_inputs:
+            self._update_details()
+            return
+        self._last_inputs = inputs
         shown = self.visible_boxes()
         sync_rows(table, [(b.name, self.cells(b)) for b in shown], COLUMN_KEYS, "name")
         if self.pending_select and self.pending_select in {b.name for b in shown}:
@@ -401,6 +410,32 @@ class BoxesScreen(Screen[None], BoxesAware):
         self.query_one(DebrisLine).boxes_changed(app.boxes)
         self._update_details()
         self._maybe_refresh_bindings()
+
+    def _list_inputs(self) -> tuple[Any, ...]:
+        """Everything the rows, the title and the status line are made of."""
+        app = self.tapp
+        now = app.clock()
+        latest = app.history.latest
+        # Uptimes show seconds under a minute, then minutes: the clock counts only as finely.
+        young = any(
+            (up := since(b.started, now)) is not None and up < 60
+            for b in app.boxes
+            if b.status in ("running", "paused")
+        )
+        tick = int(now.timestamp()) if young else int(now.timestamp() // 60)
+        return (
+            tuple(app.boxes),
+            tuple(latest.get(b.name) for b in app.boxes),
+            tuple(sorted(app.pending.items())),
+            frozenset(self.selected),
+            self.filter_text,
+            self.sort_column,
+            self.sort_reverse,
+            self.pending_select,
+            app.list_error,
+            young,
+            tick,
+        )
 
     def _update_status(self, shown: int) -> None:
         app = self.tapp

@@ -66,12 +66,19 @@ def bars(samples: list[float], width: int, top: float) -> Text:
     if width <= 0 or not samples:
         return out
     per = len(samples) / width
+    run, run_style = "", ""
     for col in range(width):
         chunk = samples[int(col * per) : max(int((col + 1) * per), int(col * per) + 1)]
         value = max(chunk) if chunk else 0.0
         share = min(max(value / top, 0.0), 1.0) if top > 0 else 0.0
         style = "green" if share < 0.6 else "yellow" if share < 0.85 else "red"
-        out.append(BARS[min(int(share * len(BARS)), len(BARS) - 1)], style=style)
+        if style != run_style and run:
+            out.append(run, style=run_style)  # one span a run: each span costs a style
+            run = ""
+        run += BARS[min(int(share * len(BARS)), len(BARS) - 1)]
+        run_style = style
+    if run:
+        out.append(run, style=run_style)
     return out
 
 

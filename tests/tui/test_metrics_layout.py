@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 import pytest
 from conftest import refresh
+from fake_backend import FakeBackend
 from textual.widgets import DataTable
 from textual.widgets._footer import FooterKey
 
@@ -63,3 +64,25 @@ async def test_small_terminals_keep_the_essentials(
         labels = {(k.key_display, k.description) for k in shown}
         assert ("s", "Start") in labels and ("x", "Stop") in labels
         assert ("c", "Create") in labels and ("?", "Help") in labels
+
+
+async def test_at_rest_the_rows_are_not_rebuilt(
+    make_app: Callable[..., TuiboxApp], fake: FakeBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = make_app()
+    async with app.run_test(size=(140, 45)) as pilot:
+        await refresh(pilot)
+        screen = app.screen
+        assert isinstance(screen, BoxesScreen)
+        built: list[str] = []
+        cells = BoxesScreen.cells
+        monkeypatch.setattr(
+            BoxesScreen, "cells", lambda self, box: built.append(box.name) or cells(self, box)
+        )
+        for _ in range(3):  # same boxes, same stats, same minute: nothing to rebuild
+            await refresh(pilot)
+        assert built == []
+        await fake.pause("web")
+        await refresh(pilot)
+        assert "web" in built
+        assert "paused" in str(screen.query_one("#boxes", DataTable).get_cell("web", "state"))

@@ -68,3 +68,14 @@ except OSError:
 os._exit(code)
 LAUNCHER
 chmod +x .venv/bin/tuibox
+
+# `tuibox` (and `sudo tuibox`, whose secure_path has /usr/local/bin) on PATH, as the README
+# says; an existing file that is not our link is left alone.
+bindir=${TUIBOX_BINDIR:-/usr/local/bin}
+link="$bindir/tuibox"
+if [ -L "$link" ] || [ ! -e "$link" ]; then
+  mkdir -p "$bindir"
+  ln -sfn "$repo/.venv/bin/tuibox" "$link"
+else
+  echo "setup: $link exists and is not a link; leaving it (use $repo/.venv/bin/tuibox)" >&2
+fi

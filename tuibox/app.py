@@ -7,16 +7,19 @@ app to act; they never reach the runtime themselves.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-from textual import work
+from textual import events, work
 from textual.app import App, SuspendNotSupported, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.message import Message
+from textual.message_pump import MessagePump
 from textual.screen import Screen
 from textual.worker import Worker
 
@@ -34,6 +37,8 @@ from tuibox.widgets.sparklines import StatsHistory
 CAP_SYS_ADMIN = 21
 # Verbs that land in the runtime at different times; probed once so their keys start greyed.
 PROBED_VERBS = ("pause", "resume", "ps", "stats", "image", "exec", "attach")
+# A key whose widget vanishes before handling it must not hold the next keys for long.
+KEY_HANDLING_TIMEOUT = 0.5
 
 
 class BoxesRefreshed(Message):
@@ -122,6 +127,11 @@ class TuiboxApp(App[int]):
         self._list_worker: Worker[None] | None = None
         self._stats_worker: Worker[None] | None = None
         self._notified_errors: set[str] = set()
+        self.pending: dict[str, str] = {}  # box -> the verb running on it
+        self._held_keys: list[events.Key] = []
+        self._key_in_flight: events.Key | None = None
+        self._key_deadline = 0.0
+        self._key_pump_scheduled = False
         self.sub_title = self.backend.root
 
     # ---- start-up
@@ -151,6 +161,66 @@ class TuiboxApp(App[int]):
         found = await self.backend.unavailable_verbs(PROBED_VERBS)
         for verb, reason in found.items():
             self.mark_unavailable(verb, reason)
+
+    # ---- keys typed while a screen mounts
+
+    async def on_event(self, event: events.Event) -> None:
+        # Textual forwards each key to the focused widget's queue and runs a screen's key
+        # binding only when the key has bubbled back up, so keys typed fast after `c` were
+        # already delivered to the list before the form existed, and then its first field
+        # was focused only once the form had mounted. Keys go one at a time here: the next
+        # waits until the last was handled and the current screen is mounted and focused.
+        if isinstance(event, events.Key) and not event.is_forwarded:
+            self._held_keys.append(event)
+            self._pump_keys()
+            return
+        await super().on_event(event)
+
+    def _screen_ready(self) -> bool:
+        return bool(self.screen_stack) and self.screen.is_mounted
+
+    def _pump_keys(self) -> None:
+        if self._key_in_flight is not None and time.monotonic() > self._key_deadline:
+            self._key_in_flight = None  # its widget went away before handling it
+        if not self._held_keys or self._key_pump_scheduled:
+            return
+        self._key_pump_scheduled = True
+        if self._key_in_flight is None and self._screen_ready():
+            # After what is already queued: a new screen's on_mount queued its focus().
+            self.call_later(self._send_held_key)
+        else:
+            self.set_timer(0.01, self._pump_keys_again)
+
+    def _pump_keys_again(self) -> None:
+        self._key_pump_scheduled = False
+        self._pump_keys()
+
+    async def _send_held_key(self) -> None:
+        self._key_pump_scheduled = False
+        if self._key_in_flight is not None or not self._screen_ready():
+            self._pump_keys()
+            return
+        event = self._held_keys.pop(0)
+        target = self.focused or self.screen
+        self._key_in_flight = event
+        self._key_deadline = time.monotonic() + KEY_HANDLING_TIMEOUT
+        await super().on_event(event)
+        if event.is_forwarded:
+            target.call_later(self._follow_key, event, target)
+        else:  # handled here (a priority binding)
+            self._key_in_flight = None
+        self._pump_keys()
+
+    def _follow_key(self, event: events.Key, node: MessagePump) -> None:
+        """Runs in `node`'s queue after `node` handled `event`: on to where it bubbled."""
+        if event is not self._key_in_flight:
+            return
+        parent = node._parent
+        if event._stop_propagation or node is self or parent is None:
+            self._key_in_flight = None
+            self._pump_keys()
+        else:
+            parent.call_later(self._follow_key, event, parent)
 
     # ---- polling
 
@@ -232,19 +302,45 @@ class TuiboxApp(App[int]):
 
     # ---- verbs
 
-    @work(group="actions", exit_on_error=False)
-    async def perform(self, verb: str, names: Sequence[str], **options: Any) -> None:
-        """Run a verb on boxes one by one; each failure is its own notification."""
+    def perform(self, verb: str, names: Sequence[str], **options: Any) -> Worker[None] | None:
+        """Run a verb on boxes, all at once; each failure is its own notification.
+
+        A box already busy with a verb is skipped (a second `x` must not queue another stop),
+        and each box shows what it is doing ("stopping…") until its verb returns."""
+        names = [n for n in dict.fromkeys(names) if n not in self.pending]
+        if not names:
+            return None
         for name in names:
+            self.pending[name] = verb
+        self._boxes_changed()
+        return self._perform(verb, names, **options)
+
+    @work(group="actions", exit_on_error=False)
+    async def _perform(self, verb: str, names: list[str], **options: Any) -> None:
+        # Concurrently: the runtime serialises per box (its lock), and a stop that waits out
+        # a timeout must not make the next box wait too (30 boxes, 30 timeouts).
+        unavailable: list[ServiceUnavailable] = []
+
+        async def one(name: str) -> None:
             try:
                 await self._call(verb, name, **options)
             except ServiceUnavailable as exc:
-                self.mark_unavailable(exc.verb or verb, exc.message)
-                self.notify(exc.message, title=f"{verb} is unavailable", severity="error")
-                break
+                unavailable.append(exc)
             except ServiceError as exc:
                 self.notify(exc.message, title=f"{verb} {name}", severity="error", timeout=8)
-            self.request_refresh()
+            finally:
+                self.pending.pop(name, None)
+                self.request_refresh()
+
+        try:
+            await asyncio.gather(*(one(n) for n in names))
+        finally:
+            for name in names:  # cancelled: nothing is pending any more
+                self.pending.pop(name, None)
+        if unavailable:
+            exc = unavailable[0]
+            self.mark_unavailable(exc.verb or verb, exc.message)
+            self.notify(exc.message, title=f"{verb} is unavailable", severity="error")
 
     async def _call(self, verb: str, name: str, **options: Any) -> None:
         b = self.backend

@@ -169,13 +169,15 @@ class BoxRow:
 class ProcessRow:
     pid: int  # on the host
     box_pid: int
-    ppid: int
+    ppid: int  # on the host
     user: str
     state: str
-    cpu_percent: float
+    cpu_percent: float  # over the process's life, as ps(1)
     rss: int
     started: datetime | None
     command: str
+    box_ppid: int = 0  # 0: the parent is outside the box's pid namespace
+    cpu_time: float = 0.0  # seconds, user + system
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> ProcessRow:
@@ -189,6 +191,8 @@ class ProcessRow:
             rss=int(d.get("rss") or 0),
             started=parse_time(d.get("started")),
             command=str(d.get("command") or ""),
+            box_ppid=int(d.get("box_ppid") or 0),
+            cpu_time=float(d.get("cpu_time") or 0.0),
         )
 
 

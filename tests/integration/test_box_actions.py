@@ -112,6 +112,9 @@ def test_exec_detached_then_ps_lists_it(tb: TB, boxes: Boxes) -> None:
     assert sleeper["rss"] > 0 and sleeper["started"].endswith("Z")
     table = tb("ps", name).stdout
     assert "sleep 777" in table and table.startswith("PID")
+    # An exec'd process's parent is outside the box's pid namespace: box ppid 0.
+    assert sleeper["box_ppid"] == 0 and init["box_ppid"] == 0
+    assert table.splitlines()[0].split()[:4] == ["PID", "BOX-PID", "PPID", "BOX-PPID"]
 
 
 def test_exec_runc_process_json(tb: TB, boxes: Boxes) -> None:

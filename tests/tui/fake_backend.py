@@ -94,6 +94,7 @@ class FakeBackend:
         self.pull_steps = 4
         self.pull_gate: asyncio.Event | None = None  # set by a test to hold a pull mid-way
         self.list_delay = 0.0
+        self.stop_gate: asyncio.Event | None = None  # a stop waits for it (a slow stop)
         self.terminal_argv: tuple[str, ...] = ()  # a prefix for the pane's program (tests)
         self._next_pid = 4000
         self.debris_items: list[DebrisRow] = []
@@ -104,6 +105,7 @@ class FakeBackend:
             NetworkRow("lab", "tb-lab", "tuibox", "10.214.0.0/24", "10.214.0.1", False, False),
         ]
         self.box_networks: dict[str, str] = {}  # box -> network name, when not `default`
+        self.cpu_times: dict[int, float] = {}  # box pid -> CPU seconds, for `processes`
 
     # ---- helpers
 
@@ -166,12 +168,13 @@ class FakeBackend:
             return []
         p = box.pid
         started = NOW - timedelta(minutes=5)
-        return [
+        rows = [
             ProcessRow(p, 1, p - 1, "root", "S", 0.0, 1_200_000, started, " ".join(box.command)),
-            ProcessRow(p + 1, 7, p, "root", "S", 2.0, 900_000, started, "sleep 1000"),
-            ProcessRow(p + 2, 8, p, "nobody", "R", 12.5, 3_400_000, started, "httpd -f -p 80"),
-            ProcessRow(p + 3, 9, p + 2, "nobody", "S", 0.5, 800_000, started, "httpd worker"),
+            ProcessRow(p + 1, 7, p, "root", "S", 2.0, 900_000, started, "sleep 1000", 1),
+            ProcessRow(p + 2, 8, p, "nobody", "R", 12.5, 3_400_000, started, "httpd -f -p 80", 1),
+            ProcessRow(p + 3, 9, p + 2, "nobody", "S", 0.5, 800_000, started, "httpd worker", 8),
         ]
+        return [replace(r, cpu_time=self.cpu_times.get(r.box_pid, 0.0)) for r in rows]
 
     async def images(self) -> list[ImageRow]:
         self._check("image")
@@ -245,6 +248,8 @@ class FakeBackend:
 
     async def stop(self, name: str, timeout: float | None = None) -> None:
         self._check("stop", name)
+        if self.stop_gate is not None:
+            await self.stop_gate.wait()
         box = self._get(name, "stop")
         if box.status == "stopped":
             return  # as the runtime (and docker stop): already where it was asked to go

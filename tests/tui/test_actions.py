@@ -207,7 +207,7 @@ async def test_kill_picks_a_signal(make_app: Callable[..., TuiboxApp], fake: Fak
     async with app.run_test(size=SIZE) as pilot:
         await refresh(pilot)
         await goto(pilot, "web")
-        await pilot.press("k")
+        await pilot.press("K")
         assert isinstance(app.screen, SignalScreen)
         await pilot.press("down", "enter")  # TERM -> KILL
         await app.workers.wait_for_complete()

@@ -43,7 +43,7 @@ async def test_no_debris_no_line_and_no_key(
         assert line(app).has_class("hidden")
         assert not footer_has_gc(app)
         assert app.screen.action_reason("gc") == "no debris found"  # type: ignore[attr-defined]
-        await pilot.press("g")
+        await pilot.press("C")
         assert isinstance(app.screen, BoxesScreen)
         assert ("gc",) in fake.calls and ("gc", "--yes") not in fake.calls
 
@@ -63,7 +63,7 @@ async def test_debris_found_later_shows_when_a_box_leaves(
         await wait_until(pilot, lambda: not line(app).has_class("hidden"))
         assert "debris: 1 item left by boxes that no longer exist (cgroup)" in text_of(line(app))
         assert footer_has_gc(app)
-        await pilot.press("g")
+        await pilot.press("C")
         assert isinstance(app.screen, ConfirmScreen)
         assert "cgroup web: kill, remove" in app.screen.question
         await pilot.press("n")  # cancelled: nothing removed
@@ -87,7 +87,7 @@ async def test_a_failed_clean_up_is_shown_and_the_debris_stays(
     async with app.run_test(size=(120, 40)) as pilot:
         await wait_until(pilot, lambda: bool(line(app).items))
         fake.fail["gc"] = "permission denied: /r/.userns"
-        await pilot.press("g", "y")
+        await pilot.press("C", "y")
         await app.workers.wait_for_complete()
         await pilot.pause()
         errors = [n for n in app._notifications if n.severity == "error"]
@@ -161,7 +161,7 @@ async def test_clean_up_real_debris(
                 in text_of(line(app))
             )
             await wait_until(pilot, lambda: footer_has_gc(app))
-            await pilot.press("g")
+            await pilot.press("C")
             await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
             asked = app.screen.question  # type: ignore[attr-defined]
             assert f"cgroup {gone}: kill, remove" in asked

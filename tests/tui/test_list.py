@@ -12,7 +12,7 @@ from textual.widgets import DataTable, Input
 from textual.widgets.data_table import ColumnKey
 
 from tuibox.app import TuiboxApp
-from tuibox.screens.boxes import BoxesScreen
+from tuibox.screens.boxes import BoxesScreen, natural_key
 from tuibox.service import BoxRow
 from tuibox.widgets.table_sync import cursor_key
 
@@ -40,10 +40,10 @@ async def test_lists_every_box_with_its_columns(make_app: Callable[..., TuiboxAp
         assert names_in(app) == ["batch", "db", "old", "web"]
         web = [plain(c) for c in table_of(app).get_row("web")]
         assert web[2] == "running"
-        assert web[3:8] == ["busybox", "httpd -f -p 80", "4242", "10.88.0.2", "8080:80"]
-        assert web[8] == "1h02m"  # uptime from the fixed clock
-        assert web[9] == "31.5%"  # from the one stats call
-        assert web[10] == "7.0M / 256.0M"
+        assert web[3] == "31.5%"  # from the one stats call
+        assert web[4] == "7.0M / 256.0M"
+        assert web[5] == "1h02m"  # uptime from the fixed clock
+        assert web[6:] == ["busybox", "httpd -f -p 80", "4242", "10.88.0.2", "8080:80"]
         state = table_of(app).get_row("old")[2]
         assert (
             isinstance(state, Text) and state.plain == "stopped (1)" and "red" in str(state.style)
@@ -144,7 +144,7 @@ async def test_header_click_with_the_mouse(make_app: Callable[..., TuiboxApp]) -
         assert isinstance(screen, BoxesScreen)
         # The CPU % header: offset of the column inside the table, on the header row.
         table = table_of(app)
-        x = sum(c.get_render_width(table) for c in table.ordered_columns[:9]) + 2
+        x = sum(c.get_render_width(table) for c in table.ordered_columns[:3]) + 2
         await pilot.click("#boxes", offset=(x, 1))
         await pilot.pause()
         assert screen.sort_column == "cpu"
@@ -215,3 +215,29 @@ async def test_details_pane_follows_the_cursor(make_app: Callable[..., TuiboxApp
         assert "web" in body and "10.88.0.2" in body and "256.0M" in body
         assert "/proc" in body  # mounts from the spec
         assert "31.5%" in text_of(app.screen.query_one("#cpu-label"))
+
+
+def test_names_sort_naturally() -> None:
+    names = ["q10", "q2", "Q3", "q1", "q11", "a", "box-1", "box-10", "box-9"]
+    assert sorted(names, key=natural_key) == [
+        "a", "box-1", "box-9", "box-10", "q1", "q2", "Q3", "q10", "q11",
+    ]  # fmt: skip
+
+
+async def test_direct_sort_keys_and_hint(make_app: Callable[..., TuiboxApp]) -> None:
+    app = make_app()
+    async with app.run_test(size=(140, 40)) as pilot:
+        await refresh(pilot)
+        screen = app.screen
+        assert isinstance(screen, BoxesScreen)
+        table = screen.query_one("#boxes", DataTable)
+        assert "sort NAME ▲ · o: STATE" in str(table.border_subtitle)
+        await pilot.press("2")
+        assert (screen.sort_column, screen.sort_reverse) == ("state", False)
+        assert "sort STATE ▲ · o: CPU %" in str(table.border_subtitle)
+        await pilot.press("2")  # again: reversed
+        assert (screen.sort_column, screen.sort_reverse) == ("state", True)
+        await pilot.press("4")
+        assert screen.sort_column == "mem"
+        await pilot.press("0")  # the last column
+        assert screen.sort_column == "ports"

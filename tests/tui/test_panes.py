@@ -332,3 +332,22 @@ def _alive(pid: int) -> bool:
     except ChildProcessError:
         return False
     return reaped == 0
+
+
+async def test_zoom_key_works_from_inside_the_pane_and_z_goes_to_the_program(
+    make_app: Callable[..., TuiboxApp], no_leftovers: list[int]
+) -> None:
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await refresh(pilot)
+        screen = screen_of(app)
+        tab = await open_pane(pilot, "web", "e", no_leftovers)
+        pane = tab.terminal
+        assert pane is not None and app.focused is pane
+        await pilot.press("alt+z")  # the same key zooms and un-zooms, keys stay in the pane
+        assert screen.maximized is screen.query_one(TerminalTabs)
+        await type_line(pilot, "echo zz")  # a plain z is the program's
+        await wait_until(pilot, lambda: "zz" in lines(pane))
+        assert screen.maximized is not None and app.focused is pane
+        await pilot.press("alt+z")
+        assert screen.maximized is None and app.focused is pane

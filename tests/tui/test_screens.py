@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import pytest
 from conftest import refresh, text_of
 from fake_backend import FakeBackend
 from rich.text import Text
@@ -12,6 +13,7 @@ from textual.binding import Binding
 from textual.widgets import DataTable
 
 from tuibox.app import TuiboxApp
+from tuibox.screens import processes as processes_screen
 from tuibox.screens.boxes import BoxesScreen
 from tuibox.screens.help import HelpScreen
 from tuibox.screens.logs import LogsScreen
@@ -48,16 +50,56 @@ async def test_processes_tree(make_app: Callable[..., TuiboxApp]) -> None:
         assert isinstance(screen, ProcessesScreen)
         table = screen.query_one("#processes", DataTable)
         rows = [[plain(c) for c in table.get_row_at(i)] for i in range(table.row_count)]
-        assert [r[0] for r in rows] == ["1", "7", "8", "9"]  # pid inside the box
-        assert [r[1] for r in rows] == ["4242", "4243", "4244", "4245"]  # pid on the host
-        assert [r[7] for r in rows] == [
+        # One namespace per column: pid and parent in the box, then on the host.
+        assert [r[0] for r in rows] == ["1", "7", "8", "9"]
+        assert [r[1] for r in rows] == ["-", "1", "1", "8"]  # init's parent is outside
+        assert [r[2] for r in rows] == ["4242", "4243", "4244", "4245"]
+        assert [r[3] for r in rows] == ["4241", "4242", "4242", "4244"]
+        assert [r[8] for r in rows] == [
             "httpd -f -p 80",
             "├─ sleep 1000",
             "└─ httpd -f -p 80",
             "   └─ httpd worker",
         ]
-        assert rows[2][3] == "nobody" and rows[2][5] == "12.5%" and rows[2][6] == "3.2M"
+        # CPU % is measured between two polls: nothing to show on the first.
+        assert rows[2][4] == "nobody" and rows[2][6] == "-" and rows[2][7] == "3.2M"
         assert "4 processes" in text_of(screen.query_one("#ps-status"))
+
+
+async def test_processes_cpu_between_polls(
+    make_app: Callable[..., TuiboxApp], fake: FakeBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = [100.0]
+    monkeypatch.setattr(processes_screen, "monotonic", lambda: clock[0])
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_on(pilot, "web", "t")
+        assert isinstance(screen, ProcessesScreen)
+        fake.cpu_times[8] = 1.5  # 1.5 s of CPU in the 2 s since the first poll
+        clock[0] += 2.0
+        screen.poll()
+        await app.workers.wait_for_complete()
+        assert screen.cpu[4244] == 75.0 and screen.cpu[4242] == 0.0
+        clock[0] += 1.0  # stopped (SIGSTOP): no CPU time since, so 0 at once
+        screen.poll()
+        await app.workers.wait_for_complete()
+        assert screen.cpu[4244] == 0.0
+
+
+async def test_processes_view_clears_when_its_box_goes(
+    make_app: Callable[..., TuiboxApp], fake: FakeBackend
+) -> None:
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_on(pilot, "web", "t")
+        assert isinstance(screen, ProcessesScreen)
+        assert screen.query_one("#processes", DataTable).row_count == 4
+        await fake.destroy("web", force=True)
+        await refresh(pilot)
+        assert screen.query_one("#processes", DataTable).row_count == 0
+        assert "destroyed" in text_of(screen.query_one("#ps-status"))
+        await pilot.press("q")  # leaves the view, not the app
+        assert isinstance(app.screen, BoxesScreen)
 
 
 async def test_enter_on_a_box_opens_processes(make_app: Callable[..., TuiboxApp]) -> None:
@@ -73,7 +115,7 @@ async def test_signal_a_process(make_app: Callable[..., TuiboxApp], fake: FakeBa
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:
         screen = await open_on(pilot, "web", "t")
-        await pilot.press("down", "down", "k")
+        await pilot.press("down", "j", "K")
         assert isinstance(app.screen, SignalScreen)
         await pilot.press("down", "down", "down", "enter")  # TERM KILL INT HUP
         await app.workers.wait_for_complete()
@@ -221,4 +263,5 @@ async def test_not_root_screen(make_app: Callable[..., TuiboxApp], fake: FakeBac
         assert "namespaces" in text
         assert fake.calls == []  # never touched the runtime
         await pilot.press("q")
-    assert app.return_code == 0
+    # Nothing was done: a script running `tuibox` sees the failure.
+    assert app.return_code == 1 and app.return_value == 1

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import pytest
 from conftest import refresh, wait_until
 from textual.pilot import Pilot
 from textual.widgets import DataTable, Input
@@ -37,6 +38,14 @@ def on_box(name: str, *keys: str) -> Callable[[Pilot[Any]], Any]:
 
 def test_box_list(snap_compare: Any, make_app: Callable[..., TuiboxApp]) -> None:
     assert snap_compare(make_app(), terminal_size=SIZE, run_before=on_box("batch"))
+
+
+@pytest.mark.parametrize("size", [(80, 24), (100, 30), (160, 48)], ids=lambda s: f"{s[0]}x{s[1]}")
+def test_box_list_sizes(
+    snap_compare: Any, make_app: Callable[..., TuiboxApp], size: tuple[int, int]
+) -> None:
+    # Small terminals keep name, state, CPU and memory; the details shrink first.
+    assert snap_compare(make_app(), terminal_size=size, run_before=on_box("web"))
 
 
 def test_details_of_a_running_box(snap_compare: Any, make_app: Callable[..., TuiboxApp]) -> None:

@@ -372,13 +372,16 @@ def do_ps(opts: PsOptions, g: Globals) -> int:
     if fmt == "json":
         sys.stdout.write(fastjson.dumps(procs) + "\n")
         return 0
-    rows = [("PID", "BOX-PID", "PPID", "USER", "STAT", "%CPU", "RSS", "STARTED", "COMMAND")]
+    rows = [
+        ("PID", "BOX-PID", "PPID", "BOX-PPID", "USER", "STAT", "%CPU", "RSS", "STARTED", "COMMAND")
+    ]
     for p in procs:
         rows.append(
             (
                 str(p["pid"]),
                 str(p["box_pid"]),
                 str(p["ppid"]),
+                str(p["box_ppid"]),
                 p["user"],
                 p["state"],
                 f"{p['cpu_percent']:.1f}",

@@ -3,7 +3,12 @@
 For each host pid in cgroup.procs: /proc/PID/stat (state, ppid, CPU times, start, RSS),
 /proc/PID/status (NSpid: the pid inside the box; Uid) and /proc/PID/cmdline. User names come
 from the box's own /etc/passwd, read through /proc/<init>/root with symlinks resolved inside
-the box. CPU% is averaged over the process's life, as ps(1) shows it.
+the box. CPU% is averaged over the process's life, as ps(1) shows it; `cpu_time` (seconds) lets
+a poller compute the CPU % between two of its polls instead.
+
+Each pid is given in both namespaces: `pid`/`ppid` on the host, `box_pid`/`box_ppid` inside the
+box. A parent outside the box's pid namespace (the host side of `exec`, init's monitor) has no
+pid inside it: `box_ppid` is 0 there, as getppid() returns in the box.
 """
 
 from __future__ import annotations
@@ -19,7 +24,19 @@ if TYPE_CHECKING:
 
 HZ = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
-FIELDS = ("pid", "box_pid", "ppid", "user", "state", "cpu_percent", "rss", "started", "command")
+FIELDS = (
+    "pid",
+    "box_pid",
+    "ppid",
+    "box_ppid",
+    "user",
+    "state",
+    "cpu_percent",
+    "cpu_time",
+    "rss",
+    "started",
+    "command",
+)
 
 
 def boot_time() -> float:
@@ -57,15 +74,17 @@ def parse_stat(raw: bytes) -> tuple[str, list[bytes]]:
     return raw[start + 1 : end].decode(errors="replace"), raw[end + 2 :].split()
 
 
-def parse_status(text: str) -> tuple[int, int]:
-    """(pid in the innermost namespace, real uid) from /proc/PID/status."""
+def parse_status(text: str) -> tuple[int, int, int]:
+    """(pid in the innermost namespace, real uid, pid namespace depth) from /proc/PID/status."""
     box_pid = uid = 0
+    depth = 1
     for line in text.splitlines():
         if line.startswith("NSpid:"):
-            box_pid = int(line.split()[-1])
+            pids = line.split()[1:]
+            box_pid, depth = int(pids[-1]), len(pids)
         elif line.startswith("Uid:"):
             uid = int(line.split()[1])
-    return box_pid, uid
+    return box_pid, uid, depth
 
 
 def describe(pid: int, names: dict[int, str], now_up: float, btime: float) -> dict[str, Any] | None:
@@ -73,7 +92,7 @@ def describe(pid: int, names: dict[int, str], now_up: float, btime: float) -> di
         with open(f"/proc/{pid}/stat", "rb") as f:
             comm, fields = parse_stat(f.read())
         with open(f"/proc/{pid}/status") as f:
-            box_pid, uid = parse_status(f.read())
+            box_pid, uid, depth = parse_status(f.read())
         with open(f"/proc/{pid}/cmdline", "rb") as f:
             cmdline = f.read()
     except (OSError, ValueError, IndexError):
@@ -86,9 +105,12 @@ def describe(pid: int, names: dict[int, str], now_up: float, btime: float) -> di
         "pid": pid,
         "box_pid": box_pid,
         "ppid": int(fields[1]),
+        # Filled by processes(), which knows the other processes of the box; -depth meanwhile.
+        "box_ppid": -depth,
         "user": names.get(uid, str(uid)),
         "state": fields[0].decode(),
         "cpu_percent": round(ticks / HZ / alive_for * 100, 1),
+        "cpu_time": ticks / HZ,
         "rss": int(fields[21]) * PAGE,
         "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(btime + start)),
         "command": " ".join(args) if args else f"[{comm}]",
@@ -99,5 +121,12 @@ def processes(pids: list[int], init_pid: int) -> list[dict[str, Any]]:
     names = passwd_names(f"/proc/{init_pid}/root") if init_pid > 0 else {}
     now_up = uptime()
     btime = boot_time()
-    rows = [describe(pid, names, now_up, btime) for pid in sorted(pids)]
-    return [r for r in rows if r is not None]
+    rows = [r for r in (describe(pid, names, now_up, btime) for pid in sorted(pids)) if r]
+    box_pid_of = {r["pid"]: r["box_pid"] for r in rows}
+    for r in rows:
+        if r["box_ppid"] == -1:  # no pid namespace of its own: the host's pids are the box's
+            r["box_ppid"] = r["ppid"]
+        else:
+            # The box's processes share its cgroup; a parent outside it is outside the box.
+            r["box_ppid"] = box_pid_of.get(r["ppid"], 0)
+    return rows

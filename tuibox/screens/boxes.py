@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from rich.text import Text
@@ -34,24 +36,53 @@ if TYPE_CHECKING:
     from tuibox.app import TuiboxApp
 
 # (key, header label, sort key). Labels get a sort arrow, so each keeps room for one.
+# The essential columns first: a narrow terminal cuts the table on the right (it scrolls).
 COLUMNS: tuple[tuple[str, str], ...] = (
     ("sel", " "),
     ("name", "NAME"),
     ("state", "STATE"),
+    ("cpu", "CPU %"),
+    ("mem", "MEM / LIMIT"),
+    ("uptime", "UPTIME"),
     ("image", "IMAGE/ROOTFS"),
     ("command", "COMMAND"),
     ("pid", "PID"),
     ("address", "ADDRESS"),
     ("ports", "PORTS"),
-    ("uptime", "UPTIME"),
-    ("cpu", "CPU %"),
-    ("mem", "MEM / LIMIT"),
 )
 COLUMN_KEYS = tuple(k for k, _ in COLUMNS)
 SORTABLE = COLUMN_KEYS[1:]
+# A key per sortable column, left to right (1 = NAME ... 0 = MEM): press it again to reverse.
+SORT_KEYS = dict(zip("1234567890", SORTABLE, strict=True))
+_DIGITS = re.compile(r"(\d+)")
 SELECTED_MARK = "●"
-START_STOP = Binding.Group("Start/Stop", compact=True)
-PAUSE_RESUME = Binding.Group("Pause/Resume", compact=True)
+# The footer shows, in this order, as many of these bindings (by id) as fit its width; the
+# rest are in the help screen (?) and the palette. Pairs such as start and stop are two items,
+# not a group: a group's keys were drawn together ("sx") and read like a chord.
+FOOTER_ORDER = (
+    "app.help",
+    "pane.focus",
+    "pane.close",
+    "box.create",
+    "box.start",
+    "box.stop",
+    "box.shell",
+    "box.logs",
+    "box.destroy",
+    "box.filter",
+    "box.restart",
+    "box.attach",
+    "box.processes",
+    "box.inspect",
+    "box.pause",
+    "box.resume",
+    "box.kill",
+    "box.select",
+    "box.sort",
+    "box.create_bundle",
+    "box.gc",
+)
+FOOTER_RESERVED = 24  # the app's "q Quit" and the palette's "^p palette" on the right
 
 # Action -> the runtime verb it needs (for "unavailable" greying).
 VERB_OF: dict[str, str] = {
@@ -69,10 +100,29 @@ VERB_OF: dict[str, str] = {
     "logs": "logs",
     "limits": "update",
 }
+# What a row's state says while its verb runs.
+PENDING: dict[str, str] = {
+    "start": "starting…",
+    "stop": "stopping…",
+    "restart": "restarting…",
+    "pause": "pausing…",
+    "resume": "resuming…",
+    "kill": "signalling…",
+    "destroy": "destroying…",
+}
 # Actions on the one box under the cursor; the others act on the whole selection.
 SINGLE = frozenset({"shell", "shell_suspend", "attach", "processes", "logs", "limits"})
 # Actions on the terminal panes: hidden from the footer while no pane is open.
 PANE_ACTIONS = frozenset({"focus_pane", "close_pane", "next_pane", "zoom_pane", "record_pane"})
+
+
+def natural_key(text: str) -> tuple[tuple[int, int | str], ...]:
+    """q1, q2, q10 rather than q1, q10, q2: runs of digits compare as numbers."""
+    parts = []
+    for chunk in _DIGITS.split(text):
+        if chunk:
+            parts.append((0, int(chunk)) if chunk.isdigit() else (1, chunk.lower()))
+    return tuple(parts)
 
 
 def sort_value(box: BoxRow, column: str, app: TuiboxApp) -> Any:
@@ -82,9 +132,9 @@ def sort_value(box: BoxRow, column: str, app: TuiboxApp) -> Any:
         case "state":
             return STATUS_ORDER.get(box.status, 9)
         case "image":
-            return box.source
+            return natural_key(box.source)
         case "command":
-            return " ".join(box.command)
+            return natural_key(" ".join(box.command))
         case "pid":
             return box.pid
         case "address":
@@ -98,7 +148,7 @@ def sort_value(box: BoxRow, column: str, app: TuiboxApp) -> Any:
             return stats.cpu_percent if stats else -1.0
         case "mem":
             return stats.memory_usage if stats else -1
-    return box.name
+    return natural_key(box.name)
 
 
 def matches(box: BoxRow, text: str) -> bool:
@@ -124,18 +174,17 @@ class BoxesScreen(Screen[None], BoxesAware):
         # Help first: the footer cuts off at the right on narrow terminals.
         Binding("question_mark", "app.help", "Help", id="app.help"),
         Binding("c", "create", "Create", id="box.create", tooltip="Create and start a new box"),
-        Binding("s", "start", "Start", id="box.start", group=START_STOP),
+        Binding("s", "start", "Start", id="box.start"),
         Binding(
             "x",
             "stop",
             "Stop",
             id="box.stop",
-            group=START_STOP,
             tooltip="SIGTERM, then SIGKILL after a timeout",
         ),
         Binding("r", "restart", "Restart", id="box.restart"),
-        Binding("p", "pause", "Pause", id="box.pause", group=PAUSE_RESUME),
-        Binding("u", "resume", "Resume", id="box.resume", group=PAUSE_RESUME),
+        Binding("p", "pause", "Pause", id="box.pause"),
+        Binding("u", "resume", "Resume", id="box.resume"),
         Binding("d", "destroy", "Destroy", id="box.destroy"),
         Binding(
             "e",
@@ -168,13 +217,14 @@ class BoxesScreen(Screen[None], BoxesAware):
             tooltip="Close the terminal pane; a shell ends, an attach detaches",
         ),
         Binding("n", "next_pane", "Next pane", id="pane.next", show=False),
-        Binding("z", "zoom_pane", "Zoom pane", id="pane.zoom", show=False),
+        # alt+z as well: the key that zooms from inside a pane (where z goes to the program).
+        Binding("z,alt+z", "zoom_pane", "Zoom pane", id="pane.zoom", show=False),
         Binding("R", "record_pane", "Record pane", id="pane.record", show=False),
         Binding("V", "recordings", "Recordings", id="box.recordings", show=False),
         Binding("t", "processes", "Processes", id="box.processes"),
         Binding("l", "logs", "Logs", id="box.logs"),
         Binding("y", "inspect", "Inspect", id="box.inspect", tooltip="Everything about the box"),
-        Binding("k", "kill", "Kill", id="box.kill", tooltip="Send a signal to the box's init"),
+        Binding("K", "kill", "Kill", id="box.kill", tooltip="Send a signal to the box's init"),
         Binding("slash", "filter", "Filter", id="box.filter"),
         Binding(
             "space",
@@ -204,10 +254,20 @@ class BoxesScreen(Screen[None], BoxesAware):
         ),
         Binding("A", "select_all", "Select all", id="box.select_all", show=False),
         Binding("O", "sort_reverse", "Reverse sort", id="box.sort_reverse", show=False),
+        *(
+            Binding(
+                key,
+                f"sort_by('{column}')",
+                f"Sort by {column}",
+                id=f"box.sort_{column}",
+                show=False,
+            )
+            for key, column in SORT_KEYS.items()
+        ),
         Binding("i", "toggle_details", "Details", id="box.details", show=False),
         Binding("escape", "clear", "Clear filter/selection", id="box.clear", show=False),
         Binding(
-            "g",
+            "C",
             "gc",
             "Clean up debris",
             id="box.gc",
@@ -226,6 +286,8 @@ class BoxesScreen(Screen[None], BoxesAware):
         self._details_for: str | None = None
         self._binding_state: tuple[Any, ...] = ()
         self._details_hidden_before_panes = False
+        self._footer_bindings: dict[str, Binding] = {}
+        self._last_inputs: tuple[Any, ...] = ()
 
     @property
     def tapp(self) -> TuiboxApp:
@@ -246,7 +308,46 @@ class BoxesScreen(Screen[None], BoxesAware):
         yield TerminalTabs(id="panes")
         yield Footer()
 
+    def on_resize(self) -> None:
+        self._fit_footer()
+
+    def _fit_footer(self) -> None:
+        """Show in the footer the bindings of FOOTER_ORDER that fit, in that order."""
+        panes = self.is_mounted and self.panes.count > 0
+        room = self.size.width - FOOTER_RESERVED
+        wanted: set[str] = set()
+        for ident in FOOTER_ORDER:
+            binding = self._footer_bindings.get(ident)
+            if binding is None or (ident.startswith("pane.") and not panes):
+                continue
+            if ident == "box.gc" and not (self.is_mounted and self.debris.items):
+                continue
+            cost = len(self.app.get_key_display(binding)) + len(binding.description) + 3
+            if cost > room:
+                break
+            room -= cost
+            wanted.add(ident)
+        table = self._bindings.key_to_bindings
+        changed = False
+        for key, bindings in table.items():
+            new = [
+                replace(b, show=b.id in wanted) if b.id in self._footer_bindings else b
+                for b in bindings
+            ]
+            if [b.show for b in new] != [b.show for b in bindings]:
+                table[key] = new
+                changed = True
+        if changed:
+            self.refresh_bindings()
+
     def on_mount(self) -> None:
+        # What the footer may show: the bindings that are shown by default.
+        self._footer_bindings = {
+            b.id: b
+            for bindings in self._bindings.key_to_bindings.values()
+            for b in bindings
+            if b.show and b.id in FOOTER_ORDER
+        }
         table = self.query_one("#boxes", DataTable)
         for key, label in COLUMNS:
             table.add_column(Text(label + "  ") if key != "sel" else label, key=key)
@@ -263,7 +364,7 @@ class BoxesScreen(Screen[None], BoxesAware):
     def visible_boxes(self) -> list[BoxRow]:
         app = self.tapp
         shown = [b for b in app.boxes if matches(b, self.filter_text)]
-        shown.sort(key=lambda b: b.name)
+        shown.sort(key=lambda b: natural_key(b.name))
         shown.sort(key=lambda b: sort_value(b, self.sort_column, app), reverse=self.sort_reverse)
         return shown
 
@@ -277,22 +378,26 @@ class BoxesScreen(Screen[None], BoxesAware):
             state.append(f" ({box.exit_status}{' OOM' if box.oom_killed else ''})")
         if box.restarts:
             state.append(f" ↻{box.restarts}", style="yellow")
+        if (verb := app.pending.get(box.name)) is not None:
+            # At once, before the runtime answers: a stop that waits out its timeout is
+            # otherwise "running" for seconds, and the user presses x again.
+            state = Text(PENDING.get(verb, f"{verb}…"), style="bold magenta")
         chosen = box.name in self.selected
-        return [
-            Text(SELECTED_MARK, style="bold yellow") if chosen else " ",
-            Text(box.name, style="bold" if chosen else ""),
-            state,
-            short(box.source, 28),
-            short(" ".join(box.command), 28),
-            str(box.pid) if box.pid else "-",
-            box.address or "-",
-            short(",".join(box.ports), 20) or "-",
-            human_duration(since(box.started, now), coarse=True) if live else "-",
-            percent_text(stats.cpu_percent) if stats else "-",
-            memory_text(stats.memory_usage, stats.memory_limit or box.limits.memory)
-            if stats
-            else "-",
-        ]
+        memory = stats.memory_limit or box.limits.memory if stats else None
+        cells: dict[str, Any] = {
+            "sel": Text(SELECTED_MARK, style="bold yellow") if chosen else " ",
+            "name": Text(box.name, style="bold" if chosen else ""),
+            "state": state,
+            "cpu": percent_text(stats.cpu_percent) if stats else "-",
+            "mem": memory_text(stats.memory_usage, memory) if stats else "-",
+            "uptime": human_duration(since(box.started, now), coarse=True) if live else "-",
+            "image": short(box.source, 28),
+            "command": short(" ".join(box.command), 28),
+            "pid": str(box.pid) if box.pid else "-",
+            "address": box.address or "-",
+            "ports": short(",".join(box.ports), 20) or "-",
+        }
+        return [cells[k] for k in COLUMN_KEYS]
 
     def boxes_changed(self) -> None:
         """Called by the app after each poll: update the table in place, then the rest."""
@@ -302,6 +407,14 @@ class BoxesScreen(Screen[None], BoxesAware):
         table = self.table
         names = {b.name for b in app.boxes}
         self.selected &= names
+        # At rest nothing the list shows has changed since the last poll: then only the
+        # details (their sparklines move every sample) are drawn again, whatever the number
+        # of boxes, instead of building and comparing every row's cells each second.
+        inputs = self._list_inputs()
+        if inputs == self._last_inputs:
+            self._update_details()
+            return
+        self._last_inputs = inputs
         shown = self.visible_boxes()
         sync_rows(table, [(b.name, self.cells(b)) for b in shown], COLUMN_KEYS, "name")
         if self.pending_select and self.pending_select in {b.name for b in shown}:
@@ -311,6 +424,32 @@ class BoxesScreen(Screen[None], BoxesAware):
         self.query_one(DebrisLine).boxes_changed(app.boxes)
         self._update_details()
         self._maybe_refresh_bindings()
+
+    def _list_inputs(self) -> tuple[Any, ...]:
+        """Everything the rows, the title and the status line are made of."""
+        app = self.tapp
+        now = app.clock()
+        latest = app.history.latest
+        # Uptimes show seconds under a minute, then minutes: the clock counts only as finely.
+        young = any(
+            (up := since(b.started, now)) is not None and up < 60
+            for b in app.boxes
+            if b.status in ("running", "paused")
+        )
+        tick = int(now.timestamp()) if young else int(now.timestamp() // 60)
+        return (
+            tuple(app.boxes),
+            tuple(latest.get(b.name) for b in app.boxes),
+            tuple(sorted(app.pending.items())),
+            frozenset(self.selected),
+            self.filter_text,
+            self.sort_column,
+            self.sort_reverse,
+            self.pending_select,
+            app.list_error,
+            young,
+            tick,
+        )
 
     def _update_status(self, shown: int) -> None:
         app = self.tapp
@@ -439,9 +578,11 @@ class BoxesScreen(Screen[None], BoxesAware):
         state = (
             *(self.action_reason(a) is None for a in VERB_OF),
             self.panes.count if self.is_mounted else 0,
+            self.is_mounted and bool(self.debris.items),
         )
         if state != self._binding_state:
             self._binding_state = state
+            self._fit_footer()
             self.refresh_bindings()
 
     # ---- actions
@@ -569,6 +710,10 @@ class BoxesScreen(Screen[None], BoxesAware):
         if self.maximized is not None:
             self.minimize()
         self.table.focus()
+
+    def on_terminal_pane_zoom_toggled(self, message: TerminalPane.ZoomToggled) -> None:
+        self.action_zoom_pane()
+        message.pane.focus()  # the keys stay in the pane, zoomed or not
 
     def on_terminal_pane_exited(self, message: TerminalPane.Exited) -> None:
         tab = next((t for t in self.panes.tabs() if t.terminal is message.pane), None)
@@ -706,6 +851,13 @@ class BoxesScreen(Screen[None], BoxesAware):
         self.sort_reverse = False
         self._resort()
 
+    def action_sort_by(self, column: str) -> None:
+        if column == self.sort_column:
+            self.sort_reverse = not self.sort_reverse
+        else:
+            self.sort_column, self.sort_reverse = column, False
+        self._resort()
+
     def action_sort_reverse(self) -> None:
         self.sort_reverse = not self.sort_reverse
         self._resort()
@@ -723,6 +875,12 @@ class BoxesScreen(Screen[None], BoxesAware):
             table.columns[ColumnKey(key)].label = Text(
                 f"{label} {arrow}" if key == self.sort_column else f"{label}  "
             )
+        # Which column sorts, which comes next (o), and the direct keys.
+        nxt = SORTABLE[(SORTABLE.index(self.sort_column) + 1) % len(SORTABLE)]
+        label_of = dict(COLUMNS)
+        table.border_subtitle = (
+            f"sort {label_of[self.sort_column]} {arrow} · o: {label_of[nxt]} · 1-9,0: a column"
+        )
         # Labels are cached with the rendered header; this drops the caches.
         table.notify_style_update()
         table.refresh()

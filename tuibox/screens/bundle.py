@@ -14,6 +14,7 @@ from textual.widgets import Button, Footer, Input, Label, Static, Switch
 
 from tuibox.screens.create import name_problem
 from tuibox.service import ServiceError
+from tuibox.widgets.form_switch import FormSwitch
 from tuibox.widgets.path_suggester import PathSuggester
 
 # Errors about the name itself go under the name field; everything else under the bundle.
@@ -38,6 +39,8 @@ class BundleScreen(ModalScreen[str | None]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "cancel", "Cancel", id="bundle.cancel"),
         Binding("ctrl+s", "submit", "Create", id="bundle.submit"),
+        # Reached only from fields that do not take Enter themselves (the switch).
+        Binding("enter", "submit", "Create", id="bundle.enter", show=False),
     ]
 
     def __init__(self, suggested_name: str) -> None:
@@ -67,7 +70,7 @@ class BundleScreen(ModalScreen[str | None]):
             yield Label("", id="name-error", classes="field-error hidden")
             with Horizontal(classes="row switches"):
                 yield Label("Start it", classes="field-label")
-                yield Switch(True, id="start")
+                yield FormSwitch(True, id="start")
             yield Static("", id="form-error", classes="error-text")
             with Horizontal(classes="dialog-buttons"):
                 yield Button("Cancel", id="cancel")

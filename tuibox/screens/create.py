@@ -22,6 +22,7 @@ from textual.widgets import Button, Footer, Input, Label, Select, Static, Switch
 
 from tuibox.service import CreateOptions, ServiceError, limit_problem, split_words
 from tuibox.service import name_problem as name_problem  # bundle.py uses it from here
+from tuibox.widgets.form_switch import FormSwitch
 from tuibox.widgets.path_suggester import PathSuggester
 
 if TYPE_CHECKING:
@@ -132,6 +133,8 @@ class CreateBoxScreen(ModalScreen[str | None]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "cancel", "Cancel", id="create.cancel"),
         Binding("ctrl+s", "submit", "Create & start", id="create.submit"),
+        # Reached only from fields that do not take Enter themselves (the switches).
+        Binding("enter", "submit", "Create & start", id="create.enter", show=False),
     ]
 
     def __init__(
@@ -181,13 +184,13 @@ class CreateBoxScreen(ModalScreen[str | None]):
                 )
                 with Horizontal(classes="row switches"):
                     yield Label("Terminal", classes="field-label")
-                    yield Switch(
+                    yield FormSwitch(
                         terminal,
                         id="terminal",
                         tooltip="Give the box a pty, kept by a console keeper: attach to it (-t)",
                     )
                     yield Label("Network", classes="field-label")
-                    yield Switch(False, id="network", tooltip="Join the default bridge network")
+                    yield FormSwitch(False, id="network", tooltip="Join the default bridge network")
                 yield Label("", id="network-error", classes="field-error hidden")
                 yield from self._field(
                     "Ports",

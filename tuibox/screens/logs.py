@@ -33,6 +33,8 @@ class LogsScreen(Screen[None]):
     CSS_PATH = "logs.tcss"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "back", "Back", id="logs.back"),
+        Binding("q", "back", "Back", id="logs.back_q", show=False),
+        Binding("question_mark", "app.help", "Help", id="app.help"),
         Binding("slash", "search", "Search", id="logs.search"),
         # Short words: with a search on, every key of this view fits a 100-column footer.
         Binding("n", "next_match", "Next", id="logs.next", tooltip="Next match"),

@@ -11,6 +11,8 @@ from textual.containers import Center, Vertical
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Static
 
+NOT_ROOT_STATUS = 1
+
 # Paragraphs are single lines: the Static wraps them to the terminal's width.
 EXPLANATION = "\n\n".join(
     (
@@ -29,7 +31,7 @@ EXPLANATION = "\n\n".join(
 class NotRootScreen(Screen[None]):
     CSS_PATH = "not_root.tcss"
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("q,escape", "app.quit", "Quit", id="notroot.quit"),
+        Binding("q,escape", "leave", "Quit", id="notroot.quit"),
     ]
 
     def __init__(self, root: str = "/run/tuibox") -> None:
@@ -41,3 +43,7 @@ class NotRootScreen(Screen[None]):
         with Center(), Vertical(id="not-root"):
             yield Static(EXPLANATION.format(uid=os.geteuid(), root=self.root), id="why")
         yield Footer()
+
+    def action_leave(self) -> None:
+        # Nothing was done: a script that ran `tuibox` must see the failure.
+        self.app.exit(NOT_ROOT_STATUS, return_code=NOT_ROOT_STATUS)

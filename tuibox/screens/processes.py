@@ -1,9 +1,15 @@
-"""Live processes of one box, as a tree by parent, with a signal for the process on a row."""
+"""Live processes of one box, as a tree by parent, with a signal for the process on a row.
+
+CPU % is measured between two polls of this screen (from each process's CPU time), not
+averaged over the process's life as ps(1) does: a process stopped with SIGSTOP shows 0 on the
+next poll instead of a slowly decaying figure.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, ClassVar, cast
+from time import monotonic
+from typing import TYPE_CHECKING, ClassVar, cast
 
 from rich.text import Text
 from textual import work
@@ -15,15 +21,18 @@ from textual.widgets import DataTable, Footer, Header, Static
 from tuibox.app import BoxesAware
 from tuibox.service import ProcessRow, ServiceError, ServiceUnavailable
 from tuibox.widgets.format import human_bytes, percent_text, status_text
-from tuibox.widgets.table_sync import cursor_key, sync_rows
+from tuibox.widgets.quiet import show as show_text
+from tuibox.widgets.table_sync import LiveTable, cursor_key, sync_rows
 
 if TYPE_CHECKING:
     from tuibox.app import TuiboxApp
 
+# One pid namespace per column: the box's pids first (what its programs see), then the host's.
 COLUMNS: tuple[tuple[str, str], ...] = (
     ("box_pid", "PID"),
+    ("box_ppid", "PPID"),
     ("pid", "HOST PID"),
-    ("ppid", "PPID"),
+    ("ppid", "HOST PPID"),
     ("user", "USER"),
     ("state", "S"),
     ("cpu", "CPU %"),
@@ -36,16 +45,10 @@ COLUMN_KEYS = tuple(k for k, _ in COLUMNS)
 def tree_order(rows: Sequence[ProcessRow]) -> list[tuple[ProcessRow, str]]:
     """Depth-first by parent, with tree-drawing prefixes for the command column."""
     by_host = {r.pid: r for r in rows}
-    by_box = {r.box_pid: r for r in rows if r.box_pid}
-    # The ppid may be counted in the host's or the box's pid namespace: use whichever
-    # explains more parents, so the tree is right whatever `ps` reports.
-    host_hits = sum(1 for r in rows if r.ppid in by_host and by_host[r.ppid] is not r)
-    box_hits = sum(1 for r in rows if r.ppid in by_box and by_box[r.ppid] is not r)
-    lookup = by_host if host_hits >= box_hits else by_box
     children: dict[int, list[ProcessRow]] = {}
     roots: list[ProcessRow] = []
     for r in rows:
-        parent = lookup.get(r.ppid)
+        parent = by_host.get(r.ppid)
         if parent is None or parent is r:
             roots.append(r)
         else:
@@ -74,9 +77,9 @@ class ProcessesScreen(Screen[None], BoxesAware):
     HELP_TITLE = "processes"
     CSS_PATH = "processes.tcss"
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape", "back", "Back", id="ps.back"),
+        Binding("q,escape", "back", "Back", id="ps.back"),
         Binding("question_mark", "app.help", "Help", id="app.help"),
-        Binding("k", "signal", "Signal", id="ps.signal", tooltip="Send a signal to this process"),
+        Binding("K", "signal", "Signal", id="ps.signal", tooltip="Send a signal to this process"),
     ]
 
     def __init__(self, box_name: str) -> None:
@@ -84,6 +87,10 @@ class ProcessesScreen(Screen[None], BoxesAware):
         self.box_name = box_name
         self.processes: list[ProcessRow] = []
         self.error: str | None = None
+        self.gone = False
+        self.cpu: dict[int, float | None] = {}  # host pid -> CPU % since the last poll
+        # (host pid, start time) -> (when, CPU seconds) at the last poll
+        self._cpu_before: dict[tuple[int, object], tuple[float, float]] = {}
 
     @property
     def tapp(self) -> TuiboxApp:
@@ -92,8 +99,7 @@ class ProcessesScreen(Screen[None], BoxesAware):
     def compose(self) -> ComposeResult:
         yield Header()
         yield Static("", id="ps-title")
-        table: DataTable[Any] = DataTable(id="processes", cursor_type="row", zebra_stripes=True)
-        yield table
+        yield LiveTable(id="processes", cursor_type="row", zebra_stripes=True)
         yield Static("", id="ps-status", classes="status-line")
         yield Footer()
 
@@ -111,15 +117,30 @@ class ProcessesScreen(Screen[None], BoxesAware):
         title = Text.assemble(("processes of ", ""), (self.box_name, "bold"), "  ")
         if box is None:
             title.append("(the box is gone)", style="red")
+            if self.is_mounted and not self.gone:
+                self._box_gone()
         else:
             title.append_text(status_text(box.status))
             if box.pid:
                 title.append(f"  init pid {box.pid} on the host")
         self.query_one("#ps-title", Static).update(title)
 
+    def _box_gone(self) -> None:
+        # Its processes died with it: listing them still would show pids that may be reused.
+        self.gone = True
+        self._timer.stop()
+        self.workers.cancel_group(self, "ps")
+        self.processes = []
+        self.query_one("#processes", DataTable).clear()
+        show_text(
+            self.query_one("#ps-status", Static), "the box was destroyed: q or escape to go back"
+        )
+
     @work(exclusive=True, exit_on_error=False, group="ps")
     async def poll(self) -> None:
         app = self.tapp
+        if self.gone:
+            return
         if "ps" in app.unavailable:
             self._timer.stop()
             self.show_error(app.unavailable["ps"])
@@ -142,20 +163,38 @@ class ProcessesScreen(Screen[None], BoxesAware):
             Text(f"processes unavailable: {message}", style="bold red")
         )
 
+    def _measure_cpu(self, rows: list[ProcessRow]) -> None:
+        now = monotonic()
+        before, self._cpu_before = self._cpu_before, {}
+        self.cpu = {}
+        for r in rows:
+            key = (r.pid, r.started)
+            last = before.get(key)
+            if last is not None and now > last[0]:
+                used = max(r.cpu_time - last[1], 0.0)
+                self.cpu[r.pid] = round(used / (now - last[0]) * 100, 1)
+            else:
+                self.cpu[r.pid] = None  # first sight: nothing to measure against yet
+            self._cpu_before[key] = (now, r.cpu_time)
+
     def show(self, rows: list[ProcessRow]) -> None:
+        if self.gone:
+            return  # a poll that finished after the box went
         self.error = None
         self.processes = rows
+        self._measure_cpu(rows)
         table = self.query_one("#processes", DataTable)
         cells = [
             (
                 str(r.pid),
                 [
                     str(r.box_pid) if r.box_pid else "-",
+                    str(r.box_ppid) if r.box_ppid else "-",
                     str(r.pid),
                     str(r.ppid),
                     r.user,
                     r.state,
-                    percent_text(r.cpu_percent),
+                    percent_text(self.cpu.get(r.pid)),
                     human_bytes(r.rss),
                     Text(prefix, style="dim") + Text(r.command),
                 ],
@@ -163,7 +202,7 @@ class ProcessesScreen(Screen[None], BoxesAware):
             for r, prefix in tree_order(rows)
         ]
         sync_rows(table, cells, COLUMN_KEYS, "pid")
-        total_cpu = sum(r.cpu_percent for r in rows)
+        total_cpu = sum(c for c in self.cpu.values() if c is not None)
         total_rss = sum(r.rss for r in rows)
         self.query_one("#ps-status", Static).update(
             f"{len(rows)} processes · CPU {percent_text(total_cpu)} · RSS {human_bytes(total_rss)}"

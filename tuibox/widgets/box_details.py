@@ -88,6 +88,7 @@ class BoxDetails(Horizontal):
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self._shape: tuple[str, SpecSummary | None] | None = None
+        self._key: object = None
 
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="details-text"):
@@ -107,11 +108,15 @@ class BoxDetails(Horizontal):
         if self.border_title != title:
             self.border_title = title
         if box is None:
+            self._key = None
             show(body, "No box selected. Press c to create one.")
         else:
             # Same box and spec: the same lines, so no screen layout is needed for the update.
             up = human_duration(since(box.started, now))
             same_shape = self._shape == (box.name, spec)
             self._shape = (box.name, spec)
-            show(body, describe(box, spec, now), key=(box, spec, up), layout=not same_shape)
+            key = (box, spec, up)
+            if key != self._key:  # describing costs more than comparing: only on a change
+                self._key = key
+                show(body, describe(box, spec, now), key=key, layout=not same_shape)
         self.query_one(StatsSparklines).show(box.name if box else None, history, stats_reason)

@@ -101,7 +101,7 @@ class DebrisLine(Static):
     def _show(self, items: list[DebrisRow]) -> None:
         had = bool(self.items)
         self.items = items
-        key = self.tapp.keymap.get("box.gc", "g")
+        key = self.tapp.keymap.get("box.gc", "C")
         kinds = sorted({i.kind for i in items})
         message = (
             f"debris: {plural(len(items), 'item')} left by boxes that no longer exist "

@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 from rich.cells import cell_len
 from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
+from textual.binding import Binding, BindingType
 from textual.cache import LRUCache
 from textual.geometry import Region
 from textual.strip import Strip
@@ -91,7 +92,23 @@ def content_key(value: object) -> object | None:
 
 class LiveTable(DataTable[Any]):
     """A DataTable that lays out again only what changed: cells by their content, lines by
-    their row's version (bumped by add_row and update_cell)."""
+    their row's version (bumped by add_row and update_cell); with the keys k9s and
+    lazydocker users move by (j/k, g/G, Home/End)."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("j", "cursor_down", "Down", id="list.down", show=False),
+        Binding("k", "cursor_up", "Up", id="list.up", show=False),
+        Binding("g,home", "first_row", "First row", id="list.first", show=False),
+        Binding("G,end", "last_row", "Last row", id="list.last", show=False),
+    ]
+
+    def action_first_row(self) -> None:
+        if self.row_count:
+            self.move_cursor(row=0)
+
+    def action_last_row(self) -> None:
+        if self.row_count:
+            self.move_cursor(row=self.row_count - 1)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         # First: DataTable's own __init__ already clears caches (zebra_stripes' watcher).

@@ -8,7 +8,8 @@ repaints at most ~60 times a second, only the rows that changed (line API, cache
 Keys go to the program. Textual 8 takes ctrl+q, ctrl+p and tab before a focused widget sees
 them, so while the program runs the pane declares every key its own (`check_consume_key`,
 which hides the ancestors' bindings for them) and claims those three with priority bindings.
-One key is left to the user: the detach key (ctrl+] by default), shown in the footer.
+Two keys are left to the user: the detach key (ctrl+] by default), shown in the footer, and
+the zoom key (alt+z, the same key as on the list; a plain `z` goes to the program).
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ from tuibox.widgets.vt_screen import (
 )
 
 DEFAULT_DETACH_KEY = "ctrl+right_square_bracket"
+ZOOM_KEY = "alt+z"
 READ_BUDGET = 64 * 1024
 FRAME = 1 / 60
 WHEEL_LINES = 3
@@ -206,6 +208,9 @@ class TerminalPane(Widget, can_focus=True):
             priority=True,
             id="terminal.detach",
         ),
+        # Zoom from inside: the owner toggles it; alt+z (ESC z) is bound by neither readline
+        # nor vi, so a program hardly misses it.
+        Binding(ZOOM_KEY, "zoom", "Zoom", priority=True, id="terminal.zoom"),
         # Taken by the app or screen before the focused widget sees them; the program gets them.
         Binding(
             "alt+r",
@@ -253,6 +258,17 @@ class TerminalPane(Widget, can_focus=True):
 
     class SearchRequested(Message):
         """The user asked for the search line: the owner shows it and calls `search`."""
+
+        def __init__(self, pane: TerminalPane) -> None:
+            super().__init__()
+            self.pane = pane
+
+        @property
+        def control(self) -> TerminalPane:
+            return self.pane
+
+    class ZoomToggled(Message):
+        """The user pressed the zoom key inside the pane: the owner zooms or un-zooms it."""
 
         def __init__(self, pane: TerminalPane) -> None:
             super().__init__()
@@ -790,6 +806,9 @@ class TerminalPane(Widget, can_focus=True):
 
     def action_record(self) -> None:
         self.post_message(self.RecordRequested(self))
+
+    def action_zoom(self) -> None:
+        self.post_message(self.ZoomToggled(self))
 
     def on_key(self, event: events.Key) -> None:
         if self.exited:

@@ -44,7 +44,10 @@ async def test_help_lists_user_actions_once(make_app: Callable[..., TuiboxApp]) 
     app = make_app()
     async with app.run_test(size=(160, 48)) as pilot:
         screen = await open_help(pilot)
-        assert not [k for k in screen.keys if "(focused)" in k.section]  # the table's keys
+        assert not [k for k in screen.keys if "(focused)" in k.section]  # no class names
+        # The list's own keys (j/k, g/G) are ours, in a section named in people's words.
+        listed = {k.keys: k.description for k in screen.keys if k.section == "lists"}
+        assert listed.get("k, ↑") == "Up" and listed.get("end, G") == "Last row", listed
         described = [k.description for k in screen.keys]
         for internal in ("Cursor up", "Cursor down", "Page Left", "Copy selected text"):
             assert internal not in described, internal

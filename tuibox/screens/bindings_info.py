@@ -44,7 +44,8 @@ def section_title(node: DOMNode, screen: Screen[Any]) -> str:
         return "everywhere"
     if node is screen:
         return str(getattr(screen, "HELP_TITLE", type(screen).__name__))
-    return f"{type(node).__name__.lower()} (focused)"
+    # A widget may name its section in people's words ("lists"), not by its class.
+    return str(getattr(node, "HELP_TITLE", f"{type(node).__name__.lower()} (focused)"))
 
 
 def _reason(node: DOMNode, action: str) -> str | None:
@@ -107,26 +108,30 @@ def hidden_keys(app: TuiboxApp, screen: Screen[Any]) -> list[KeyInfo]:
     """Keys of the open screen that its `check_action` hides now (False, not greyed: e.g.
     the pane keys while no pane is open), listed as not possible, with the reason."""
     shown = {(a.binding.action, a.binding.id) for a in screen.active_bindings.values()}
-    out = []
+    out: dict[tuple[str, str | None], KeyInfo] = {}  # one entry per action, keys together
     for b in class_bindings(type(screen)):
         if not b.description or b.system or (b.action, b.id) in shown:
             continue
         if screen.check_action(b.action, ()) is not False:
             continue  # not hidden: absent because a focused widget took its key
         key = app.keymap.get(b.id, b.key) if b.id else b.key
-        out.append(
-            KeyInfo(
-                section=section_title(screen, screen),
-                keys=", ".join(app.get_key_display(b.with_key(k)) for k in key.split(",")),
-                description=b.description,
-                action=b.action,
-                binding_id=b.id,
-                enabled=False,
-                reason=_reason(screen, b.action),
-                node=screen,
-            )
+        keys = ", ".join(app.get_key_display(b.with_key(k)) for k in key.split(","))
+        seen = out.get((b.action, b.id))
+        if seen is not None:
+            if keys not in seen.keys.split(", "):
+                out[(b.action, b.id)] = replace(seen, keys=f"{seen.keys}, {keys}")
+            continue
+        out[(b.action, b.id)] = KeyInfo(
+            section=section_title(screen, screen),
+            keys=keys,
+            description=b.description,
+            action=b.action,
+            binding_id=b.id,
+            enabled=False,
+            reason=_reason(screen, b.action),
+            node=screen,
         )
-    return out
+    return list(out.values())
 
 
 def other_keys(app: TuiboxApp, screen: Screen[Any]) -> list[KeyInfo]:

@@ -32,9 +32,7 @@ class LogsScreen(Screen[None]):
     HELP_TITLE = "logs"
     CSS_PATH = "logs.tcss"
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape", "back", "Back", id="logs.back"),
-        Binding("q", "back", "Back", id="logs.back_q", show=False),
-        Binding("question_mark", "app.help", "Help", id="app.help"),
+        Binding("escape,q", "back", "Back", id="logs.back"),
         Binding("slash", "search", "Search", id="logs.search"),
         # Short words: with a search on, every key of this view fits a 100-column footer.
         Binding("n", "next_match", "Next", id="logs.next", tooltip="Next match"),
@@ -56,7 +54,8 @@ class LogsScreen(Screen[None]):
         ),
         Binding("w", "wrap", "Wrap", id="logs.wrap", tooltip="Wrap long lines"),
         Binding("T", "tail", "Tail", id="logs.tail", tooltip="Show only the last N lines"),
-        Binding("question_mark", "app.help", "Help", id="app.help"),
+        # Last, and off the footer: with a search on, the keys above fill 100 columns.
+        Binding("question_mark", "app.help", "Help", id="app.help", show=False),
     ]
 
     def __init__(self, box_name: str, poll: float = POLL) -> None:

@@ -113,6 +113,8 @@ class ProcessesScreen(Screen[None], BoxesAware):
         self.poll()
 
     def boxes_changed(self) -> None:
+        if not self.query("#ps-title"):
+            return  # pushed, not composed yet: on_mount calls this once it is
         box = self.tapp.box(self.box_name)
         title = Text.assemble(("processes of ", ""), (self.box_name, "bold"), "  ")
         if box is None:

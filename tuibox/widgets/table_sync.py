@@ -95,6 +95,7 @@ class LiveTable(DataTable[Any]):
     their row's version (bumped by add_row and update_cell); with the keys k9s and
     lazydocker users move by (j/k, g/G, Home/End)."""
 
+    HELP_TITLE = "lists"  # the help's section for the keys below
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("j", "cursor_down", "Down", id="list.down", show=False),
         Binding("k", "cursor_up", "Up", id="list.up", show=False),

@@ -82,7 +82,7 @@ FOOTER_ORDER = (
     "box.create_bundle",
     "box.gc",
 )
-FOOTER_RESERVED = 24  # the app's "q Quit" and the palette's "^p palette" on the right
+FOOTER_RESERVED = 34  # the app's "q Quit", "I Images" and the palette's "^p palette"
 
 # Action -> the runtime verb it needs (for "unavailable" greying).
 VERB_OF: dict[str, str] = {

@@ -14,7 +14,7 @@ import select
 from pathlib import Path
 
 from tuibox.runtime.cgroups.group import BoxCgroup
-from tuibox.runtime.cgroups.runc_stats import MAX_UINT64, OomWatch, stats
+from tuibox.runtime.cgroups.runc_stats import MAX_UINT64, OomWatch, hugetlb, page_sizes, stats
 
 
 def write(d: Path, files: dict[str, str]) -> None:
@@ -235,3 +235,30 @@ def test_no_memory_controller_no_watch(tmp_path: Path) -> None:
     assert watch.fd == -1
     watch.close()
     assert not os.listdir(tmp_path)
+
+
+def test_huge_page_sizes_named_as_the_controller_names_them(tmp_path: Path) -> None:
+    for name in ("hugepages-2048kB", "hugepages-1048576kB", "hugepages-64kB", "other"):
+        (tmp_path / name).mkdir()
+    assert sorted(page_sizes(str(tmp_path))) == ["1GB", "2MB", "64KB"]
+    assert page_sizes(str(tmp_path / "absent")) == []
+
+
+def test_hugetlb_v1_and_v2(tmp_path: Path) -> None:
+    write(
+        tmp_path / "v1",
+        {
+            "hugetlb.2MB.usage_in_bytes": "2097152\n",
+            "hugetlb.2MB.max_usage_in_bytes": "4194304\n",
+            "hugetlb.2MB.failcnt": "1\n",
+            "hugetlb.1GB.usage_in_bytes": "0\n",
+            "hugetlb.1GB.max_usage_in_bytes": "0\n",
+            "hugetlb.1GB.failcnt": "0\n",
+        },
+    )
+    got = hugetlb(str(tmp_path / "v1"), 1, ["2MB", "1GB"])
+    assert list(got) == ["1GB", "2MB"]  # Go prints a map's keys sorted
+    assert got == {"1GB": {"failcnt": 0}, "2MB": {"usage": 2097152, "max": 4194304, "failcnt": 1}}
+    # v2: hugetlb.<size>.current and the `max` line of hugetlb.<size>.events
+    write(tmp_path / "v2", {"hugetlb.2MB.current": "2097152\n", "hugetlb.2MB.events": "max 3\n"})
+    assert hugetlb(str(tmp_path / "v2"), 2, ["2MB"]) == {"2MB": {"usage": 2097152, "failcnt": 3}}

@@ -213,6 +213,45 @@ def blkio_v2(directory: str) -> dict[str, Any]:
     return out
 
 
+def page_sizes(where: str = "/sys/kernel/mm/hugepages") -> list[str]:
+    """The host's huge page sizes named as the hugetlb controller's files name them
+    (hugepages-2048kB -> "2MB", hugepages-1048576kB -> "1GB")."""
+    out = []
+    try:
+        names = os.listdir(where)
+    except OSError:
+        return []
+    for name in names:
+        kb = name.removeprefix("hugepages-").removesuffix("kB")
+        if not (name.startswith("hugepages-") and name.endswith("kB") and kb.isdigit()):
+            continue
+        size = int(kb)
+        if size >= 1 << 20:
+            out.append(f"{size >> 20}GB")
+        elif size >= 1 << 10:
+            out.append(f"{size >> 10}MB")
+        else:
+            out.append(f"{size}KB")
+    return out
+
+
+def hugetlb(directory: str, version: int, sizes: list[str]) -> dict[str, dict[str, int]]:
+    """Per page size: v1's usage_in_bytes, max_usage_in_bytes and failcnt; v2's .current and
+    the `max` count of .events as failcnt (v2 keeps no peak). Keys sorted, as Go prints a map."""
+    out = {}
+    for size in sorted(sizes):
+        if version == 1:
+            usage = _uint(_read(directory, f"hugetlb.{size}.usage_in_bytes"))
+            peak = _uint(_read(directory, f"hugetlb.{size}.max_usage_in_bytes"))
+            failcnt = _uint(_read(directory, f"hugetlb.{size}.failcnt"))
+        else:
+            usage = _uint(_read(directory, f"hugetlb.{size}.current"))
+            peak = 0
+            failcnt = fs.keyed(_read(directory, f"hugetlb.{size}.events")).get("max", 0)
+        out[size] = _omit({"usage": usage, "max": peak, "failcnt": failcnt}, "usage", "max")
+    return out
+
+
 def _id_list(text: str) -> list[int]:
     """A cpuset list ("0-3,8") as its numbers."""
     out: list[int] = []
@@ -270,7 +309,13 @@ def stats(cg: BoxCgroup) -> dict[str, Any]:
         data["blkio"] = blkio_v2(u)
     else:
         data["blkio"] = {}
-    data.update(hugetlb={}, intel_rdt={}, network_interfaces=None)
+    if "hugetlb" in v1:
+        data["hugetlb"] = hugetlb(v1["hugetlb"], 1, page_sizes())
+    else:  # tuibox does not enable hugetlb on v2; a parent that delegates it does
+        sizes = [] if u is None else page_sizes()
+        sizes = [z for z in sizes if os.path.exists(os.path.join(u or "", f"hugetlb.{z}.current"))]
+        data["hugetlb"] = hugetlb(u, 2, sizes) if u is not None and sizes else {}
+    data.update(intel_rdt={}, network_interfaces=None)
     return data
 
 

@@ -315,7 +315,11 @@ def test_the_list_renders_in_chromium_and_a_box_is_created_from_it(
             await tab.type(str(busybox_rootfs))
             await tab.until(str(busybox_rootfs))
             await tab.key("s", 83, modifiers=2)  # ctrl+s: create and start
-            await tab.until(new_box, 30)
+            # The page stays open until the box exists: closing it ends the tab's TUI, and
+            # the name is on screen already (in the form) before the create has run.
+            end = time.monotonic() + 30
+            while new_box not in served.tb.names() and time.monotonic() < end:
+                await tab.settle(0.2)
 
     try:
         asyncio.run(drive())

@@ -165,7 +165,16 @@ def assert_nothing_left(cid: str, state_root: Path, timeout: float = 10) -> None
 
 # What the engines make on the host whatever they are told (dockerd's trust key and plugin
 # dir, the shims' fifos and sockets, podman's and dockerd's and ctr's parent cgroups).
-HOST_PATHS = ("/etc/docker", "/run/docker", "/run/containerd", "/run/runc", "/run/libpod")
+# /etc/docker may be there already (Debian's docker-registry keeps its config.yml in it): then
+# only the key dockerd writes goes.
+HOST_PATHS = (
+    "/etc/docker",
+    "/etc/docker/key.json",
+    "/run/docker",
+    "/run/containerd",
+    "/run/runc",
+    "/run/libpod",
+)
 PARENT_CGROUPS = ("docker", "libpod_parent", "tuibox-tests")  # ctr: /<namespace>/<id>
 
 
@@ -193,7 +202,10 @@ def engines_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     yield tmp_path_factory.mktemp("engines")
     for p in HOST_PATHS:
         if p not in paths and os.path.lexists(p):
-            shutil.rmtree(p)
+            if os.path.isdir(p) and not os.path.islink(p):
+                shutil.rmtree(p)
+            else:
+                os.unlink(p)
     for d in _parent_cgroups() - cgroups:
         _rmdir_tree(d)  # fails (a test error) if a process was left in it
 

@@ -129,12 +129,18 @@ def get(url: str) -> tuple[int, str]:
         return e.code, e.read().decode()
 
 
+def chromium_env(profile: Path) -> dict[str, str]:
+    """chromium leaves an org.chromium.Chromium.* dir in TMPDIR per run: the test's, not /tmp."""
+    return {**os.environ, "TMPDIR": str(profile.parent)}
+
+
 def dump_dom(url: str, profile: Path) -> str:
     out = subprocess.run(
         [*CHROMIUM, f"--user-data-dir={profile}", "--virtual-time-budget=3000", "--dump-dom", url],
         capture_output=True,
         text=True,
         timeout=60,
+        env=chromium_env(profile),
     )
     return out.stdout
 
@@ -178,6 +184,7 @@ class Browser:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             text=True,
+            env=chromium_env(profile),
         )
         assert self.proc.stderr is not None
         deadline = time.monotonic() + 30

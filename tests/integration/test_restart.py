@@ -175,13 +175,16 @@ def test_on_failure_3_restarts_three_times_then_stays_stopped(tb: TB, busybox_ro
         "policy": "on-failure", "max": 3, "count": 3, "last_exit": 1,
         "user_stopped": False, "error": None,
     }  # fmt: skip
-    assert tb("logs", name).stdout == "run\n" * 4  # the first run and 3 restarts
+    # the first run and 3 restarts (its last line may come a moment late: see below)
+    wait_for(lambda: tb("logs", name).stdout == "run\n" * 4, why="the 4 runs' output")
     row = next(ln for ln in tb("list").stdout.splitlines() if ln.startswith(name))
     assert "3 (exit 1)" in row
     # A user's start begins the count afresh.
     tb("start", name)
     wait_for(done, why="3 more restarts")
-    assert tb("logs", name).stdout == "run\n" * 8
+    # Under load the last run's line can reach the log a moment after its monitor is seen
+    # gone (not understood yet: see the session notes); every run's line must be there.
+    wait_for(lambda: tb("logs", name).stdout == "run\n" * 8, why="the 8 runs' output")
     tb("destroy", name)
 
 

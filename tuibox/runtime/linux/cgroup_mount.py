@@ -20,27 +20,7 @@ from __future__ import annotations
 
 import os
 
-from tuibox.runtime.cgroups.hierarchy import unescape_mountinfo
-
-# Real v1 controllers; a named hierarchy (name=systemd) is shown too, as runc does.
-_V1 = frozenset(
-    {
-        "blkio",
-        "cpu",
-        "cpuacct",
-        "cpuset",
-        "devices",
-        "freezer",
-        "hugetlb",
-        "memory",
-        "misc",
-        "net_cls",
-        "net_prio",
-        "perf_event",
-        "pids",
-        "rdma",
-    }
-)
+from tuibox.runtime.cgroups.hierarchy import V1_CONTROLLERS, unescape_mountinfo
 
 
 def _own_paths(cgroup_text: str) -> dict[frozenset[str], str]:
@@ -97,7 +77,9 @@ def plan_view(mountinfo_text: str, cgroup_text: str) -> CgroupView:
             continue
         if fstype != "cgroup":
             continue
-        opts = [o for o in fields[sep + 3].split(",") if o in _V1 or o.startswith("name=")]
+        opts = [
+            o for o in fields[sep + 3].split(",") if o in V1_CONTROLLERS or o.startswith("name=")
+        ]
         key = frozenset(opts)
         # The first mount of a hierarchy is the host's; later ones are binds (containers).
         if not key or key in seen or key not in own:

@@ -184,6 +184,18 @@ def _highlight(strip: Strip, ranges: list[tuple[int, int, Style]], width: int) -
     return strip
 
 
+class PaneMessage(Message):
+    """What a pane tells its owner: `control` is the pane (so `@on(..., "#id")` works)."""
+
+    def __init__(self, pane: TerminalPane) -> None:
+        super().__init__()
+        self.pane = pane
+
+    @property
+    def control(self) -> TerminalPane:
+        return self.pane
+
+
 class TerminalPane(Widget, can_focus=True):
     """A terminal on a pty master fd. Posts `Detached` and `Exited`."""
 
@@ -234,62 +246,25 @@ class TerminalPane(Widget, can_focus=True):
         Binding("shift+tab", "send_key('shift+tab')", show=False, priority=True),
     ]
 
-    class Detached(Message):
+    class Detached(PaneMessage):
         """The user pressed the detach key: the owner should move focus or close the pane."""
 
-        def __init__(self, pane: TerminalPane) -> None:
-            super().__init__()
-            self.pane = pane
-
-        @property
-        def control(self) -> TerminalPane:
-            return self.pane
-
-    class RecordRequested(Message):
+    class RecordRequested(PaneMessage):
         """The user asked to start or stop recording: the owner knows where files go."""
 
-        def __init__(self, pane: TerminalPane) -> None:
-            super().__init__()
-            self.pane = pane
-
-        @property
-        def control(self) -> TerminalPane:
-            return self.pane
-
-    class SearchRequested(Message):
+    class SearchRequested(PaneMessage):
         """The user asked for the search line: the owner shows it and calls `search`."""
 
-        def __init__(self, pane: TerminalPane) -> None:
-            super().__init__()
-            self.pane = pane
-
-        @property
-        def control(self) -> TerminalPane:
-            return self.pane
-
-    class ZoomToggled(Message):
+    class ZoomToggled(PaneMessage):
         """The user pressed the zoom key inside the pane: the owner zooms or un-zooms it."""
 
-        def __init__(self, pane: TerminalPane) -> None:
-            super().__init__()
-            self.pane = pane
-
-        @property
-        def control(self) -> TerminalPane:
-            return self.pane
-
-    class Exited(Message):
+    class Exited(PaneMessage):
         """The program exited; `status` as `os.waitstatus_to_exitcode` (-N: killed by
         signal N), or None when the pane has no pid or another owner reaped it."""
 
         def __init__(self, pane: TerminalPane, status: int | None) -> None:
-            super().__init__()
-            self.pane = pane
+            super().__init__(pane)
             self.status = status
-
-        @property
-        def control(self) -> TerminalPane:
-            return self.pane
 
     def __init__(
         self,

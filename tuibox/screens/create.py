@@ -11,7 +11,7 @@ that is sent (podman-tui and docker's own forms leave limits empty the same way)
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, ClassVar, cast
+from typing import TYPE_CHECKING, ClassVar, cast
 
 from textual import events, on, work
 from textual.app import ComposeResult
@@ -22,6 +22,7 @@ from textual.widgets import Button, Footer, Input, Label, Select, Static, Switch
 
 from tuibox.service import CreateOptions, ServiceError, limit_problem, split_words
 from tuibox.service import name_problem as name_problem  # bundle.py uses it from here
+from tuibox.widgets.form_field import form_field
 from tuibox.widgets.form_switch import FormSwitch
 from tuibox.widgets.path_suggester import PathSuggester
 
@@ -157,8 +158,8 @@ class CreateBoxScreen(ModalScreen[str | None]):
         with Vertical(classes="dialog", id="create-dialog"):
             yield Label("Create and start a box", classes="dialog-title")
             with VerticalScroll(id="create-form"):
-                yield from self._field("Name", Input(self.suggested_name, id="name", compact=True))
-                yield from self._field(
+                yield from form_field("Name", Input(self.suggested_name, id="name", compact=True))
+                yield from form_field(
                     "Image",
                     Select(
                         compact=True,
@@ -168,7 +169,7 @@ class CreateBoxScreen(ModalScreen[str | None]):
                         id="image",
                     ),
                 )
-                yield from self._field(
+                yield from form_field(
                     "or rootfs",
                     Input(
                         compact=True,
@@ -177,8 +178,8 @@ class CreateBoxScreen(ModalScreen[str | None]):
                         id="rootfs",
                     ),
                 )
-                yield from self._field("Command", Input(command, id="command", compact=True))
-                yield from self._field(
+                yield from form_field("Command", Input(command, id="command", compact=True))
+                yield from form_field(
                     "Hostname",
                     Input(compact=True, placeholder="default: the box's name", id="hostname"),
                 )
@@ -192,7 +193,7 @@ class CreateBoxScreen(ModalScreen[str | None]):
                     yield Label("Network", classes="field-label")
                     yield FormSwitch(False, id="network", tooltip="Join the default bridge network")
                 yield Label("", id="network-error", classes="field-error hidden")
-                yield from self._field(
+                yield from form_field(
                     "Ports",
                     Input(
                         compact=True,
@@ -210,7 +211,7 @@ class CreateBoxScreen(ModalScreen[str | None]):
                 yield Label("empty: no limit", id="limits-note", classes="field-note")
                 for name in ("memory", "cpus", "pids"):
                     yield Label("", id=f"{name}-error", classes="field-error hidden")
-                yield from self._field(
+                yield from form_field(
                     "Env",
                     Input(compact=True, placeholder="e.g. KEY=value OTHER='with spaces'", id="env"),
                 )
@@ -219,13 +220,6 @@ class CreateBoxScreen(ModalScreen[str | None]):
                 yield Button("Cancel", id="cancel")
                 yield Button("Create & start", id="submit", variant="primary")
         yield Footer()
-
-    @staticmethod
-    def _field(label: str, widget: Any) -> ComposeResult:
-        with Horizontal(classes="row"):
-            yield Label(label, classes="field-label")
-            yield widget
-        yield Label("", id=f"{widget.id}-error", classes="field-error hidden")
 
     def on_mount(self) -> None:
         self.query_one("#name", Input).focus()

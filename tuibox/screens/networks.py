@@ -15,6 +15,7 @@ from textual.screen import ModalScreen, Screen
 from textual.widgets import Button, DataTable, Footer, Header, Input, Label, Static, Switch
 
 from tuibox.service import NetworkOptions, NetworkRow, ServiceError, network_problem
+from tuibox.widgets.form_field import form_field
 from tuibox.widgets.table_sync import cursor_key, sync_rows
 
 if TYPE_CHECKING:
@@ -240,14 +241,14 @@ class NetworkFormScreen(ModalScreen[str | None]):
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog", id="netform-dialog"):
             yield Label("Create a network", classes="dialog-title")
-            yield from self._field("Name", Input(id="name", compact=True, placeholder="e.g. lab"))
-            yield from self._field(
+            yield from form_field("Name", Input(id="name", compact=True, placeholder="e.g. lab"))
+            yield from form_field(
                 "Subnet", Input(id="subnet", compact=True, placeholder="e.g. 10.214.0.0/24")
             )
-            yield from self._field(
+            yield from form_field(
                 "Bridge", Input(id="bridge", compact=True, placeholder="empty: tb-NAME")
             )
-            yield from self._field(
+            yield from form_field(
                 "Gateway",
                 Input(id="gateway", compact=True, placeholder="empty: the subnet's first address"),
             )
@@ -258,13 +259,6 @@ class NetworkFormScreen(ModalScreen[str | None]):
             with Horizontal(classes="dialog-buttons"):
                 yield Button("Cancel", id="cancel")
                 yield Button("Create", id="submit", variant="primary")
-
-    @staticmethod
-    def _field(label: str, widget: Input) -> ComposeResult:
-        with Horizontal(classes="row"):
-            yield Label(label, classes="field-label")
-            yield widget
-        yield Label("", id=f"{widget.id}-error", classes="field-error hidden")
 
     def on_mount(self) -> None:
         self.query_one("#name", Input).focus()
